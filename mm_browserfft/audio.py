@@ -1,0 +1,230 @@
+"""Audio in: decode any file soundfile reads, down-mix, resample to 44.1 kHz, cut windows.
+
+Everything here is NumPy; shapes are ``[samples]`` (mono) unless stated and all
+waveforms are float32 in [-1, 1] at :data:`~mm_browserfft.frontend.SAMPLE_RATE`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+
+from .errors import AudioDecodeError, InvalidInputError
+from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioInfo",
+    "audio_info",
+    "load_audio",
+    "iter_audio_blocks",
+    "resample",
+    "to_mono",
+    "num_windows",
+    "window_offsets",
+    "split_windows",
+    "sliding_windows",
+]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
+"""File name endings treated as audio by the data loaders (case-insensitive)."""
+
+_STREAM_BLOCK_SECONDS = 30
+
+
+class AudioInfo(tuple):
+    """``(sample_rate, channels, frames)`` of a file, as soundfile reports them."""
+
+    __slots__ = ()
+
+    def __new__(cls, sample_rate: int, channels: int, frames: int):
+        return super().__new__(cls, (sample_rate, channels, frames))
+
+    sample_rate = property(lambda self: self[0], doc="Hz")
+    channels = property(lambda self: self[1], doc="channel count")
+    frames = property(lambda self: self[2], doc="samples per channel")
+
+
+def audio_info(path: "os.PathLike[str] | str") -> AudioInfo:
+    """Read a file's header.
+
+    Raises:
+      AudioDecodeError: the file is missing, empty, or not audio soundfile can read.
+    """
+    import soundfile as sf
+
+    try:
+        info = sf.info(os.fspath(path))
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, OSError...
+        raise AudioDecodeError(f"not a readable audio file ({_reason(exc)})", path=path) from None
+    return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """Down-mix ``[frames, channels]`` to ``[frames]`` by averaging (WebAudio's rule)."""
+    x = np.asarray(samples, dtype=np.float32)
+    return x if x.ndim == 1 else x.mean(axis=1, dtype=np.float32)
+
+
+def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample with soxr's very-high-quality filter.
+
+    Args:
+      waveform: float32 ``[n]``.
+      orig_sr, target_sr: Hz.
+
+    Returns:
+      float32 ``[round(n * target_sr / orig_sr)]`` (length within one sample of exact).
+    """
+    x = np.ascontiguousarray(waveform, dtype=np.float32)
+    if orig_sr == target_sr or x.size == 0:
+        return x
+    if orig_sr <= 0:
+        raise InvalidInputError(f"sample rate must be positive, got {orig_sr}")
+    import soxr
+
+    y = soxr.resample(x, orig_sr, target_sr, quality="VHQ").astype(np.float32, copy=False)
+    expected = int(round(x.size * target_sr / orig_sr))
+    if y.size != expected:  # soxr already rounds; this keeps the contract explicit
+        y = np.pad(y, (0, max(0, expected - y.size)))[:expected]
+    return y
+
+
+def _check_finite(x: np.ndarray, path) -> None:
+    if not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise AudioDecodeError(f"{bad} samples are NaN or infinite", path=path)
+
+
+def load_audio(path: "os.PathLike[str] | str", *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode a whole file to mono float32 at ``sample_rate``.
+
+    Any format and sample width soundfile reads (WAV 8/16/24/32-bit PCM and
+    float, FLAC, OGG, ...); channels are averaged; the result is resampled once.
+
+    Returns:
+      float32 ``[n]``.
+
+    Raises:
+      AudioDecodeError: unreadable or truncated file, no samples, NaN/Inf samples.
+    """
+    import soundfile as sf
+
+    try:
+        data, sr = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioDecodeError(f"not a readable audio file ({_reason(exc)})", path=path) from None
+    if data.shape[0] == 0:
+        raise AudioDecodeError("holds no audio samples", path=path)
+    mono = to_mono(data)
+    _check_finite(mono, path)
+    return resample(mono, int(sr), sample_rate)
+
+
+def iter_audio_blocks(
+    path: "os.PathLike[str] | str", *, sample_rate: int = SAMPLE_RATE, block_seconds: float = _STREAM_BLOCK_SECONDS
+) -> Iterator[np.ndarray]:
+    """Stream a long file as consecutive mono blocks at ``sample_rate``, in bounded memory.
+
+    Each block is resampled on its own through one streaming soxr resampler, so
+    the concatenation equals a one-shot resample up to filter state at the edges
+    (which soxr carries across blocks).
+
+    Yields:
+      float32 ``[m]`` blocks; their total length is ``round(frames * sample_rate / file_rate)``
+      within a few samples.
+    """
+    import soundfile as sf
+
+    try:
+        handle = sf.SoundFile(os.fspath(path))
+    except Exception as exc:
+        raise AudioDecodeError(f"not a readable audio file ({_reason(exc)})", path=path) from None
+    with handle:
+        rate = int(handle.samplerate)
+        block = max(1, int(block_seconds * rate))
+        stream = None
+        if rate != sample_rate:
+            import soxr
+
+            stream = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="VHQ")
+        while True:
+            try:
+                data = handle.read(block, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioDecodeError(f"decoding failed ({_reason(exc)})", path=path) from None
+            last = data.shape[0] < block
+            mono = to_mono(data)
+            _check_finite(mono, path)
+            out = mono if stream is None else stream.resample_chunk(mono, last=last)
+            if out.size:
+                yield np.asarray(out, dtype=np.float32)
+            if last:
+                return
+
+
+def num_windows(num_samples: int, *, pad_short: bool = False) -> int:
+    """How many 44032-sample windows a clip of ``num_samples`` yields.
+
+    Model Maker's chunking: ``floor(n / 44032)`` non-overlapping windows, the
+    remainder dropped. With ``pad_short``, a non-empty clip shorter than one
+    window yields one (zero-padded) window instead of none.
+    """
+    if num_samples < 0:
+        raise InvalidInputError(f"num_samples must be >= 0, got {num_samples}")
+    count = num_samples // WAVEFORM_LENGTH
+    return 1 if (count == 0 and pad_short and num_samples > 0) else count
+
+
+def window_offsets(num_samples: int, *, pad_short: bool = False) -> np.ndarray:
+    """Start sample of each window of :func:`num_windows`: ``[0, 44032, 88064, ...]``."""
+    return np.arange(num_windows(num_samples, pad_short=pad_short), dtype=np.int64) * WAVEFORM_LENGTH
+
+
+def split_windows(waveform: np.ndarray, *, pad_short: bool = False) -> np.ndarray:
+    """Cut a clip into non-overlapping model windows.
+
+    Args:
+      waveform: float32 ``[n]`` at 44.1 kHz.
+      pad_short: zero-pad a clip shorter than 44032 samples to one window
+        (padding is centred, so the speech stays in the middle of the window)
+        instead of dropping it.
+
+    Returns:
+      float32 ``[num_windows(n), 44032]``.
+    """
+    x = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    count = num_windows(x.size, pad_short=pad_short)
+    if x.size < WAVEFORM_LENGTH:
+        if count == 0:
+            return np.zeros((0, WAVEFORM_LENGTH), np.float32)
+        missing = WAVEFORM_LENGTH - x.size
+        return np.pad(x, (missing // 2, missing - missing // 2))[np.newaxis]
+    return x[: count * WAVEFORM_LENGTH].reshape(count, WAVEFORM_LENGTH)
+
+
+def sliding_windows(waveform: np.ndarray, *, hop: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Overlapping windows for streaming prediction.
+
+    Args:
+      waveform: float32 ``[n]`` at 44.1 kHz; shorter clips are zero-padded to one window.
+      hop: samples between window starts (e.g. 22016 for the recognizer's 0.5 overlap).
+
+    Returns:
+      ``(windows [m, 44032] float32, starts [m] int64 sample offsets)``.
+    """
+    if hop <= 0:
+        raise InvalidInputError(f"hop must be positive, got {hop}")
+    x = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    if x.size < WAVEFORM_LENGTH:
+        x = np.pad(x, (0, WAVEFORM_LENGTH - x.size))
+    starts = np.arange(0, x.size - WAVEFORM_LENGTH + 1, hop, dtype=np.int64)
+    view = np.lib.stride_tricks.sliding_window_view(x, WAVEFORM_LENGTH)[starts]
+    return np.ascontiguousarray(view), starts

@@ -1,0 +1,266 @@
+"""The browser-FFT spectrogram: what TF.js speech-commands models take as input.
+
+One set of constants, two implementations that agree:
+
+* :func:`spectrogram` -- the NumPy reference (float64 arithmetic on float32 frames);
+* :class:`BrowserFftLayer` -- a Keras layer for the serving model, built from
+  TFLite builtin ops only (PAD, RESHAPE, CONCATENATION, MUL, RFFT2D, COMPLEX_ABS,
+  LOG, MEAN, ...), usable under Keras 3 and Keras 2 (tf-keras).
+
+Two output modes:
+
+``"model_maker"`` (default)
+    What Model Maker's ``sc_preproc_model`` and Teachable Machine TFLite models
+    compute: 1024 zeros in front of the 44032-sample clip, 43 frames of 2048
+    samples with hop 1024 (frame ``t`` covers samples ``[1024 (t-1), 1024 (t+1))``),
+    a periodic Blackman window whose taps are evaluated in float32, a real FFT,
+    bins 0..231, the natural log of the magnitude, and a z-score over the whole
+    43 x 232 plane: ``(x - mean) / (std + STD_EPSILON)``.
+
+``"browser"``
+    The same frames in decibels, ``20 log10(|X| / 2048)``, exactly what WebAudio's
+    ``AnalyserNode.getFloatFrequencyData`` returns (fftSize 2048, smoothing 0).
+
+Finiteness and the floor (a deliberate fix of Model Maker). Model Maker's
+preprocessing takes the log of exact zeros: a clip whose first 1024 samples are
+digital silence becomes an all-NaN spectrogram, and constant or DC clips give
+bins of pure rounding noise. Here the power ``|X|^2`` of every bin is clamped
+before the log:
+
+* Model Maker mode: at ``DYNAMIC_RANGE_DB`` = 100 dB below the loudest bin of the
+  clip (and never below :data:`POWER_FLOOR`, the smallest normal float32). 100 dB
+  is where a float32 FFT stops being accurate (its rounding noise sits 110-140 dB
+  below a frame's energy), so the float32 TFLite graph and the float64 reference
+  agree within 1e-4; the clamp keeps the z-score exactly invariant to gain; and it
+  sits at or below the -100 dBFS noise Model Maker adds while training, so it
+  changes nothing a trained model relies on. Silent frames read the floor value,
+  an all-zero clip z-scores to all zeros.
+* Browser mode: at :data:`POWER_FLOOR` only, so a frame of digital silence reads
+  ``-445.6`` dB where the browser reports ``-inf``; every other bin is the
+  browser's value.
+
+``STD_EPSILON`` is 1e-7, TF.js's float32 backend epsilon that the browser
+recognizer adds in ``normalize``. It only matters for (near-)constant planes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "SAMPLE_RATE",
+    "WAVEFORM_LENGTH",
+    "FFT_SIZE",
+    "HOP_LENGTH",
+    "NUM_FRAMES",
+    "NUM_BINS",
+    "SPECTROGRAM_SHAPE",
+    "STD_EPSILON",
+    "POWER_FLOOR",
+    "DYNAMIC_RANGE_DB",
+    "RELATIVE_POWER_FLOOR",
+    "Mode",
+    "blackman_window",
+    "frame_waveform",
+    "spectrogram",
+    "BrowserFftLayer",
+]
+
+SAMPLE_RATE = 44100
+"""Hz; the AudioContext rate of the speech-commands recognizer."""
+FFT_SIZE = 2048
+"""Samples per frame (``AnalyserNode.fftSize``)."""
+HOP_LENGTH = 1024
+"""Samples between frames (one recognizer tick)."""
+NUM_FRAMES = 43
+"""Frames per spectrogram."""
+NUM_BINS = 232
+"""Frequency bins kept, 0..231 (0 to 4974 Hz at 21.533 Hz per bin)."""
+WAVEFORM_LENGTH = NUM_FRAMES * HOP_LENGTH
+"""44032 samples at 44.1 kHz (0.998 s): the model's input length."""
+SPECTROGRAM_SHAPE = (NUM_FRAMES, NUM_BINS, 1)
+"""Shape of one spectrogram, without the batch axis."""
+STD_EPSILON = 1e-7
+"""Added to the plane's standard deviation before dividing (TF.js's float32 epsilon)."""
+POWER_FLOOR = float(np.finfo(np.float32).tiny)
+"""Smallest |X|^2 before the log: the smallest normal float32, 1.1754944e-38."""
+DYNAMIC_RANGE_DB = 100.0
+"""Model Maker mode: bins more than this far below the clip's loudest bin are clamped."""
+RELATIVE_POWER_FLOOR = 10.0 ** (-DYNAMIC_RANGE_DB / 10.0)
+"""``DYNAMIC_RANGE_DB`` as a power ratio (1e-10)."""
+
+Mode = Literal["model_maker", "browser"]
+_MODES = ("model_maker", "browser")
+_DB_PER_NEPER = 20.0 / np.log(10.0)  # 20 log10(m) == _DB_PER_NEPER * ln(m)
+
+
+def blackman_window(*, float32_taps: bool = True) -> np.ndarray:
+    """The periodic Blackman window, alpha 0.16, N = 2048.
+
+    ``w[n] = a0 - a1 cos(2 pi n / N) + a2 cos(4 pi n / N)`` with ``a0 = (1 - alpha) / 2``,
+    ``a1 = 1 / 2``, ``a2 = alpha / 2``.
+
+    Args:
+      float32_taps: evaluate the formula in float32 arithmetic, as the TF graph of
+        ``sc_preproc_model`` stores it (tap 0 is +1.4901161e-8, not 0); otherwise
+        evaluate in float64, as the browsers' AnalyserNode does.
+
+    Returns:
+      array ``[2048]``, float32 or float64.
+    """
+    dtype = np.float32 if float32_taps else np.float64
+    alpha = dtype(0.16)
+    a0, a1, a2 = (dtype(1) - alpha) / dtype(2), dtype(0.5), alpha / dtype(2)
+    phase = dtype(2.0 * np.pi) * np.arange(FFT_SIZE, dtype=dtype) / dtype(FFT_SIZE)
+    return (a0 - a1 * np.cos(phase) + a2 * np.cos(dtype(2) * phase)).astype(dtype)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in _MODES:
+        from .errors import InvalidInputError
+
+        raise InvalidInputError(f"mode must be one of {_MODES}, got {mode!r}")
+
+
+def frame_waveform(waveform: np.ndarray) -> np.ndarray:
+    """Cut clips into the 43 overlapping frames the analyser sees.
+
+    Frame ``t`` covers samples ``[1024 (t - 1), 1024 (t + 1))`` of the clip, with
+    zeros before sample 0 (the analyser's buffer before playback starts).
+
+    Args:
+      waveform: float array ``[..., 44032]`` (samples at 44.1 kHz, in [-1, 1]).
+
+    Returns:
+      float32 array ``[..., 43, 2048]``.
+    """
+    from .errors import InvalidInputError
+
+    x = np.asarray(waveform, dtype=np.float32)
+    if x.shape[-1:] != (WAVEFORM_LENGTH,):
+        raise InvalidInputError(
+            f"expected waveforms of {WAVEFORM_LENGTH} samples on the last axis, got shape {x.shape}"
+        )
+    pad = [(0, 0)] * (x.ndim - 1) + [(HOP_LENGTH, 0)]
+    blocks = np.pad(x, pad).reshape(*x.shape[:-1], NUM_FRAMES + 1, HOP_LENGTH)
+    return np.concatenate([blocks[..., :-1, :], blocks[..., 1:, :]], axis=-1)
+
+
+def _log_magnitude(power: np.ndarray, mode: str) -> np.ndarray:
+    """``ln|X|`` of ``[..., 43, 232]`` powers after the floor of the module docstring."""
+    if mode == "browser":
+        return 0.5 * np.log(np.maximum(power, POWER_FLOOR))
+    # Relative to the clip's loudest bin (the z-score ignores the shift): a silent
+    # plane is then exactly 0 everywhere, in float32 as in float64.
+    peak = np.maximum(power.max(axis=(-2, -1), keepdims=True), POWER_FLOOR)
+    floor = np.maximum(POWER_FLOOR, peak * RELATIVE_POWER_FLOOR)
+    return 0.5 * (np.log(np.maximum(power, floor)) - np.log(peak))
+
+
+def spectrogram(waveform: np.ndarray, *, mode: Mode = "model_maker") -> np.ndarray:
+    """The NumPy reference of the browser-FFT spectrogram.
+
+    Args:
+      waveform: float array ``[44032]`` or ``[batch, 44032]``, 44.1 kHz samples.
+      mode: ``"model_maker"`` for z-scored natural-log magnitudes (the model's
+        input), ``"browser"`` for dB values as ``getFloatFrequencyData`` returns.
+
+    Returns:
+      float32 array ``[43, 232, 1]`` (or ``[batch, 43, 232, 1]``): z-scores in
+      ``"model_maker"`` mode, dB in ``"browser"`` mode. Always finite for finite input.
+    """
+    _check_mode(mode)
+    window = blackman_window(float32_taps=mode == "model_maker")
+    frames = frame_waveform(waveform).astype(np.float64) * window
+    spectrum = np.fft.rfft(frames, axis=-1)[..., :NUM_BINS]
+    log_mag = _log_magnitude(spectrum.real**2 + spectrum.imag**2, mode)
+    if mode == "browser":
+        out = _DB_PER_NEPER * (log_mag - np.log(FFT_SIZE))
+    else:
+        mean = log_mag.mean(axis=(-2, -1), keepdims=True)
+        std = log_mag.std(axis=(-2, -1), keepdims=True)
+        out = (log_mag - mean) / (std + STD_EPSILON)
+    return out[..., np.newaxis].astype(np.float32)
+
+
+def _keras():
+    """The Keras that ``tf.keras`` resolves to (Keras 3, or Keras 2 / tf-keras)."""
+    import tensorflow as tf
+
+    return tf.keras
+
+
+def _make_layer_class():
+    import tensorflow as tf
+
+    keras = _keras()
+
+    class BrowserFftLayer(keras.layers.Layer):
+        """Keras layer: waveform ``[batch, 44032]`` -> spectrogram ``[batch, 43, 232, 1]``.
+
+        The graph equals :func:`spectrogram` (same framing, window, floor and
+        normalisation) and converts to TFLite with builtin ops only.
+
+        Args:
+          mode: ``"model_maker"`` (z-scored ln|X|) or ``"browser"`` (dB).
+          name: the layer's name.
+        """
+
+        def __init__(self, *, mode: Mode = "model_maker", name: str = "browser_fft", **kwargs):
+            _check_mode(mode)
+            kwargs.setdefault("trainable", False)
+            super().__init__(name=name, **kwargs)
+            self.mode = mode
+            self._window = blackman_window(float32_taps=mode == "model_maker").astype(np.float32)
+
+        def call(self, waveform):
+            x = tf.cast(waveform, tf.float32)
+            x = tf.reshape(x, [-1, WAVEFORM_LENGTH])
+            x = tf.pad(x, [[0, 0], [HOP_LENGTH, 0]])
+            blocks = tf.reshape(x, [-1, NUM_FRAMES + 1, HOP_LENGTH])
+            frames = tf.concat([blocks[:, :-1, :], blocks[:, 1:, :]], axis=-1)
+            frames = frames * tf.constant(self._window)
+            spectrum = tf.signal.rfft(frames, fft_length=[FFT_SIZE])[:, :, :NUM_BINS]
+            magnitude = tf.abs(spectrum)
+            # Floors on |X| equal the reference's floors on |X|^2, square-rooted.
+            abs_floor = np.float32(np.sqrt(POWER_FLOOR))
+            if self.mode == "browser":
+                log_mag = tf.math.log(tf.maximum(magnitude, abs_floor))
+            else:
+                peak = tf.maximum(tf.reduce_max(magnitude, axis=[1, 2], keepdims=True), abs_floor)
+                floor = tf.maximum(abs_floor, peak * np.float32(np.sqrt(RELATIVE_POWER_FLOOR)))
+                log_mag = tf.math.log(tf.maximum(magnitude, floor)) - tf.math.log(peak)
+            if self.mode == "browser":
+                out = np.float32(_DB_PER_NEPER) * (log_mag - np.float32(np.log(FFT_SIZE)))
+            else:
+                mean = tf.reduce_mean(log_mag, axis=[1, 2], keepdims=True)
+                centred = log_mag - mean
+                std = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=[1, 2], keepdims=True))
+                out = centred / (std + np.float32(STD_EPSILON))
+            return tf.expand_dims(out, -1)
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0],) + SPECTROGRAM_SHAPE
+
+        def get_config(self):
+            config = super().get_config()
+            config.update({"mode": self.mode})
+            return config
+
+    return BrowserFftLayer
+
+
+_LAYER_CLASSES: dict = {}
+
+
+def __getattr__(name: str):
+    """Build :class:`BrowserFftLayer` lazily, so importing this module needs no TensorFlow."""
+    if name == "BrowserFftLayer":
+        keras = _keras()
+        key = id(keras)
+        if key not in _LAYER_CLASSES:
+            _LAYER_CLASSES[key] = _make_layer_class()
+        return _LAYER_CLASSES[key]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
