@@ -7,6 +7,7 @@ waveforms are float32 in [-1, 1] at :data:`~mm_browserfft.frontend.SAMPLE_RATE`.
 from __future__ import annotations
 
 import os
+import re
 from typing import Iterator, Optional, Tuple
 
 import numpy as np
@@ -97,6 +98,25 @@ def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -
     return y
 
 
+# libsndfile's header log line for a WAV/AIFF data chunk longer than the file.
+_SHORT_DATA_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _check_complete(handle, path) -> None:
+    """Raise if the header promises more sample bytes than the file holds (a cut-off WAV).
+
+    libsndfile silently reads what is there; a data size of 0 or 0xFFFFFFFF means
+    "unknown" (streamed writers) and is not a truncation.
+    """
+    match = _SHORT_DATA_CHUNK.search(handle.extra_info or "")
+    if match:
+        declared, present = int(match.group(1)), int(match.group(2))
+        if 0 < declared < 0xFFFFFFFF and present < declared:
+            raise AudioDecodeError(
+                f"truncated: the header declares {declared} bytes of samples, the file holds {present}", path=path
+            )
+
+
 def _check_finite(x: np.ndarray, path) -> None:
     if not np.all(np.isfinite(x)):
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
@@ -118,7 +138,11 @@ def load_audio(path: "os.PathLike[str] | str", *, sample_rate: int = SAMPLE_RATE
     import soundfile as sf
 
     try:
-        data, sr = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(os.fspath(path)) as handle:
+            _check_complete(handle, path)
+            data, sr = handle.read(dtype="float32", always_2d=True), handle.samplerate
+    except AudioDecodeError:
+        raise
     except Exception as exc:
         raise AudioDecodeError(f"not a readable audio file ({_reason(exc)})", path=path) from None
     if data.shape[0] == 0:
@@ -148,6 +172,7 @@ def iter_audio_blocks(
     except Exception as exc:
         raise AudioDecodeError(f"not a readable audio file ({_reason(exc)})", path=path) from None
     with handle:
+        _check_complete(handle, path)
         rate = int(handle.samplerate)
         block = max(1, int(block_seconds * rate))
         stream = None

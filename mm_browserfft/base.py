@@ -15,10 +15,19 @@ is the embedding that transfer learning builds on. Sources of weights:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 from importlib import resources
-from typing import List, Optional
+from typing import Optional
 
+from . import tfjs
+from .errors import DownloadError, ModelFormatError
 from .frontend import SPECTROGRAM_SHAPE
 
 __all__ = [
@@ -27,6 +36,12 @@ __all__ = [
     "BASE_LABELS_18W",
     "build_18w",
     "bundled_base_dir",
+    "OFFICIAL_18W_URL",
+    "CACHE_ENV",
+    "OFFLINE_ENV",
+    "default_cache_dir",
+    "fetch_tfjs",
+    "load_base",
 ]
 
 NUM_BASE_CLASSES = 20
@@ -38,6 +53,14 @@ BASE_LABELS_18W = (
     "one", "right", "seven", "six", "stop", "three", "two", "up", "yes", "zero",
 )  # fmt: skip
 """The official 18w vocabulary, in its (sorted) output order."""
+OFFICIAL_18W_URL = "https://storage.googleapis.com/tfjs-models/tfjs/speech-commands/v0.3/browser_fft/18w/model.json"
+"""The TF.js speech-commands v0.3 18w model that Model Maker downloads (no checksum is published)."""
+CACHE_ENV = "MM_BROWSERFFT_CACHE"
+"""Environment variable naming the download cache folder."""
+OFFLINE_ENV = "MM_BROWSERFFT_OFFLINE"
+"""Environment variable; ``1``/``true``/``yes``/``on`` forbids network access."""
+_TIMEOUT_S = 60.0
+_CHUNK = 1 << 20
 
 
 def build_18w(num_classes: int = NUM_BASE_CLASSES, *, name: str = "browser_fft_18w"):
@@ -80,3 +103,161 @@ def build_18w(num_classes: int = NUM_BASE_CLASSES, *, name: str = "browser_fft_1
 def bundled_base_dir() -> str:
     """Folder of the base shipped inside the package (``model.json``, weights, ``metadata.json``)."""
     return os.fspath(resources.files("mm_browserfft") / "assets" / "base")
+
+
+def default_cache_dir() -> str:
+    """``$MM_BROWSERFFT_CACHE``, else ``~/.cache/mm_browserfft``."""
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "mm_browserfft")
+
+
+def _offline(offline: Optional[bool]) -> bool:
+    if offline is not None:
+        return bool(offline)
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _is_url(source: str) -> bool:
+    return urllib.parse.urlsplit(source).scheme in ("http", "https")
+
+
+def _download(url: str, dest: str, *, limit: int, optional: bool = False) -> bool:
+    """Fetch ``url`` into ``dest`` (temp file + rename); ``False`` if optional and absent (HTTP 404)."""
+    part = dest + ".part"
+    try:
+        with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response, open(part, "wb") as f:
+            size = 0
+            while chunk := response.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise DownloadError(f"larger than the {limit} bytes allowed", path=url)
+                f.write(chunk)
+        os.replace(part, dest)
+        return True
+    except DownloadError:
+        raise
+    except urllib.error.HTTPError as exc:
+        if optional and exc.code == 404:
+            return False
+        raise DownloadError(f"HTTP {exc.code} {exc.reason}", path=url) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise DownloadError(f"download failed: {getattr(exc, 'reason', exc)}", path=url) from None
+    finally:
+        if os.path.exists(part):
+            os.remove(part)
+
+
+def _complete(folder: str, sha256: Optional[str]) -> bool:
+    """Whether ``folder`` holds a model.json (matching ``sha256``) and every shard it names."""
+    if not os.path.isfile(os.path.join(folder, tfjs.MODEL_JSON)):
+        return False
+    spec = tfjs.read_model_json(folder, sha256=sha256)
+    return all(os.path.isfile(p) for p in tfjs.shard_paths(spec, folder))
+
+
+def _fetch_into(url: str, folder: str, sha256: Optional[str]) -> None:
+    json_path = os.path.join(folder, tfjs.MODEL_JSON)
+    _download(url, json_path, limit=tfjs.MAX_JSON_BYTES)
+    with open(json_path, "rb") as f:
+        try:
+            doc = json.loads(f.read())
+        except ValueError:
+            doc = None  # read_model_json below reports it
+    if isinstance(doc, dict) and "weightsManifest" not in doc:  # the separated layout
+        for name in tfjs.SEPARATE_MANIFESTS:
+            dest = os.path.join(folder, name)
+            if _download(urllib.parse.urljoin(url, name), dest, limit=tfjs.MAX_JSON_BYTES, optional=True):
+                break
+    spec = tfjs.read_model_json(folder, sha256=sha256)
+    budget = tfjs.MAX_WEIGHT_BYTES
+    for rel, dest in zip((p for g in spec["weightsManifest"] for p in g["paths"]), tfjs.shard_paths(spec, folder)):
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        _download(urllib.parse.urljoin(url, urllib.parse.quote(rel)), dest, limit=budget)
+        budget -= os.path.getsize(dest)
+    metadata = os.path.join(folder, tfjs.METADATA_JSON)
+    _download(urllib.parse.urljoin(url, tfjs.METADATA_JSON), metadata, limit=tfjs.MAX_JSON_BYTES, optional=True)
+
+
+def fetch_tfjs(
+    url: str, *, sha256: Optional[str] = None, cache_dir: Optional[str] = None, offline: Optional[bool] = None
+) -> str:
+    """Download a TF.js layers model (model.json, shards, metadata.json if any) once into a cache.
+
+    Args:
+      url: ``http(s)://.../model.json``; shards are fetched relative to it.
+      sha256: expected hex sha256 of ``model.json``; checked before the shards are fetched
+        and again whenever the cached copy is used.
+      cache_dir: cache root; default :func:`default_cache_dir`. The model goes to
+        ``<cache_dir>/<sha256 of url>/``.
+      offline: never touch the network (default: ``$MM_BROWSERFFT_OFFLINE``).
+
+    Returns:
+      the local model folder.
+
+    Raises:
+      DownloadError: the fetch failed, or the model is not cached while offline.
+      UnsafeModelError: sha256 mismatch, shard paths leaving the folder.
+    """
+    if not _is_url(url):
+        raise DownloadError("not an http(s) URL", path=url)
+    root = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = os.path.join(root, hashlib.sha256(url.encode("utf-8")).hexdigest()[:32])
+    offline = _offline(offline)
+    try:
+        if _complete(folder, sha256):
+            return folder
+    except ModelFormatError:  # a stale or damaged copy: fetch it again unless offline
+        if offline:
+            raise
+    if offline:
+        raise DownloadError(f"not in the cache ({folder}) and offline mode forbids downloading", path=url)
+    try:
+        os.makedirs(root, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".download-", dir=root)
+    except OSError as exc:
+        raise DownloadError(f"cannot create the cache folder: {exc}", path=root) from None
+    try:
+        _fetch_into(url, tmp, sha256)
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.rename(tmp, folder)
+    except OSError as exc:
+        if isinstance(exc, DownloadError):
+            raise
+        raise DownloadError(f"cannot store the download: {exc}", path=folder) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def load_base(
+    source: str = "bundled",
+    *,
+    sha256: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+    offline: Optional[bool] = None,
+):
+    """Load a pretrained base as a ``tf.keras`` model.
+
+    Args:
+      source: ``"bundled"`` (:func:`bundled_base_dir`), a local TF.js model folder or
+        ``model.json`` path, or an ``http(s)://.../model.json`` URL (e.g.
+        :data:`OFFICIAL_18W_URL`), downloaded once with :func:`fetch_tfjs`.
+      sha256: expected hex sha256 of ``model.json``, if any.
+      cache_dir: download cache root (URLs only).
+      offline: forbid network access (URLs only; default ``$MM_BROWSERFFT_OFFLINE``).
+
+    Returns:
+      the model (``[batch, 43, 232, 1]`` -> ``[batch, classes]`` for an 18w base).
+
+    Raises:
+      ModelFormatError, UnsafeModelError: see :func:`mm_browserfft.tfjs.load_tfjs`.
+      DownloadError: see :func:`fetch_tfjs`.
+    """
+    source = os.fspath(source)
+    if source == "bundled":
+        path = bundled_base_dir()
+    elif _is_url(source):
+        path = fetch_tfjs(source, sha256=sha256, cache_dir=cache_dir, offline=offline)
+    else:
+        path = source
+    return tfjs.load_tfjs(path, sha256=sha256)

@@ -20,6 +20,7 @@ __all__ = [
     "UnsafeModelError",
     "ExportError",
     "DownloadError",
+    "ModelMakerUnavailableError",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -65,3 +66,7 @@ class ExportError(BrowserFftError, OSError):
 
 class DownloadError(BrowserFftError, OSError):
     """A base model could not be fetched, or is not in the cache while offline."""
+
+
+class ModelMakerUnavailableError(BrowserFftError, ImportError):
+    """TFLite Model Maker is not installed, or cannot be imported next to this TensorFlow."""

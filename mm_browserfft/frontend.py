@@ -222,8 +222,8 @@ def _make_layer_class():
             blocks = tf.reshape(x, [-1, NUM_FRAMES + 1, HOP_LENGTH])
             frames = tf.concat([blocks[:, :-1, :], blocks[:, 1:, :]], axis=-1)
             frames = frames * tf.constant(self._window)
-            spectrum = tf.signal.rfft(frames, fft_length=[FFT_SIZE])[:, :, :NUM_BINS]
-            magnitude = tf.abs(spectrum)
+            # Slice after COMPLEX_ABS: TFLite has no builtin STRIDED_SLICE for complex64.
+            magnitude = tf.abs(tf.signal.rfft(frames, fft_length=[FFT_SIZE]))[:, :, :NUM_BINS]
             # Floors on |X| equal the reference's floors on |X|^2, square-rooted.
             abs_floor = np.float32(np.sqrt(POWER_FLOOR))
             if self.mode == "browser":

@@ -1,0 +1,447 @@
+"""AudioClassifier and create: Model Maker's audio task, with fast head-only training.
+
+Head-only training (``train_whole_model=False``, the default) runs the frozen
+base once per training window to get its 2000-d ``dense_1`` embedding (with the
+1e-5 training noise drawn once per window, as Model Maker's cached pipeline
+freezes it) and then trains only ``dropout_2`` + ``classification_head`` on the
+embeddings, so every epoch after the first costs almost nothing. The head's
+layers are shared with the full model, which is therefore trained in place.
+With training augmentation on, fresh augmented embeddings are computed every
+epoch (a forward pass of the frozen base, no back-propagation through it).
+One deliberate difference from Model Maker: embeddings are computed in
+inference mode, so the base's ``dropout_1`` is inactive while the head trains.
+
+Whole-model training feeds spectrograms through the full model, as Model Maker does.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import DatasetError, InvalidInputError
+from .frontend import WAVEFORM_LENGTH
+
+__all__ = ["AudioClassifier", "create", "DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS"]
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_EPOCHS = 5
+_EMBED_BATCH = 256  # windows per forward pass of the base
+_TFLITE_KWARGS = ("with_metadata", "export_metadata_json_file", "quantization_config")
+
+
+def _keras():
+    import tensorflow as tf
+
+    return tf.keras
+
+
+def _groups(per_file, size: int = _EMBED_BATCH) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """Regroup ``(file_index, label, windows [k, 44032])`` per file into ``(windows [~size, 44032], labels)``."""
+    windows, labels, count = [], [], 0
+    for _, label, chunk in per_file:
+        windows.append(chunk)
+        labels.append(np.full(len(chunk), label, np.int32))
+        count += len(chunk)
+        if count >= size:
+            yield np.concatenate(windows), np.concatenate(labels)
+            windows, labels, count = [], [], 0
+    if count:
+        yield np.concatenate(windows), np.concatenate(labels)
+
+
+def _checkpoint(model, path: str):
+    """A ModelCheckpoint that saves ``model``'s weights whatever model ``fit`` runs on."""
+    keras = _keras()
+
+    class _Checkpoint(keras.callbacks.ModelCheckpoint):
+        def set_model(self, _fitted):
+            super().set_model(model)
+
+    return _Checkpoint(path, save_weights_only=True)
+
+
+def _save_saved_model(serving_model, path: str) -> None:
+    """A SavedModel whose ``serving_default`` maps ``audio_clip`` ``[None, 44032]`` to ``probability`` ``[None, N]``.
+
+    Written with ``tf.saved_model.save`` so it is the same under Keras 3 and Keras 2.
+    """
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, WAVEFORM_LENGTH], tf.float32, name="audio_clip")])
+    def serve(audio_clip):
+        return {"probability": serving_model(audio_clip, training=False)}
+
+    holder = tf.Module()
+    holder.model = serving_model
+    holder.serve = serve
+    tf.saved_model.save(holder, path, signatures={"serving_default": serve})
+
+
+class AudioClassifier:
+    """Model Maker's ``AudioClassifier``: a trained transfer model and what can be done with it.
+
+    Args:
+      model_spec: a :class:`~mm_browserfft.spec.BrowserFftSpec` (or a compatible spec).
+      index_to_label: class names, index = class id.
+      shuffle: shuffle the training data every epoch.
+      train_whole_model: train the base as well as the head.
+      model_dir: folder for checkpoints and logs; the spec's ``model_dir`` when omitted.
+
+    Attributes:
+      model: the Keras training model (spectrogram in), after :meth:`train` or :meth:`create_model`.
+      history: the Keras ``History`` of the last :meth:`train`.
+    """
+
+    DEFAULT_EXPORT_FORMAT = ("TFLITE",)
+    ALLOWED_EXPORT_FORMAT = ("TFLITE", "LABEL", "SAVED_MODEL", "TFJS")
+
+    def __init__(
+        self,
+        model_spec,
+        index_to_label: Sequence[str],
+        shuffle: bool = True,
+        train_whole_model: bool = False,
+        *,
+        model_dir: Optional[str] = None,
+    ) -> None:
+        self.model_spec = model_spec
+        self.index_to_label = list(index_to_label)
+        self.num_classes = len(self.index_to_label)
+        self.shuffle = shuffle
+        self.train_whole_model = train_whole_model
+        self.model_dir = model_dir
+        self.model = None
+        self.history = None
+
+    # ------------------------------------------------------------------ training
+
+    def create_model(self):
+        """Build (and compile) a fresh model from the spec; returns it and keeps it as :attr:`model`."""
+        self.model = self.model_spec.create_model(self.num_classes, train_whole_model=self.train_whole_model)
+        if hasattr(self.model_spec, "compile_model"):
+            self.model_spec.compile_model(self.model)
+        return self.model
+
+    def _callbacks(self, tensorboard: bool) -> list:
+        keras = _keras()
+        folder = self.model_dir or self.model_spec.model_dir
+        callbacks = [_checkpoint(self.model, os.path.join(folder, "checkpoint.weights.h5"))]
+        if tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(folder, "summaries")))
+        return callbacks
+
+    def _uses_embeddings(self, train_data) -> bool:
+        return (
+            not self.train_whole_model
+            and hasattr(self.model_spec, "embedding_model")
+            and hasattr(train_data, "iter_waveforms")
+        )
+
+    def train(
+        self,
+        train_data,
+        validation_data=None,
+        epochs: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        *,
+        tensorboard: bool = False,
+        callbacks: Sequence[Any] = (),
+    ):
+        """Train a fresh model on ``train_data`` (a :class:`~mm_browserfft.data.DataLoader`).
+
+        Args:
+          train_data, validation_data: loaders with this classifier's labels.
+          epochs: passes over the data (default 5).
+          batch_size: windows per step (default 32).
+          tensorboard: also write TensorBoard logs to ``<model_dir>/summaries``.
+          callbacks: more Keras callbacks.
+
+        Returns:
+          the Keras ``History``.
+
+        Raises:
+          DatasetError: fewer files than ``batch_size``, fewer than 2 classes, or
+            labels that differ from the classifier's.
+        """
+        epochs = DEFAULT_EPOCHS if epochs is None else epochs
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        for data in (train_data, validation_data):
+            if data is not None and list(data.index_to_label) != self.index_to_label:
+                raise DatasetError(f"data labels {data.index_to_label} differ from the classifier's {self.index_to_label}")
+        if self.num_classes < 2:
+            raise DatasetError(f"training needs at least 2 classes, got {self.index_to_label}")
+        if len(train_data) < batch_size:
+            raise DatasetError(
+                f"The size of the train_data ({len(train_data)}) couldn't be smaller than batch_size "
+                f"({batch_size}). To solve this problem, set the batch_size smaller or increase the size of the "
+                "train_data."
+            )
+        with self.model_spec.strategy.scope():
+            self.create_model()
+        callbacks = self._callbacks(tensorboard) + list(callbacks)
+        if self._uses_embeddings(train_data):
+            self.history = self._train_head(train_data, validation_data, epochs, batch_size, callbacks)
+        else:
+            train_ds = train_data.gen_dataset(batch_size, is_training=True, shuffle=self.shuffle)
+            val_ds = None if validation_data is None else validation_data.gen_dataset(batch_size)
+            self.history = self.model_spec.run_classifier(self.model, epochs, train_ds, val_ds, callbacks=callbacks)
+        return self.history
+
+    def _embed(self, embedder, windows: np.ndarray, *, is_training: bool) -> np.ndarray:
+        """Embeddings ``[m, 2000]`` float32 of windows ``[m, 44032]`` (front end + frozen base)."""
+        import tensorflow as tf
+
+        spec = self.model_spec
+        out = [np.zeros((0, embedder.output_shape[-1]), np.float32)]
+        for start in range(0, len(windows), _EMBED_BATCH):
+            batch = tf.constant(windows[start : start + _EMBED_BATCH])
+            out.append(embedder(spec.featurize(batch, is_training=is_training), training=False).numpy())
+        return np.concatenate(out)
+
+    def _embedded(self, embedder, data, *, is_training: bool) -> Tuple[np.ndarray, np.ndarray]:
+        """``(embeddings [m, 2000], labels [m] int32)`` of every window of ``data``, in bounded memory."""
+        embeddings = [np.zeros((0, embedder.output_shape[-1]), np.float32)]
+        labels = [np.zeros(0, np.int32)]
+        for windows, window_labels in _groups(data.iter_waveforms()):
+            embeddings.append(self._embed(embedder, windows, is_training=is_training))
+            labels.append(window_labels)
+        return np.concatenate(embeddings), np.concatenate(labels)
+
+    def _train_head(self, train_data, validation_data, epochs: int, batch_size: int, callbacks: list):
+        import tensorflow as tf
+
+        spec = self.model_spec
+        embedder, head = spec.embedding_model(self.model), spec.head_model(self.model)
+        one_hot = lambda y: tf.one_hot(y, self.num_classes)  # noqa: E731
+        if spec.augments:
+            windows, labels, _ = train_data.waveforms()
+
+            def fresh_epoch():  # new augmentation, hence new embeddings, every epoch
+                order = np.random.permutation(len(windows)) if self.shuffle else np.arange(len(windows))
+                for start in range(0, len(order), _EMBED_BATCH):
+                    pick = order[start : start + _EMBED_BATCH]
+                    yield self._embed(embedder, windows[pick], is_training=True), labels[pick]
+
+            width = embedder.output_shape[-1]
+            train_ds = tf.data.Dataset.from_generator(
+                fresh_epoch,
+                output_signature=(tf.TensorSpec([None, width], tf.float32), tf.TensorSpec([None], tf.int32)),
+            ).unbatch()
+        else:
+            x, labels = self._embedded(embedder, train_data, is_training=True)
+            train_ds = tf.data.Dataset.from_tensor_slices((x, labels))
+            if self.shuffle:
+                train_ds = train_ds.shuffle(len(x), reshuffle_each_iteration=True)
+        if len(labels) == 0:
+            raise DatasetError("the training data holds no clip of 44032 samples (all files too short?)")
+        train_ds = train_ds.map(lambda e, y: (e, one_hot(y))).batch(batch_size)
+        val_ds = None
+        if validation_data is not None:
+            vx, vy = self._embedded(embedder, validation_data, is_training=False)
+            val_ds = tf.data.Dataset.from_tensor_slices((vx, one_hot(vy))).batch(batch_size)
+        history = spec.run_classifier(head, epochs, train_ds, val_ds, callbacks=callbacks)
+        spec.compile_model(self.model)  # ready for evaluate()
+        return history
+
+    # ------------------------------------------------------------------ inference
+
+    def _require_model(self):
+        if self.model is None:
+            raise InvalidInputError("the classifier has no model yet: call train() or create_model() first")
+        return self.model
+
+    def _predict_with_labels(self, data, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
+        """``(probabilities [m, N], true labels [m])`` over every window of ``data``."""
+        model = self._require_model()
+        probs, labels = [np.zeros((0, self.num_classes), np.float32)], [np.zeros(0, np.int64)]
+        for x, y in data.gen_dataset(batch_size):
+            probs.append(model(x, training=False).numpy())
+            labels.append(np.argmax(y.numpy(), axis=-1))
+        return np.concatenate(probs), np.concatenate(labels)
+
+    def evaluate(self, data, batch_size: int = 32) -> List[float]:
+        """``[loss, accuracy]`` over every window of ``data`` (Keras ``evaluate``)."""
+        model = self._require_model()
+        return model.evaluate(data.gen_dataset(batch_size), verbose=0)
+
+    def predict_top_k(self, data, k: int = 1, batch_size: int = 32) -> List[List[Tuple[str, float]]]:
+        """The ``k`` most likely ``(label, probability)`` per window, best first.
+
+        Args:
+          data: a DataLoader, or spectrograms ``[m, 43, 232, 1]`` (array or tensor).
+        """
+        if k < 1:
+            raise InvalidInputError(f"k must be >= 1, got {k}")
+        if hasattr(data, "gen_dataset"):
+            probs, _ = self._predict_with_labels(data, batch_size)
+        else:
+            probs = np.asarray(self._require_model().predict(data, batch_size=batch_size, verbose=0))
+        top = np.argsort(-probs, axis=-1, kind="stable")[:, : min(k, self.num_classes)]
+        return [[(self.index_to_label[i], float(row[i])) for i in order] for row, order in zip(probs, top)]
+
+    def confusion_matrix(self, data, batch_size: int = 32):
+        """``tf.math.confusion_matrix`` ``[N, N]`` over the windows of ``data`` (rows truth, columns prediction)."""
+        import tensorflow as tf
+
+        probs, labels = self._predict_with_labels(data, batch_size)
+        return tf.math.confusion_matrix(labels, np.argmax(probs, axis=-1), num_classes=self.num_classes)
+
+    def evaluate_tflite(self, tflite_filepath: str, data, postprocess_fn=None) -> Dict[str, float]:
+        """Accuracy of an exported .tflite on ``data``, fed waveform windows ``[1, 44032]``.
+
+        (Model Maker fed spectrograms to the waveform model here; see the module notes.)
+
+        Args:
+          postprocess_fn: optional function applied to each output ``[1, N]`` before the argmax.
+
+        Returns:
+          ``{"accuracy": float}``.
+        """
+        import pathlib
+
+        from .export import run_tflite
+
+        model = pathlib.Path(tflite_filepath).read_bytes()
+        correct = total = 0
+        for windows, labels in _groups(data.iter_waveforms()):
+            scores = run_tflite(model, windows)
+            if postprocess_fn is not None:
+                scores = np.stack([np.asarray(postprocess_fn(row[np.newaxis])).reshape(-1) for row in scores])
+            correct += int(np.sum(np.argmax(scores, axis=-1) == labels))
+            total += len(labels)
+        if total == 0:
+            raise DatasetError("the data holds no clip of 44032 samples to evaluate")
+        return {"accuracy": correct / total}
+
+    # ------------------------------------------------------------------ export
+
+    def create_serving_model(self):
+        """The waveform model ``[None, 44032]`` -> ``[None, N]`` (front end + training model)."""
+        return self.model_spec.create_serving_model(self._require_model())
+
+    def summary(self) -> None:
+        """Print the training model's Keras summary."""
+        self._require_model().summary()
+
+    def export(
+        self,
+        export_dir: str,
+        tflite_filename: str = "model.tflite",
+        label_filename: str = "labels.txt",
+        vocab_filename: str = "vocab.txt",
+        saved_model_filename: str = "saved_model",
+        tfjs_folder_name: str = "tfjs",
+        export_format=None,
+        **kwargs,
+    ) -> None:
+        """Write the model in one or more formats into ``export_dir``.
+
+        Args:
+          export_dir: output folder (created).
+          tflite_filename: ``.tflite`` name (TFLITE: waveform in, metadata and labels inside).
+          label_filename: labels file name (LABEL: one label per line, no trailing newline).
+          vocab_filename: accepted for Model Maker compatibility (audio models have no vocabulary).
+          saved_model_filename: SavedModel folder name (SAVED_MODEL: the waveform serving model).
+          tfjs_folder_name: TF.js folder name (TFJS: spectrogram in, with speech-commands ``metadata.json``).
+          export_format: an :class:`mm_browserfft.config.ExportFormat` or a list of them; TFLITE by default.
+          **kwargs: ``with_metadata``, ``export_metadata_json_file`` and
+            ``quantization_config`` (``"default"`` is the spec's default) for TFLITE;
+            others are ignored with a warning.
+        """
+        from .config import ExportFormat
+
+        del vocab_filename  # no vocabulary in audio models (Model Maker ignores it as well)
+        model = self._require_model()
+        formats = export_format if export_format is not None else [ExportFormat[f] for f in self.DEFAULT_EXPORT_FORMAT]
+        formats = [formats] if isinstance(formats, (ExportFormat, str)) else list(formats)
+        formats = [ExportFormat[f.upper()] if isinstance(f, str) else f for f in formats]
+        for fmt in formats:
+            if fmt.name not in self.ALLOWED_EXPORT_FORMAT:
+                raise InvalidInputError(f"export format {fmt} is not supported; choose from {self.ALLOWED_EXPORT_FORMAT}")
+        unknown = sorted(set(kwargs) - set(_TFLITE_KWARGS))
+        if unknown:
+            warnings.warn(f"export ignores the arguments {unknown}", stacklevel=2)
+        os.makedirs(export_dir, exist_ok=True)
+        for fmt in formats:
+            if fmt == ExportFormat.TFLITE:
+                options = {k: kwargs[k] for k in _TFLITE_KWARGS if k in kwargs}
+                if options.get("quantization_config", None) == "default":
+                    options["quantization_config"] = self.model_spec.get_default_quantization_config()
+                self.model_spec.export_tflite(
+                    model, os.path.join(export_dir, tflite_filename), index_to_label=self.index_to_label, **options
+                )
+            elif fmt == ExportFormat.LABEL:
+                with open(os.path.join(export_dir, label_filename), "w", encoding="utf-8") as handle:
+                    handle.write("\n".join(self.index_to_label))
+            elif fmt == ExportFormat.SAVED_MODEL:
+                _save_saved_model(self.create_serving_model(), os.path.join(export_dir, saved_model_filename))
+                with open(os.path.join(export_dir, saved_model_filename, label_filename), "w", encoding="utf-8") as f:
+                    f.write("\n".join(self.index_to_label))
+            else:
+                from .tfjs import save_tfjs, speech_commands_metadata
+
+                save_tfjs(
+                    model,
+                    os.path.join(export_dir, tfjs_folder_name),
+                    metadata=speech_commands_metadata(self.index_to_label),
+                )
+
+
+def _resolve_spec(model_spec, model_dir: Optional[str]):
+    """A spec instance from an instance, a spec class, or a registered name."""
+    if isinstance(model_spec, str):
+        from .model_spec import get
+
+        return get(model_spec, model_dir=model_dir)
+    if isinstance(model_spec, type):
+        return model_spec(model_dir=model_dir)
+    for method in ("create_model", "preprocess_ds", "run_classifier", "export_tflite"):
+        if not callable(getattr(model_spec, method, None)):
+            raise InvalidInputError(f"model_spec must be an audio spec, a spec class or a name; got {model_spec!r}")
+    return model_spec
+
+
+def create(
+    train_data,
+    model_spec,
+    validation_data=None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    epochs: int = DEFAULT_EPOCHS,
+    model_dir: Optional[str] = None,
+    do_train: bool = True,
+    train_whole_model: bool = False,
+    *,
+    tensorboard: bool = False,
+) -> AudioClassifier:
+    """Model Maker's ``audio_classifier.create``: build and (by default) train a classifier.
+
+    Args:
+      train_data: a :class:`~mm_browserfft.data.DataLoader`.
+      model_spec: a spec instance, a spec class, or a registered name
+        (``"audio_browser_fft"``, ``"audio_teachable_machine"``, or a third-party
+        name, see :func:`mm_browserfft.model_spec.get`). Model Maker accepted only
+        instances (its name lookup was broken).
+      validation_data: a loader evaluated after every epoch.
+      batch_size, epochs: training settings (Model Maker's defaults 32 and 5).
+      model_dir: folder for checkpoints (default: the spec's).
+      do_train: train; otherwise only build and compile the model.
+      train_whole_model: fine-tune the base as well (slower; see the module notes).
+      tensorboard: write TensorBoard logs to ``<model_dir>/summaries``.
+
+    Returns:
+      the :class:`AudioClassifier`.
+    """
+    spec = _resolve_spec(model_spec, model_dir)
+    task = AudioClassifier(
+        spec, train_data.index_to_label, shuffle=True, train_whole_model=train_whole_model, model_dir=model_dir
+    )
+    if do_train:
+        task.train(train_data, validation_data, epochs, batch_size, tensorboard=tensorboard)
+    else:
+        with spec.strategy.scope():
+            task.create_model()
+    return task

@@ -1,0 +1,446 @@
+"""DataLoader: Model Maker's audio data loader, for any audio format, with an account of every drop.
+
+Files are found the way Model Maker finds them (``data_path/<label>/<file>``,
+labels sorted in Python string order, a ``categories`` filter), but every
+extension of :data:`mm_browserfft.audio.AUDIO_EXTENSIONS` is read (any case),
+hidden files are skipped, and what is skipped or dropped is counted in
+:attr:`DataLoader.report`. Files are decoded once with
+:func:`mm_browserfft.audio.load_audio` (soundfile + soxr: any PCM width or float,
+FLAC, OGG, any rate, stereo averaged); ``cache=True`` keeps the 44.1 kHz
+waveforms in memory, ``cache="<folder>"`` keeps them as ``.npy`` files on disk,
+keyed by each file's path, size and modification time.
+
+Windows: a clip of ``n`` samples at 44.1 kHz gives ``floor(n / 44032)`` windows
+(Model Maker), or one zero-padded window when it is shorter and the spec has
+``pad_short_clips=True``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import logging
+import os
+import random
+import warnings
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import audio
+from .errors import AudioDecodeError, DatasetError
+from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+from .speakers import speaker_id
+
+__all__ = ["DataLoader", "LoadReport", "list_audio_files"]
+
+_log = logging.getLogger("mm_browserfft")
+PathLike = Union[str, "os.PathLike[str]"]
+Cache = Union[bool, PathLike]
+
+
+def _is_audio(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(audio.AUDIO_EXTENSIONS)
+
+
+def list_audio_files(folder: PathLike) -> List[str]:
+    """The audio files directly inside ``folder`` (sorted, hidden files skipped)."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise DatasetError("folder not found", path=folder)
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if _is_audio(n) and os.path.isfile(os.path.join(folder, n)))
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """What a loader holds, and what it skipped or dropped, and why.
+
+    Attributes:
+      files_per_class: label -> number of files kept.
+      clips_per_class: label -> number of 44032-sample windows those files give.
+      dropped_short: files shorter than one window that give no window (Model Maker drops them).
+      padded: files shorter than one window that were zero-padded to one (``pad_short_clips``).
+      unreadable: files that could not be decoded and were skipped (``skip_bad_files``).
+      skipped: entries of the data folder that are not audio files of a label
+        folder (other extensions, hidden files, files at the top level, sub-folders).
+    """
+
+    files_per_class: Dict[str, int]
+    clips_per_class: Dict[str, int]
+    dropped_short: List[str] = dataclasses.field(default_factory=list)
+    padded: List[str] = dataclasses.field(default_factory=list)
+    unreadable: List[str] = dataclasses.field(default_factory=list)
+    skipped: List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def num_files(self) -> int:
+        return sum(self.files_per_class.values())
+
+    @property
+    def num_clips(self) -> int:
+        return sum(self.clips_per_class.values())
+
+    def __str__(self) -> str:
+        lines = [f"{self.num_files} files, {self.num_clips} clips of {WAVEFORM_LENGTH} samples"]
+        lines += [f"  {label}: {n} files, {self.clips_per_class[label]} clips" for label, n in self.files_per_class.items()]
+        for name, items in (
+            ("dropped (shorter than one clip)", self.dropped_short),
+            ("zero-padded to one clip", self.padded),
+            ("unreadable, skipped", self.unreadable),
+            ("not audio, skipped", self.skipped),
+        ):
+            if items:
+                lines.append(f"  {name}: {len(items)}")
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Item:
+    path: str
+    label: int
+    clips: int  # windows the file gives
+    padded: bool
+
+
+class _WaveformCache:
+    """Decoded 44.1 kHz waveforms by file: in memory (``True``), on disk (a folder), or none (``False``)."""
+
+    def __init__(self, cache: Cache) -> None:
+        self.folder = None if isinstance(cache, bool) else os.fspath(cache)
+        self.memory: Optional[Dict[str, np.ndarray]] = {} if cache is True else None
+        if self.folder is not None:
+            os.makedirs(self.folder, exist_ok=True)
+
+    @property
+    def enabled(self) -> bool:
+        return self.folder is not None or self.memory is not None
+
+    def _disk_path(self, path: str) -> str:
+        stat = os.stat(path)
+        key = f"{os.path.abspath(path)}|{stat.st_mtime_ns}|{stat.st_size}|{SAMPLE_RATE}"
+        return os.path.join(self.folder, hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".npy")
+
+    def load(self, path: str) -> np.ndarray:
+        """float32 ``[n]`` at 44.1 kHz."""
+        if self.memory is not None and path in self.memory:
+            return self.memory[path]
+        disk = self._disk_path(path) if self.folder is not None else None
+        if disk is not None and os.path.exists(disk):
+            return np.load(disk)
+        waveform = audio.load_audio(path)
+        if self.memory is not None:
+            self.memory[path] = waveform
+        if disk is not None:
+            tmp = f"{disk}.{os.getpid()}.tmp.npy"
+            np.save(tmp, waveform)
+            os.replace(tmp, disk)
+        return waveform
+
+
+class DataLoader:
+    """Audio files with labels, for :func:`mm_browserfft.audio_classifier.create`.
+
+    Build one with :meth:`from_folder` or :meth:`from_esc50`. ``len(loader)`` is
+    the number of files (Model Maker's meaning); a file gives 0..n windows.
+
+    Attributes:
+      index_to_label: class names, index = class id (sorted).
+      num_classes: ``len(index_to_label)``.
+      report: a :class:`LoadReport`.
+      spec: the model spec whose preprocessing :meth:`gen_dataset` applies.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[_Item],
+        index_to_label: Sequence[str],
+        spec,
+        *,
+        cache: Union[Cache, _WaveformCache] = False,
+        skipped: Sequence[str] = (),
+        unreadable: Sequence[str] = (),
+    ) -> None:
+        self._items = list(items)
+        self.index_to_label = list(index_to_label)
+        self.spec = spec
+        self._cache = cache if isinstance(cache, _WaveformCache) else _WaveformCache(cache)
+        self._skipped = list(skipped)
+        self._unreadable = list(unreadable)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_folder(
+        cls,
+        spec,
+        data_path: PathLike,
+        categories: Optional[Sequence[str]] = None,
+        shuffle: bool = True,
+        cache: Cache = False,
+        *,
+        seed: Optional[int] = None,
+        skip_bad_files: bool = False,
+    ) -> "DataLoader":
+        """Load ``data_path/<label>/<audio file>``.
+
+        Args:
+          spec: the model spec (its ``pad_short_clips`` decides short clips).
+          data_path: folder with one sub-folder per label.
+          categories: keep only these label folders.
+          shuffle: shuffle the files (``seed`` makes it repeatable).
+          cache: ``True`` keeps decoded waveforms in memory, a path keeps them on disk.
+          seed: seed of the shuffle.
+          skip_bad_files: warn about and count unreadable files instead of raising.
+
+        Raises:
+          DatasetError: ``data_path`` is missing, or no audio file is found.
+          AudioDecodeError: a file is unreadable (unless ``skip_bad_files``).
+        """
+        root = os.fspath(data_path)
+        if not os.path.isdir(root):
+            raise DatasetError("data folder not found", path=root)
+        wanted = set(categories) if categories is not None else None
+        pairs, skipped = [], []
+        for entry in sorted(os.listdir(root)):
+            folder = os.path.join(root, entry)
+            if not os.path.isdir(folder):
+                skipped.append(folder)
+                continue
+            if entry.startswith(".") or (wanted is not None and entry not in wanted):
+                continue
+            for name in sorted(os.listdir(folder)):
+                path = os.path.join(folder, name)
+                if _is_audio(name) and os.path.isfile(path):
+                    pairs.append((path, entry))
+                else:
+                    skipped.append(path)
+        return cls._from_pairs(spec, pairs, shuffle, cache, seed, skip_bad_files, skipped, where=root)
+
+    @classmethod
+    def from_esc50(
+        cls,
+        spec,
+        data_path: PathLike,
+        folds: Optional[Sequence[int]] = None,
+        categories: Optional[Sequence[str]] = None,
+        shuffle: bool = True,
+        cache: Cache = False,
+        *,
+        seed: Optional[int] = None,
+        skip_bad_files: bool = False,
+    ) -> "DataLoader":
+        """Load ESC-50: ``data_path/meta/esc50.csv`` and ``data_path/audio/<filename>``.
+
+        Labels are the CSV's ``category`` names, sorted (its ``target`` column is
+        ignored, as in Model Maker); ``folds`` and ``categories`` filter rows.
+
+        Raises:
+          DatasetError: the CSV is missing or malformed, or no row is left.
+        """
+        root = os.fspath(data_path)
+        meta = os.path.join(root, "meta", "esc50.csv")
+        if not os.path.isfile(meta):
+            raise DatasetError("ESC-50 metadata not found (expected meta/esc50.csv)", path=root)
+        with open(meta, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and not {"filename", "fold", "category"} <= set(rows[0]):
+            raise DatasetError("needs the columns filename, fold and category", path=meta)
+        fold_set = {int(f) for f in folds} if folds is not None else None
+        wanted = set(categories) if categories is not None else None
+        pairs = [
+            (os.path.join(root, "audio", row["filename"]), row["category"])
+            for row in rows
+            if (fold_set is None or int(row["fold"]) in fold_set) and (wanted is None or row["category"] in wanted)
+        ]
+        return cls._from_pairs(spec, sorted(pairs), shuffle, cache, seed, skip_bad_files, [], where=root)
+
+    @classmethod
+    def _from_pairs(cls, spec, pairs, shuffle, cache, seed, skip_bad_files, skipped, *, where) -> "DataLoader":
+        if not pairs:
+            raise DatasetError("No audio files found.", path=where)
+        index_to_label = sorted({label for _, label in pairs})
+        label_index = {label: i for i, label in enumerate(index_to_label)}
+        pad = bool(getattr(spec, "pad_short_clips", False))
+        items, unreadable = [], []
+        for path, label in pairs:
+            try:
+                info = audio.audio_info(path)
+            except AudioDecodeError as exc:
+                if not skip_bad_files:
+                    raise
+                warnings.warn(f"skipping {exc}", stacklevel=3)
+                unreadable.append(path)
+                continue
+            samples = int(round(info.frames * SAMPLE_RATE / info.sample_rate))
+            clips = audio.num_windows(samples, pad_short=pad)
+            items.append(_Item(path, label_index[label], clips, pad and 0 < samples < WAVEFORM_LENGTH))
+        if not items:
+            raise DatasetError("No audio files found.", path=where)
+        if shuffle:
+            random.Random(seed).shuffle(items)
+        loader = cls(items, index_to_label, spec, cache=cache, skipped=skipped, unreadable=unreadable)
+        _log.info("loaded %s:\n%s", where, loader.report)
+        short = len(loader.report.dropped_short)
+        if short:
+            _log.warning(
+                "%d of %d files in %s are shorter than %d samples at 44.1 kHz and give no clip "
+                "(BrowserFftSpec(pad_short_clips=True) pads them instead)",
+                short, len(items), where, WAVEFORM_LENGTH,
+            )  # fmt: skip
+        return loader
+
+    def _subset(self, items: Sequence[_Item]) -> "DataLoader":
+        return DataLoader(items, self.index_to_label, self.spec, cache=self._cache)
+
+    # ------------------------------------------------------------------ inspection
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.index_to_label)
+
+    @property
+    def size(self) -> int:
+        """Number of files (Model Maker's ``DataLoader.size``)."""
+        return len(self._items)
+
+    @property
+    def files(self) -> List[Tuple[str, str]]:
+        """``(path, label)`` of every file, in the loader's order."""
+        return [(item.path, self.index_to_label[item.label]) for item in self._items]
+
+    @property
+    def report(self) -> LoadReport:
+        """Counts of files and clips per class, and of what was dropped, padded or skipped."""
+        files = {label: 0 for label in self.index_to_label}
+        clips = dict(files)
+        for item in self._items:
+            files[self.index_to_label[item.label]] += 1
+            clips[self.index_to_label[item.label]] += item.clips
+        return LoadReport(
+            files,
+            clips,
+            dropped_short=[item.path for item in self._items if item.clips == 0],
+            padded=[item.path for item in self._items if item.padded],
+            unreadable=list(self._unreadable),
+            skipped=list(self._skipped),
+        )
+
+    # ------------------------------------------------------------------ splitting
+
+    def split(self, fraction: float, *, by_speaker: bool = False) -> Tuple["DataLoader", "DataLoader"]:
+        """Two loaders: the first ``int(len * fraction)`` files and the rest (no re-shuffle).
+
+        Args:
+          fraction: share of the files in the first part, in (0, 1).
+          by_speaker: keep every speaker (:func:`mm_browserfft.speakers.speaker_id`)
+            on one side: speakers, in order of first appearance, fill the first part
+            until it holds at least ``int(len * fraction)`` files.
+        """
+        if not 0.0 < fraction < 1.0:
+            raise DatasetError(f"fraction must be in (0, 1), got {fraction}")
+        target = int(len(self._items) * fraction)
+        if not by_speaker:
+            return self._subset(self._items[:target]), self._subset(self._items[target:])
+        by_owner: Dict[str, List[_Item]] = {}
+        for item in self._items:
+            by_owner.setdefault(speaker_id(item.path), []).append(item)
+        first, second = [], []
+        for group in by_owner.values():
+            (first if len(first) < target else second).extend(group)
+        return self._subset(first), self._subset(second)
+
+    # ------------------------------------------------------------------ waveforms
+
+    def _decode(self, item: _Item) -> np.ndarray:
+        return self._cache.load(item.path)
+
+    def iter_waveforms(self) -> Iterator[Tuple[int, int, np.ndarray]]:
+        """Decode every file (through the cache) and cut it into windows.
+
+        Yields:
+          ``(file_index, label, windows [k, 44032] float32)`` per file, in order;
+          ``k`` may be 0 (a dropped short clip).
+        """
+        for index, item in enumerate(self._items):
+            yield index, item.label, self.spec.split_waveform(self._decode(item))
+
+    def gen_waveforms(self) -> Iterator[np.ndarray]:
+        """Every window, one at a time: float32 ``[44032]`` (calibration data for int8 export)."""
+        for _, _, windows in self.iter_waveforms():
+            yield from windows
+
+    def waveforms(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All windows at once.
+
+        Returns:
+          ``(windows [m, 44032] float32, labels [m] int32, file_index [m] int32)``.
+        """
+        windows, labels, owners = [np.zeros((0, WAVEFORM_LENGTH), np.float32)], [], []
+        for index, label, chunk in self.iter_waveforms():
+            windows.append(chunk)
+            labels.append(np.full(len(chunk), label, np.int32))
+            owners.append(np.full(len(chunk), index, np.int32))
+        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int32)  # noqa: E731
+        return np.concatenate(windows), cat(labels), cat(owners)
+
+    def labels(self) -> np.ndarray:
+        """The label of every window, in order: int32 ``[m]`` (from headers, no decoding)."""
+        return np.concatenate([np.full(item.clips, item.label, np.int32) for item in self._items] or [np.zeros(0, np.int32)])
+
+    # ------------------------------------------------------------------ tf.data
+
+    def gen_dataset(
+        self,
+        batch_size: int = 1,
+        is_training: bool = False,
+        shuffle: bool = False,
+        input_pipeline_context=None,
+        preprocess=None,
+        drop_remainder: bool = False,
+    ):
+        """A batched ``tf.data.Dataset`` of ``(spectrogram [b, 43, 232, 1], one-hot [b, N])``.
+
+        Model Maker's pipeline: whole clips -> ``spec.preprocess_ds`` (windows,
+        training noise, front end) -> finite filter -> one-hot -> shuffle (when
+        training and ``shuffle``) -> batch -> prefetch.
+
+        Args:
+          batch_size: windows per batch.
+          is_training: apply the spec's training noise and augmentation.
+          shuffle: shuffle files and windows (only when ``is_training``).
+          input_pipeline_context: a ``tf.distribute.InputContext``; shards the files.
+          preprocess: optional ``fn(spectrogram, label, is_training) -> (spectrogram, label)``
+            applied after the spec's preprocessing.
+          drop_remainder: drop the last, smaller batch.
+        """
+        import tensorflow as tf
+
+        items = list(self._items)
+        if is_training and shuffle:
+            random.shuffle(items)
+
+        def clips():
+            for item in items:
+                yield self._decode(item), item.label
+
+        ds = tf.data.Dataset.from_generator(
+            clips,
+            output_signature=(tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)),
+        )
+        if input_pipeline_context is not None and input_pipeline_context.num_input_pipelines > 1:
+            ds = ds.shard(input_pipeline_context.num_input_pipelines, input_pipeline_context.input_pipeline_id)
+        ds = self.spec.preprocess_ds(ds, is_training=is_training)
+        if preprocess is not None:
+            ds = ds.map(lambda x, y: preprocess(x, y, is_training), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.filter(lambda x, _: tf.size(x) > 0 and tf.reduce_all(tf.math.is_finite(x)))
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, self.num_classes)))
+        if is_training and shuffle:
+            ds = ds.shuffle(max(1, min(self.report.num_clips, 3 * batch_size)))
+        return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+    def __repr__(self) -> str:
+        return f"DataLoader({len(self)} files, {self.num_classes} classes: {self.index_to_label})"

@@ -1,0 +1,191 @@
+"""TFLite conversion of the serving model, atomic writes, and a LiteRT runner.
+
+The serving model maps waveforms ``[batch, 44032]`` (float32, 44.1 kHz) to
+probabilities ``[batch, N]``; its first layer is
+:class:`~mm_browserfft.frontend.BrowserFftLayer`. The ``.tflite`` has a fixed
+batch of 1 (input float32 ``[1, 44032]``, output float32 ``[1, N]``) and builtin
+ops only, as the Task Library and MediaPipe audio classifiers require.
+
+Conversion goes through a ``tf.function`` with a fixed input signature (Keras 3
+and Keras 2 alike) rather than ``TFLiteConverter.from_keras_model``. With int8
+quantization everything up to the first learned layer (the front end: framing,
+window, RFFT2D, LOG, z-score) is kept in float32 and only the conv / dense
+stack runs int8 kernels: quantizing a waveform or a log spectrum to 8 bits
+destroys it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from typing import List, Optional, Union
+
+import numpy as np
+
+from .config import QuantizationConfig
+from .errors import ExportError, InvalidInputError
+from .frontend import WAVEFORM_LENGTH
+from .metadata import INPUT_NAME, read_operators
+
+__all__ = ["convert_to_tflite", "write_tflite_atomically", "run_tflite"]
+
+ModelSource = Union[bytes, bytearray, str, "os.PathLike[str]"]
+
+# tflite BuiltinOperator codes of the ops that carry learned weights.
+_WEIGHT_OPS = {3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 9: "FULLY_CONNECTED", 126: "BATCH_MATMUL"}
+
+
+def _concrete_function(serving_model):
+    """The serving model traced for one waveform ``[1, 44032]`` float32 named ``audio_clip``."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, WAVEFORM_LENGTH], tf.float32, name=INPUT_NAME)])
+    def serve(waveform):
+        return serving_model(waveform, training=False)
+
+    concrete = serve.get_concrete_function()
+    outputs = tf.nest.flatten(concrete.structured_outputs)
+    if len(outputs) != 1 or outputs[0].shape.rank != 2:
+        shapes = [tuple(o.shape) for o in outputs]
+        raise InvalidInputError(f"the serving model must return one [1, N] tensor, it returns {shapes}")
+    return concrete
+
+
+def _check_config(config: QuantizationConfig) -> None:
+    import tensorflow as tf
+
+    for what in ("inference_input_type", "inference_output_type"):
+        dtype = getattr(config, what)
+        if dtype is not None and dtype != tf.float32:
+            raise InvalidInputError(f"{what} must be tf.float32 (audio clients feed and read float32), got {dtype}")
+    if config.supported_ops and tf.lite.OpsSet.TFLITE_BUILTINS not in config.supported_ops:
+        raise InvalidInputError(
+            f"supported_ops {config.supported_ops} cannot hold the float FFT front end; "
+            "include tf.lite.OpsSet.TFLITE_BUILTINS (or leave it None)"
+        )
+
+
+def _frontend_tensors(float_model: bytes) -> List[str]:
+    """Output tensor names of every op that feeds the first learned layer: the front end."""
+    operators = read_operators(float_model)
+    first = next((op for op in operators if op.code in _WEIGHT_OPS), None)
+    if first is None:
+        raise InvalidInputError("int8 quantization needs a conv or dense layer; the serving model has none")
+    producers = {name: op for op in operators for name in op.outputs}
+    keep: set = set()
+    pending = [first.inputs[0]]
+    while pending:
+        op = producers.get(pending.pop())
+        if op is not None and not keep.issuperset(op.outputs):
+            keep.update(op.outputs)
+            pending.extend(op.inputs)
+    return sorted(keep)
+
+
+def convert_to_tflite(serving_model, *, quantization_config: Optional[QuantizationConfig] = None) -> bytes:
+    """Convert a serving model to a ``.tflite`` flatbuffer (no metadata).
+
+    Args:
+      serving_model: Keras model, waveform ``[batch, 44032]`` -> scores ``[batch, N]``.
+      quantization_config: None for float32; :meth:`QuantizationConfig.for_dynamic`,
+        :meth:`~QuantizationConfig.for_float16` or :meth:`~QuantizationConfig.for_int8`.
+        With int8, the front end stays float32 (see the module docstring).
+
+    Returns:
+      the model bytes: input ``audio_clip`` float32 ``[1, 44032]``, output float32 ``[1, N]``.
+
+    Raises:
+      InvalidInputError: the model does not return one ``[batch, N]`` tensor, or
+        the config asks for non-float input/output or int8-only ops.
+    """
+    import tensorflow as tf
+
+    concrete = _concrete_function(serving_model)
+
+    def converter():
+        conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return conv
+
+    if quantization_config is None:
+        return bytes(converter().convert())
+    _check_config(quantization_config)
+    quantizing = quantization_config.get_converter_with_quantization(converter())
+    if quantization_config.representative_data is None:
+        return bytes(quantizing.convert())
+    keep_float = _frontend_tensors(bytes(converter().convert()))
+    with warnings.catch_warnings():
+        # The debugger runs TF's own (deprecated) interpreter internally, and the
+        # float input needs no input statistics; neither is the caller's concern.
+        warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=quantizing,
+            debug_dataset=quantizing.representative_dataset,
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float),
+        )
+        return bytes(debugger.get_nondebug_quantized_model())
+
+
+def write_tflite_atomically(data: bytes, path: "os.PathLike[str] | str") -> None:
+    """Write bytes to ``path`` so that readers see the old file or the new one, never half.
+
+    The bytes go to a temporary file beside ``path`` (same folder, so the rename
+    stays on one file system), are flushed to disk, then renamed over ``path``.
+    The new file gets the usual permissions (``0o666`` minus the umask).
+
+    Raises:
+      ExportError: the folder is missing or read-only, the disk is full, ...
+        ``path`` is then untouched and no temporary file is left behind.
+    """
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    temp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+    except OSError as exc:
+        raise ExportError(f"cannot write the file ({exc.strerror or exc})", path=target) from None
+
+
+def run_tflite(model: ModelSource, waveforms: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
+    """Run a ``.tflite`` classifier with LiteRT, one waveform at a time.
+
+    Args:
+      model: ``.tflite`` bytes or path (metadata and packed files are fine).
+      waveforms: float ``[n, 44032]`` (or one ``[44032]``) at 44.1 kHz.
+      num_threads: interpreter threads; 1 gives reproducible timing on shared machines.
+
+    Returns:
+      float32 ``[n, N]`` scores.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    batch = np.asarray(waveforms, dtype=np.float32)
+    if batch.ndim == 1:
+        batch = batch[np.newaxis]
+    if batch.ndim != 2 or batch.shape[1] != WAVEFORM_LENGTH:
+        raise InvalidInputError(f"waveforms must have shape [n, {WAVEFORM_LENGTH}], got {batch.shape}")
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+    else:
+        interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
+    interpreter.allocate_tensors()
+    (source,) = interpreter.get_input_details()
+    (sink,) = interpreter.get_output_details()
+    scores = []
+    for waveform in batch:
+        interpreter.set_tensor(source["index"], waveform.reshape(source["shape"]))
+        interpreter.invoke()
+        scores.append(np.array(interpreter.get_tensor(sink["index"]), dtype=np.float32).reshape(-1))
+    return np.stack(scores) if scores else np.zeros((0, int(np.prod(sink["shape"]))), np.float32)

@@ -1,0 +1,187 @@
+"""Run an exported model (.tflite or SavedModel) on waveforms and on whole recordings.
+
+A :class:`Predictor` maps windows ``[n, 44032]`` (float32, 44.1 kHz) to
+probabilities ``[n, num_classes]`` and knows the model's labels. For recordings
+longer than one window, :func:`stream_predictions` slides a window over the file
+(in bounded memory), like the browser recognizer's overlapping listening.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from typing import Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from .audio import iter_audio_blocks
+from .errors import InvalidInputError, ModelFormatError
+from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+
+__all__ = ["Predictor", "TFLitePredictor", "SavedModelPredictor", "load_predictor", "Detection", "stream_predictions"]
+
+
+class Predictor:
+    """Interface: ``labels`` and ``predict(windows [n, 44032]) -> probabilities [n, C]``."""
+
+    labels: List[str]
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def _check_windows(windows: np.ndarray) -> np.ndarray:
+    x = np.asarray(windows, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != WAVEFORM_LENGTH:
+        raise InvalidInputError(f"expected windows [n, {WAVEFORM_LENGTH}], got shape {x.shape}")
+    return x
+
+
+class TFLitePredictor(Predictor):
+    """A .tflite classifier run by ai_edge_litert, one window at a time (the model's batch is 1).
+
+    Args:
+      model: path of the .tflite file, or its bytes.
+      labels: class names; read from the model's metadata when omitted.
+      num_threads: interpreter threads (1 gives the single-thread latency the benchmarks report).
+    """
+
+    def __init__(self, model, *, labels: Optional[Sequence[str]] = None, num_threads: Optional[int] = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = None if isinstance(model, (bytes, bytearray)) else os.fspath(model)
+        content = bytes(model) if self.path is None else pathlib.Path(self.path).read_bytes()
+        try:
+            self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFormatError(f"not a loadable .tflite model ({exc})", path=self.path) from None
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        if labels is None:
+            from .metadata import read_labels
+
+            labels = read_labels(content)
+        self.labels = list(labels)
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        x = _check_windows(windows)
+        out = np.empty((x.shape[0], int(self._output["shape"][-1])), np.float32)
+        for i, window in enumerate(x):
+            self.interpreter.set_tensor(self._input["index"], window[np.newaxis])
+            self.interpreter.invoke()
+            out[i] = self.interpreter.get_tensor(self._output["index"])[0]
+        return out
+
+
+class SavedModelPredictor(Predictor):
+    """A SavedModel exported by ``AudioClassifier.export(export_format=SAVED_MODEL)`` (waveform in).
+
+    Labels come from ``labels.txt`` in the SavedModel folder or beside it.
+    """
+
+    def __init__(self, path, *, labels: Optional[Sequence[str]] = None):
+        import tensorflow as tf
+
+        self.path = os.fspath(path)
+        try:
+            loaded = tf.saved_model.load(self.path)
+        except (OSError, ValueError) as exc:
+            raise ModelFormatError(f"not a loadable SavedModel ({exc})", path=self.path) from None
+        self._fn = loaded.signatures["serving_default"]
+        self._loaded = loaded
+        self.labels = list(labels) if labels is not None else _labels_beside(pathlib.Path(self.path))
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        x = _check_windows(windows)
+        outputs = self._fn(tf.constant(x))
+        return np.asarray(next(iter(outputs.values())), dtype=np.float32)
+
+
+def _labels_beside(folder: pathlib.Path) -> List[str]:
+    for candidate in (folder / "labels.txt", folder.parent / "labels.txt"):
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8").splitlines()
+    raise ModelFormatError("no labels.txt in or beside the SavedModel folder", path=folder)
+
+
+def load_predictor(path, *, num_threads: Optional[int] = None) -> Predictor:
+    """A :class:`TFLitePredictor` for a ``.tflite`` file, a :class:`SavedModelPredictor` for a folder."""
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise InvalidInputError("model not found", path=p)
+    if p.is_dir():
+        return SavedModelPredictor(p)
+    return TFLitePredictor(p, num_threads=num_threads)
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    """Top-k classes of one window of a recording."""
+
+    start_s: float
+    end_s: float
+    top_k: List[tuple]  # [(label, probability), ...], best first
+
+
+def stream_predictions(
+    predictor: Predictor,
+    path,
+    *,
+    hop_s: float = WAVEFORM_LENGTH / 2 / SAMPLE_RATE,
+    top_k: int = 3,
+    batch: int = 32,
+) -> Iterator[Detection]:
+    """Slide a one-window classifier over a recording of any length.
+
+    The file is decoded in blocks (:func:`~mm_browserfft.audio.iter_audio_blocks`),
+    so memory stays bounded for hour-long recordings. Windows start every
+    ``hop_s`` seconds (default: half a window, the recognizer's overlap factor
+    0.5); a recording shorter than one window is zero-padded to one.
+
+    Yields:
+      one :class:`Detection` per window, in time order.
+    """
+    hop = int(round(hop_s * SAMPLE_RATE))
+    if hop <= 0:
+        raise InvalidInputError(f"hop must be positive, got {hop_s} s")
+    k = max(1, min(top_k, len(predictor.labels)))
+    pending = np.zeros(0, np.float32)
+    consumed = 0  # samples dropped from the front of `pending`
+    starts: List[int] = []
+    windows: List[np.ndarray] = []
+
+    def flush():
+        probs = predictor.predict(np.stack(windows))
+        for start, p in zip(starts, probs):
+            order = np.argsort(-p)[:k]
+            yield Detection(
+                start / SAMPLE_RATE,
+                (start + WAVEFORM_LENGTH) / SAMPLE_RATE,
+                [(predictor.labels[i], float(p[i])) for i in order],
+            )
+        starts.clear()
+        windows.clear()
+
+    next_start = 0
+    total = 0
+    for block in iter_audio_blocks(path):
+        pending = np.concatenate([pending, block])
+        total += block.size
+        while next_start + WAVEFORM_LENGTH <= consumed + pending.size:
+            offset = next_start - consumed
+            windows.append(pending[offset : offset + WAVEFORM_LENGTH].copy())
+            starts.append(next_start)
+            next_start += hop
+            if len(windows) == batch:
+                yield from flush()
+        drop = min(next_start - consumed, pending.size)
+        pending, consumed = pending[drop:], consumed + drop
+    if total and next_start == 0 and not windows:  # shorter than one window
+        windows.append(np.pad(pending, (0, WAVEFORM_LENGTH - pending.size)))
+        starts.append(0)
+    if windows:
+        yield from flush()

@@ -1,0 +1,188 @@
+"""The training report: Markdown plus PNGs, written beside the exported model.
+
+Sections: data summary (files, clips, dropped/padded per class, durations, sample
+rates), training curves, confusion matrix, per-class metrics, the worst-classified
+clips, example spectrograms, and model size and latency.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+__all__ = [
+    "plot_history",
+    "plot_confusion_matrix",
+    "plot_spectrograms",
+    "format_metrics",
+    "write_report",
+]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(history: Dict[str, List[float]], path) -> str:
+    """Loss and accuracy per epoch (train and validation) -> PNG at ``path``."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, key in zip(axes, ("loss", "acc")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = history.get(prefix + key) or history.get(prefix + ("accuracy" if key == "acc" else key))
+            if values:
+                ax.plot(np.arange(1, len(values) + 1), values, style, label=(prefix or "train_") + key)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], path) -> str:
+    """Counts with rows = truth, columns = prediction -> PNG at ``path``."""
+    plt = _pyplot()
+    m = np.asarray(matrix)
+    size = 1.2 + 0.45 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), count in np.ndenumerate(m):
+        ax.text(j, i, str(count), ha="center", va="center", color="white" if count > m.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def plot_spectrograms(spectrograms: np.ndarray, titles: Sequence[str], path) -> str:
+    """Spectrograms ``[n, 43, 232, 1]`` (z-scores) side by side -> PNG at ``path``."""
+    plt = _pyplot()
+    n = len(spectrograms)
+    fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 3.0), squeeze=False)
+    for ax, spec, title in zip(axes[0], spectrograms, titles):
+        ax.imshow(np.asarray(spec)[..., 0].T, origin="lower", aspect="auto", cmap="magma")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("frame (23 ms)")
+        ax.set_ylabel("bin (21.5 Hz)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def format_metrics(metrics: Dict) -> str:
+    """Text table of :func:`mm_browserfft.metrics.classification_metrics` output."""
+    lines = [f"accuracy {metrics['accuracy']:.4f} on {metrics['num_examples']} clips (macro F1 {metrics['macro_f1']:.4f})"]
+    lines.append(f"{'label':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+    for row in metrics["per_class"]:
+        lines.append(
+            f"{row['label']:<20} {row['precision']:>9.3f} {row['recall']:>9.3f} {row['f1']:>9.3f} {row['support']:>8d}"
+        )
+    labels = metrics["labels"]
+    lines.append("confusion matrix (rows = true, columns = predicted):")
+    for label, row in zip(labels, metrics["confusion_matrix"]):
+        lines.append(f"  {label:<20} " + " ".join(f"{c:>5d}" for c in row))
+    return "\n".join(lines)
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> List[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def write_report(
+    out_dir,
+    *,
+    data_summary: Dict,
+    history: Optional[Dict[str, List[float]]],
+    metrics: Dict,
+    worst: Sequence[Dict],
+    examples: Optional[np.ndarray],
+    example_titles: Sequence[str],
+    model_info: Dict,
+) -> pathlib.Path:
+    """Write ``report.md``, ``report.json`` and the PNGs into ``out_dir``.
+
+    Args:
+      data_summary: per split, what :attr:`DataLoader.summary` returns.
+      history: Keras ``History.history`` of the training run.
+      metrics: :func:`mm_browserfft.metrics.classification_metrics` on the test data.
+      worst: the worst-classified clips: dicts with ``file``, ``label``, ``predicted``, ``score``.
+      examples: a few spectrograms ``[k, 43, 232, 1]`` to show.
+      model_info: ``tflite_bytes``, ``latency_ms`` and anything else worth a line.
+
+    Returns:
+      the path of ``report.md``.
+    """
+    out = pathlib.Path(out_dir)
+    images = out / "report_images"
+    images.mkdir(parents=True, exist_ok=True)
+    md: List[str] = ["# Training report", ""]
+
+    md += ["## Data", ""]
+    for split, summary in data_summary.items():
+        md.append(f"### {split}")
+        md.append("")
+        rows = [
+            [label, c["files"], c["clips"], c.get("padded", 0), c.get("dropped_short", 0), c.get("skipped", 0)]
+            for label, c in summary.get("per_class", {}).items()
+        ]
+        md += _markdown_table(["label", "files", "clips", "padded", "dropped (short)", "skipped (unreadable)"], rows)
+        extra = {k: v for k, v in summary.items() if k != "per_class"}
+        if extra:
+            md += ["", "```", json.dumps(extra, indent=2, default=str), "```"]
+        md.append("")
+
+    if history:
+        plot_history(history, images / "training_curves.png")
+        md += ["## Training curves", "", "![training curves](report_images/training_curves.png)", ""]
+
+    plot_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], images / "confusion_matrix.png")
+    md += ["## Test results", "", f"Accuracy **{metrics['accuracy']:.4f}** on {metrics['num_examples']} clips.", ""]
+    md += ["![confusion matrix](report_images/confusion_matrix.png)", ""]
+    md += _markdown_table(
+        ["label", "precision", "recall", "F1", "support"],
+        [[r["label"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"]] for r in metrics["per_class"]],
+    )
+    md.append("")
+
+    if worst:
+        md += ["## Worst-classified clips", ""]
+        md += _markdown_table(
+            ["file", "true", "predicted", "score of the true label"],
+            [[w["file"], w["label"], w["predicted"], f"{w['score']:.3f}"] for w in worst],
+        )
+        md.append("")
+
+    if examples is not None and len(examples):
+        plot_spectrograms(examples, example_titles, images / "spectrograms.png")
+        md += ["## Example spectrograms", "", "![spectrograms](report_images/spectrograms.png)", ""]
+
+    md += ["## Model", ""]
+    md += _markdown_table(["item", "value"], [[k, v] for k, v in model_info.items()])
+    md.append("")
+
+    (out / "report.json").write_text(
+        json.dumps({"data": data_summary, "history": history, "metrics": metrics, "worst": list(worst), "model": model_info},
+                   indent=2, default=str),
+        encoding="utf-8",
+    )
+    path = out / "report.md"
+    path.write_text("\n".join(md), encoding="utf-8")
+    return path

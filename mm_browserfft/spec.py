@@ -1,0 +1,449 @@
+"""BrowserFftSpec: Model Maker's audio model spec, on the bundled (or any) 18w base.
+
+The spec ties the pieces together the way Model Maker's ``BrowserFFTSpec`` does
+(same public methods and defaults, see ``model_maker.audio_classifier``), and
+fixes what was broken there:
+
+* the base is loaded once and cached, but :meth:`BrowserFftSpec.create_model`
+  builds every model from *copies* of its layers, so training the whole model
+  never changes the cached base and ``create_model`` can be called again;
+* waveforms shorter than 44032 samples can be zero-padded to one window
+  (``pad_short_clips=True``) instead of dropped;
+* the 1e-5 Gaussian noise is added in training only (Model Maker also added it
+  while evaluating; the front end's floor already keeps every spectrogram
+  finite, so evaluation is deterministic here);
+* optional training augmentation (all off by default): background noise mixed
+  in at a random SNR, random time shifts, SpecAugment-style time/frequency masks.
+
+Shapes: waveforms ``[batch, 44032]`` float32 at 44.1 kHz, spectrograms
+``[batch, 43, 232, 1]``, embeddings ``[batch, 2000]``, probabilities ``[batch, N]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import audio
+from .base import EMBEDDING_LAYER
+from .errors import InvalidInputError, ModelFormatError
+from .frontend import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SPECTROGRAM_SHAPE, WAVEFORM_LENGTH
+
+__all__ = ["BrowserFftSpec", "TRAINING_NOISE_STDDEV", "HEAD_LAYER"]
+
+TRAINING_NOISE_STDDEV = 1e-5
+"""Standard deviation of the Gaussian noise added to training waveforms (Model Maker's value)."""
+HEAD_LAYER = "classification_head"
+"""Name of the trainable softmax layer put on top of the base."""
+
+_log = logging.getLogger("mm_browserfft")
+
+
+def _keras():
+    import tensorflow as tf
+
+    return tf.keras
+
+
+class BrowserFftSpec:
+    """Model Maker's ``BrowserFftSpec``: browser-FFT spectrograms, the 18w base, a softmax head.
+
+    Args:
+      model_dir: where training writes checkpoints (and TensorBoard logs); a new
+        temporary folder, made on first use, when omitted.
+      strategy: a ``tf.distribute.Strategy``; models are built, compiled and trained
+        in its scope. Defaults to the current strategy.
+      base_model: where the pretrained base comes from: ``"bundled"`` (shipped with
+        the package), a folder or ``http(s)`` URL of a TF.js layers model (see
+        :func:`mm_browserfft.base.load_base`), or a Keras model with the 18w topology.
+      base_sha256: expected SHA-256 of the base's ``model.json`` (URL and folder sources).
+      pad_short_clips: zero-pad (centred) waveforms shorter than 44032 samples to one
+        window instead of dropping them as Model Maker does.
+      background_noise: folder of noise recordings (any audio format) to mix into
+        training windows; ``None`` disables the mixing.
+      background_snr_db: ``(low, high)`` signal-to-noise range in dB, drawn uniformly
+        per window.
+      background_prob: fraction of training windows that get background noise.
+      time_shift_s: largest random shift of a training window, in seconds, either
+        way (the vacated part is zero); 0 disables it.
+      time_masks, time_mask_frames: number of SpecAugment time masks per training
+        spectrogram and the largest width of each, in frames (of 43).
+      freq_masks, freq_mask_bins: number of frequency masks and their largest
+        width, in bins (of 232).
+      seed: seeds the training noise and augmentation; ``None`` draws fresh randomness.
+    """
+
+    EXPECTED_WAVEFORM_LENGTH = WAVEFORM_LENGTH
+    """Samples per model window (44032)."""
+
+    def __init__(
+        self,
+        model_dir: Optional[str] = None,
+        strategy: Any = None,
+        *,
+        base_model: Any = "bundled",
+        base_sha256: Optional[str] = None,
+        pad_short_clips: bool = False,
+        background_noise: Optional[Union[str, "os.PathLike[str]"]] = None,
+        background_snr_db: Tuple[float, float] = (0.0, 20.0),
+        background_prob: float = 0.8,
+        time_shift_s: float = 0.0,
+        time_masks: int = 0,
+        time_mask_frames: int = 5,
+        freq_masks: int = 0,
+        freq_mask_bins: int = 16,
+        seed: Optional[int] = None,
+    ) -> None:
+        import tensorflow as tf
+
+        low, high = (float(v) for v in background_snr_db)
+        if low > high:
+            raise InvalidInputError(f"background_snr_db must be (low, high) with low <= high, got {background_snr_db}")
+        if not 0.0 <= background_prob <= 1.0:
+            raise InvalidInputError(f"background_prob must be in [0, 1], got {background_prob}")
+        if time_shift_s < 0 or min(time_masks, time_mask_frames, freq_masks, freq_mask_bins) < 0:
+            raise InvalidInputError("time_shift_s and the mask counts and widths must be >= 0")
+        if time_mask_frames > NUM_FRAMES or freq_mask_bins > NUM_BINS:
+            raise InvalidInputError(
+                f"mask widths must fit the spectrogram ({NUM_FRAMES} frames, {NUM_BINS} bins), "
+                f"got {time_mask_frames} frames, {freq_mask_bins} bins"
+            )
+        self._model_dir = os.fspath(model_dir) if model_dir is not None else None
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.base_source = base_model
+        self.base_sha256 = base_sha256
+        self.pad_short_clips = bool(pad_short_clips)
+        self.background_noise = os.fspath(background_noise) if background_noise is not None else None
+        self.background_snr_db = (low, high)
+        self.background_prob = float(background_prob)
+        self.time_shift_s = float(time_shift_s)
+        self.time_masks, self.time_mask_frames = int(time_masks), int(time_mask_frames)
+        self.freq_masks, self.freq_mask_bins = int(freq_masks), int(freq_mask_bins)
+        self.seed = seed
+        self._base = None
+        self._noise_bank = None
+        self._rng = None
+        self._frontend = None
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def target_sample_rate(self) -> int:
+        """Hz of the waveforms the spec consumes (44100)."""
+        return SAMPLE_RATE
+
+    @property
+    def model_dir(self) -> str:
+        """Folder for checkpoints and logs (a temporary folder made on first use if not given)."""
+        if self._model_dir is None:
+            self._model_dir = tempfile.mkdtemp(prefix="mm_browserfft_")
+        return self._model_dir
+
+    @model_dir.setter
+    def model_dir(self, value: Optional[str]) -> None:
+        self._model_dir = os.fspath(value) if value is not None else None
+
+    @property
+    def augments(self) -> bool:
+        """Whether any training augmentation beyond the 1e-5 noise is on."""
+        return bool(self.background_noise or self.time_shift_s or self.time_masks or self.freq_masks)
+
+    @property
+    def base(self):
+        """The pretrained 18w base (Keras model, spectrogram -> 20 classes), loaded once."""
+        if self._base is None:
+            if isinstance(self.base_source, (str, os.PathLike)):
+                from .base import load_base
+
+                self._base = load_base(os.fspath(self.base_source), sha256=self.base_sha256)
+            else:
+                self._base = self.base_source
+            names = [layer.name for layer in self._base.layers]
+            if EMBEDDING_LAYER not in names or names.index(EMBEDDING_LAYER) != len(names) - 3:
+                raise ModelFormatError(
+                    f"the base must be a flat 18w model ending in {EMBEDDING_LAYER}, dropout, softmax; "
+                    f"got layers {names}"
+                )
+        return self._base
+
+    # ------------------------------------------------------------------ models
+
+    def create_model(self, num_classes: int, train_whole_model: bool = False):
+        """The transfer-learning model: the base without its softmax, plus a new softmax head.
+
+        Every call builds fresh layers holding copies of the base's weights.
+
+        Args:
+          num_classes: classes of the new head (at least 2).
+          train_whole_model: keep the base layers trainable; otherwise only the head is.
+
+        Returns:
+          a ``keras.Sequential`` ``[batch, 43, 232, 1]`` -> ``[batch, num_classes]``
+          whose last layer is ``classification_head``.
+
+        Raises:
+          ValueError (InvalidInputError): ``num_classes`` <= 1.
+        """
+        if num_classes <= 1:
+            raise InvalidInputError(f"AudioClassifier expects num_classes to be greater than 1, got {num_classes}")
+        keras = _keras()
+        with self.strategy.scope():
+            copies = []
+            for layer in self.base.layers[:-1]:
+                copy = layer.__class__.from_config(layer.get_config())
+                copy.trainable = train_whole_model
+                copies.append(copy)
+            head = keras.layers.Dense(num_classes, activation="softmax", name=HEAD_LAYER)
+            model = keras.Sequential([keras.Input(shape=SPECTROGRAM_SHAPE), *copies, head])
+            for copy, layer in zip(copies, self.base.layers[:-1]):
+                copy.set_weights(layer.get_weights())
+        return model
+
+    def create_serving_model(self, training_model):
+        """Front end + training model: waveform ``[batch, 44032]`` -> probabilities ``[batch, N]``."""
+        from .frontend import BrowserFftLayer
+
+        keras = _keras()
+        with self.strategy.scope():
+            return keras.Sequential(
+                [keras.Input(shape=(WAVEFORM_LENGTH,)), BrowserFftLayer(), training_model], name="browser_fft_classifier"
+            )
+
+    @staticmethod
+    def _embedding_index(model) -> int:
+        names = [layer.name for layer in model.layers]
+        if EMBEDDING_LAYER not in names:
+            raise ModelFormatError(f"model has no {EMBEDDING_LAYER!r} layer; layers: {names}")
+        return names.index(EMBEDDING_LAYER)
+
+    def embedding_model(self, training_model):
+        """The part of ``training_model`` up to ``dense_1``, sharing its layers.
+
+        Returns:
+          ``keras.Sequential`` spectrogram ``[batch, 43, 232, 1]`` -> embedding ``[batch, 2000]``.
+        """
+        keras = _keras()
+        cut = self._embedding_index(training_model) + 1
+        return keras.Sequential([keras.Input(shape=SPECTROGRAM_SHAPE), *training_model.layers[:cut]])
+
+    def head_model(self, training_model):
+        """The part of ``training_model`` after ``dense_1`` (dropout + head), sharing its layers.
+
+        Training it trains ``training_model``'s head in place.
+
+        Returns:
+          ``keras.Sequential`` embedding ``[batch, 2000]`` -> probabilities ``[batch, N]``.
+        """
+        keras = _keras()
+        cut = self._embedding_index(training_model) + 1
+        width = training_model.layers[cut - 1].units
+        return keras.Sequential([keras.Input(shape=(width,)), *training_model.layers[cut:]])
+
+    def compile_model(self, model) -> None:
+        """Model Maker's training setup: Adam (learning rate 1e-3), categorical cross-entropy, ``acc``."""
+        with self.strategy.scope():
+            model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["acc"])
+
+    def run_classifier(self, model, epochs: int, train_ds, validation_ds, **kwargs):
+        """Compile ``model`` (:meth:`compile_model`) and fit it; ``kwargs`` go to ``fit``.
+
+        The data sets shuffle themselves, so ``fit``'s own ``shuffle`` defaults to False.
+
+        Returns:
+          the Keras ``History``.
+        """
+        kwargs.setdefault("shuffle", False)
+        self.compile_model(model)
+        with self.strategy.scope():
+            return model.fit(train_ds, validation_data=validation_ds, epochs=epochs, **kwargs)
+
+    def get_default_quantization_config(self):
+        """No quantization by default (float32 TFLite), as in Model Maker."""
+        return None
+
+    # ------------------------------------------------------------------ features
+
+    def _generator(self):
+        import tensorflow as tf
+
+        if self._rng is None:
+            self._rng = (
+                tf.random.Generator.from_non_deterministic_state()
+                if self.seed is None
+                else tf.random.Generator.from_seed(self.seed)
+            )
+        return self._rng
+
+    def _noise(self):
+        """The background-noise recordings, concatenated: float32 ``[n]`` at 44.1 kHz (loaded once)."""
+        if self._noise_bank is None:
+            import tensorflow as tf
+
+            from .data import list_audio_files
+
+            parts = [audio.load_audio(path) for path in list_audio_files(self.background_noise)]
+            bank = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            if bank.size < WAVEFORM_LENGTH:
+                raise InvalidInputError(
+                    f"background noise must hold at least {WAVEFORM_LENGTH} samples at 44.1 kHz, got {bank.size}",
+                )
+            self._noise_bank = tf.constant(bank)
+        return self._noise_bank
+
+    def _mix_background(self, x):
+        import tensorflow as tf
+
+        rng, bank = self._generator(), self._noise()
+        batch = tf.shape(x)[0]
+        starts = rng.uniform([batch], 0, tf.size(bank, out_type=tf.int64) - WAVEFORM_LENGTH + 1, dtype=tf.int64)
+        noise = tf.gather(bank, starts[:, None] + tf.range(WAVEFORM_LENGTH, dtype=tf.int64)[None, :])
+        low, high = self.background_snr_db
+        snr_db = rng.uniform([batch, 1], low, high) if high > low else tf.fill([batch, 1], low)
+        rms = lambda v: tf.sqrt(tf.reduce_mean(tf.square(v), axis=1, keepdims=True))  # noqa: E731
+        gain = rms(x) / (rms(noise) + 1e-12) * tf.pow(10.0, -snr_db / 20.0)
+        on = tf.cast(rng.uniform([batch, 1]) < self.background_prob, tf.float32)
+        return x + on * gain * noise
+
+    def _time_shift(self, x):
+        import tensorflow as tf
+
+        limit = int(round(self.time_shift_s * SAMPLE_RATE))
+        shift = self._generator().uniform([tf.shape(x)[0], 1], -limit, limit + 1, dtype=tf.int32)
+        source = tf.range(WAVEFORM_LENGTH)[None, :] - shift
+        inside = tf.cast((source >= 0) & (source < WAVEFORM_LENGTH), tf.float32)
+        return tf.gather(x, tf.clip_by_value(source, 0, WAVEFORM_LENGTH - 1), batch_dims=1) * inside
+
+    def _masks(self, spectrograms, count: int, max_width: int, axis: int):
+        """Zero ``count`` random stripes of width 0..max_width along ``axis`` (1 = time, 2 = frequency)."""
+        import tensorflow as tf
+
+        rng = self._generator()
+        size = spectrograms.shape[axis]
+        batch = tf.shape(spectrograms)[0]
+        keep = tf.ones([batch, size])
+        for _ in range(count):
+            width = rng.uniform([batch, 1], 0, max_width + 1, dtype=tf.int32)
+            start = tf.cast(tf.floor(rng.uniform([batch, 1]) * tf.cast(size - width + 1, tf.float32)), tf.int32)
+            pos = tf.range(size)[None, :]
+            keep *= 1.0 - tf.cast((pos >= start) & (pos < start + width), tf.float32)
+        shape = [-1, size, 1, 1] if axis == 1 else [-1, 1, size, 1]
+        return spectrograms * tf.reshape(keep, shape)
+
+    def featurize(self, waveforms, *, is_training: bool = False):
+        """Waveform windows to model inputs.
+
+        In training: random time shift and background noise (if enabled), then
+        N(0, 1e-5^2) noise, then the front end, then time/frequency masks (if enabled).
+
+        Args:
+          waveforms: float32 ``[batch, 44032]`` (tensor or array).
+          is_training: apply the training noise and augmentation.
+
+        Returns:
+          float32 tensor ``[batch, 43, 232, 1]``.
+        """
+        import tensorflow as tf
+
+        if self._frontend is None:
+            from .frontend import BrowserFftLayer
+
+            self._frontend = BrowserFftLayer()
+        x = tf.reshape(tf.cast(waveforms, tf.float32), [-1, WAVEFORM_LENGTH])
+        if is_training:
+            if self.time_shift_s:
+                x = self._time_shift(x)
+            if self.background_noise:
+                x = self._mix_background(x)
+            x = x + TRAINING_NOISE_STDDEV * self._generator().normal(tf.shape(x))
+        spectrograms = self._frontend(x)
+        if is_training and self.time_masks:
+            spectrograms = self._masks(spectrograms, self.time_masks, self.time_mask_frames, axis=1)
+        if is_training and self.freq_masks:
+            spectrograms = self._masks(spectrograms, self.freq_masks, self.freq_mask_bins, axis=2)
+        return spectrograms
+
+    def split_waveform(self, waveform: np.ndarray) -> np.ndarray:
+        """Model Maker's chunking of one clip (:func:`mm_browserfft.audio.split_windows`).
+
+        Returns:
+          float32 ``[k, 44032]``: ``floor(n / 44032)`` windows, or one padded window
+          for a short clip when ``pad_short_clips``.
+        """
+        return audio.split_windows(waveform, pad_short=self.pad_short_clips)
+
+    def preprocess_ds(self, ds, is_training: bool = False, cache_fn: Optional[Callable] = None):
+        """Model Maker's preprocessing of a data set of whole clips.
+
+        Args:
+          ds: ``tf.data.Dataset`` of ``(waveform [n] float32 at 44.1 kHz, label)``.
+          is_training: add the training noise and augmentation.
+          cache_fn: applied to the data set once the deterministic work is done
+            (after the front end; before the random augmentation when any is on,
+            so that it stays random every epoch).
+
+        Returns:
+          ``tf.data.Dataset`` of ``(spectrogram [43, 232, 1] float32, label)``, one
+          element per window (clips cut as :meth:`split_waveform`).
+        """
+        import tensorflow as tf
+
+        def windows(wav, label):
+            chunks = tf.numpy_function(self.split_waveform, [wav], tf.float32, stateful=False)
+            chunks = tf.reshape(chunks, [-1, WAVEFORM_LENGTH])
+            labels = tf.fill(tf.shape(chunks)[:1], label)
+            return tf.data.Dataset.from_tensor_slices((chunks, labels))
+
+        def featurize_one(wav, label):
+            return self.featurize(wav[tf.newaxis], is_training=is_training)[0], label
+
+        ds = ds.flat_map(windows)
+        random_after_cache = is_training and self.augments
+        if cache_fn is not None and random_after_cache:
+            ds = cache_fn(ds)
+        ds = ds.map(featurize_one, num_parallel_calls=tf.data.AUTOTUNE)
+        if cache_fn is not None and not random_after_cache:
+            ds = cache_fn(ds)
+        return ds
+
+    # ------------------------------------------------------------------ export
+
+    def export_tflite(
+        self,
+        model,
+        tflite_filepath: str,
+        with_metadata: bool = True,
+        export_metadata_json_file: bool = True,
+        index_to_label: Optional[Sequence[str]] = None,
+        quantization_config: Any = None,
+    ) -> None:
+        """Convert ``create_serving_model(model)`` to a .tflite file (builtin ops only).
+
+        Args:
+          model: the training model (spectrogram in).
+          tflite_filepath: where to write; written atomically.
+          with_metadata: embed Model Maker's audio-classifier metadata and the labels.
+          export_metadata_json_file: also write the metadata as JSON beside the
+            model (``<tflite_filepath without extension>.json``).
+          index_to_label: class names, index = output position (required for metadata).
+          quantization_config: a :class:`mm_browserfft.config.QuantizationConfig`, or None.
+        """
+        from . import export, metadata
+
+        content = export.convert_to_tflite(self.create_serving_model(model), quantization_config=quantization_config)
+        if with_metadata:
+            if index_to_label is None:
+                raise InvalidInputError("index_to_label is required to write metadata")
+            content = metadata.write_classifier_metadata(content, list(index_to_label))
+        export.write_tflite_atomically(content, tflite_filepath)
+        if with_metadata and export_metadata_json_file:
+            json_path = os.path.splitext(os.fspath(tflite_filepath))[0] + ".json"
+            text = metadata.metadata_json(metadata.read_metadata(content))
+            export.write_tflite_atomically(text.encode("utf-8"), json_path)
+
+    def __repr__(self) -> str:
+        source = self.base_source if isinstance(self.base_source, (str, os.PathLike)) else type(self.base_source).__name__
+        return f"BrowserFftSpec(base_model={source!r}, pad_short_clips={self.pad_short_clips}, augments={self.augments})"

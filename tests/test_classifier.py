@@ -1,0 +1,236 @@
+"""AudioClassifier and create: Model Maker's audio_classifier_test, and the speech tutorial on real clips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+
+from conftest import SPEECH_DIR, WORDS, real_clips
+from mm_browserfft import audio_classifier, config, tfjs
+from mm_browserfft.audio_classifier import AudioClassifier, BrowserFftSpec, DataLoader
+from mm_browserfft.base import bundled_base_dir
+from mm_browserfft.errors import DatasetError
+from mm_browserfft.metadata import read_associated_files
+from mm_browserfft.speakers import is_heldout_speaker, speaker_id
+
+MB = 1024 * 1024
+
+
+def write_random_wav(path, seconds: float, seed: int) -> None:
+    """Random int16 samples at 44.1 kHz (Model Maker's test data)."""
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(-32768, 32767, int(44100 * seconds), dtype=np.int16)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sf.write(path, samples, 44100, subtype="PCM_16")
+
+
+@pytest.fixture(scope="module")
+def cat_dog(tmp_path_factory):
+    """cat: 1 s + 2 s, dog: 3 s + 4 s -> 1 + 2 and 3 + 4 clips (floor(44100 s / 44032))."""
+    root = tmp_path_factory.mktemp("cat_dog")
+    for i, (label, seconds) in enumerate([("cat", 1), ("cat", 2), ("dog", 3), ("dog", 4)]):
+        write_random_wav(str(root / label / f"{seconds}s.wav"), seconds, seed=i)
+    return root
+
+
+@pytest.fixture(scope="module")
+def spec(random_base_dir):
+    return BrowserFftSpec(base_model=str(random_base_dir), seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(cat_dog, spec):
+    tf.keras.utils.set_random_seed(1)
+    data = DataLoader.from_folder(spec, cat_dog, seed=0)
+    return audio_classifier.create(data, spec, batch_size=1, epochs=15), data
+
+
+def test_create_trains_and_evaluates(trained):
+    model, data = trained
+    assert isinstance(model, AudioClassifier) and model.index_to_label == ["cat", "dog"]
+    loss, accuracy = model.evaluate(data)
+    assert accuracy > 0.5 and np.isfinite(loss)
+    assert len(model.history.history["loss"]) == 15
+
+
+def test_confusion_matrix_counts_clips(trained):
+    model, data = trained
+    matrix = model.confusion_matrix(data).numpy()
+    assert matrix.shape == (2, 2) and matrix.sum() == 10
+    assert matrix.sum(axis=1).tolist() == [3, 7]
+
+
+def test_predict_top_k(trained):
+    model, data = trained
+    top = model.predict_top_k(data, k=2)
+    assert len(top) == 10 and all(len(row) == 2 for row in top)
+    assert all(row[0][1] >= row[1][1] and {row[0][0], row[1][0]} == {"cat", "dog"} for row in top)
+    np.testing.assert_allclose([row[0][1] + row[1][1] for row in top], 1.0, atol=1e-5)
+    spectrograms = next(iter(data.gen_dataset(batch_size=4)))[0]
+    assert [len(row) for row in model.predict_top_k(spectrograms, k=1)] == [1, 1, 1, 1]
+
+
+def test_serving_model_takes_waveforms(trained):
+    model, data = trained
+    serving = model.create_serving_model()
+    assert tuple(serving.input_shape) == (None, 44032) and tuple(serving.output_shape) == (None, 2)
+    windows, labels, _ = data.waveforms()
+    from_waveforms = serving(windows[:3], training=False).numpy()
+    spectrograms = model.model_spec.featurize(windows[:3])
+    np.testing.assert_allclose(from_waveforms, model.model(spectrograms, training=False).numpy(), atol=1e-5)
+
+
+def test_export_tflite_float_and_dynamic_and_evaluate_tflite(trained, tmp_path):
+    model, data = trained
+    model.export(str(tmp_path / "float"))
+    float_file = tmp_path / "float" / "model.tflite"
+    assert sorted(os.listdir(tmp_path / "float")) == ["model.json", "model.tflite"]
+    assert read_associated_files(float_file) == {"probability_labels.txt": b"cat\ndog"}
+    float_result = model.evaluate_tflite(str(float_file), data)
+    assert float_result["accuracy"] >= 0.5
+    keras_accuracy = model.evaluate(data)[1]
+    assert float_result["accuracy"] == pytest.approx(keras_accuracy, abs=0.11)  # one clip of ten at most
+    model.export(
+        str(tmp_path / "dynamic"),
+        export_format=config.ExportFormat.TFLITE,
+        quantization_config=config.QuantizationConfig.for_dynamic(),
+        export_metadata_json_file=False,
+    )
+    dynamic_file = tmp_path / "dynamic" / "model.tflite"
+    assert os.listdir(tmp_path / "dynamic") == ["model.tflite"]
+    assert model.evaluate_tflite(str(dynamic_file), data)["accuracy"] >= 0.5
+    assert 5 * MB < os.path.getsize(float_file) < 7 * MB
+    assert os.path.getsize(float_file) > os.path.getsize(dynamic_file) + MB
+
+
+def test_export_labels_saved_model_and_tfjs(trained, tmp_path):
+    model, data = trained
+    formats = [config.ExportFormat.LABEL, config.ExportFormat.SAVED_MODEL, config.ExportFormat.TFJS]
+    model.export(str(tmp_path), export_format=formats)
+    assert (tmp_path / "labels.txt").read_text() == "cat\ndog"
+    loaded = tf.saved_model.load(str(tmp_path / "saved_model"))
+    serve = loaded.signatures["serving_default"]
+    assert serve.structured_input_signature[1]["audio_clip"].shape.as_list() == [None, 44032]
+    windows = data.waveforms()[0][:2]
+    expected = model.create_serving_model()(windows, training=False).numpy()
+    np.testing.assert_allclose(serve(tf.constant(windows))["probability"].numpy(), expected, atol=1e-5)
+    assert tfjs.read_labels(tmp_path / "tfjs") == ["cat", "dog"]
+    reloaded = tfjs.load_tfjs(tmp_path / "tfjs")
+    spectrograms = model.model_spec.featurize(windows)
+    np.testing.assert_allclose(reloaded(spectrograms).numpy(), model.model(spectrograms).numpy(), atol=2e-3)
+
+
+def test_head_only_training_changes_only_the_head_and_never_the_base(trained, spec):
+    model, _ = trained
+    trained_layers = {layer.name: layer.get_weights() for layer in model.model.layers}
+    for layer in spec.base.layers[:-1]:
+        for ours, theirs in zip(trained_layers[layer.name], layer.get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    assert [v.name.split("/")[-1] for v in model.model.trainable_weights] == ["kernel", "bias"]
+
+
+def test_whole_model_training_leaves_the_cached_base_alone(cat_dog, spec, tmp_path):
+    before = [w.copy() for w in spec.base.get_weights()]
+    data = DataLoader.from_folder(spec, cat_dog, seed=0)
+    model = audio_classifier.create(data, spec, batch_size=2, epochs=1, train_whole_model=True, model_dir=str(tmp_path))
+    conv = model.model.get_layer("conv2d_1").get_weights()[0]
+    assert not np.array_equal(conv, spec.base.get_layer("conv2d_1").get_weights()[0])  # it did train
+    for old, new in zip(before, spec.base.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    assert (tmp_path / "checkpoint.weights.h5").is_file()
+
+
+def test_augmented_head_training_runs(cat_dog, random_base_dir, tmp_path):
+    write_random_wav(str(tmp_path / "noise" / "hum.wav"), 2.0, seed=9)
+    spec = BrowserFftSpec(
+        base_model=str(random_base_dir), background_noise=tmp_path / "noise", time_shift_s=0.1,
+        time_masks=1, freq_masks=1, seed=0,
+    )  # fmt: skip
+    data = DataLoader.from_folder(spec, cat_dog)
+    model = audio_classifier.create(data, spec, batch_size=2, epochs=2)
+    assert len(model.history.history["acc"]) == 2 and np.isfinite(model.history.history["loss"]).all()
+
+
+def test_create_accepts_a_spec_class_and_do_train_false(cat_dog, random_base_dir):
+    class LocalSpec(BrowserFftSpec):
+        def __init__(self, model_dir=None, strategy=None):
+            super().__init__(model_dir, strategy, base_model=str(random_base_dir))
+
+    data = DataLoader.from_folder(LocalSpec(), cat_dog)
+    model = audio_classifier.create(data, LocalSpec, do_train=False)
+    assert isinstance(model.model_spec, LocalSpec) and model.history is None
+    assert len(model.evaluate(data)) == 2  # compiled, untrained
+
+
+def test_train_refuses_too_few_files_and_one_class(cat_dog, spec, tmp_path):
+    data = DataLoader.from_folder(spec, cat_dog)
+    with pytest.raises(DatasetError, match="batch_size"):
+        audio_classifier.create(data, spec, batch_size=8)
+    one = DataLoader.from_folder(spec, cat_dog, categories=["dog"])
+    with pytest.raises(DatasetError, match="2 classes"):
+        audio_classifier.create(one, spec, batch_size=1)
+
+
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(bundled_base_dir(), "model.json")),
+    reason="needs the bundled pretrained base",
+)
+def test_create_accepts_a_spec_name(cat_dog):
+    spec = BrowserFftSpec()
+    data = DataLoader.from_folder(spec, cat_dog)
+    model = audio_classifier.create(data, "audio_teachable_machine", do_train=False)
+    assert type(model.model_spec) is BrowserFftSpec
+
+
+# ---------------------------------------------------------------- the speech tutorial on real clips
+
+TRAIN_FILES_PER_WORD = 60
+
+
+def _tutorial_folders(root):
+    """train/: up to 60 clips per word from speakers the base never held out; test/: every held-out speaker's clips."""
+    for word in WORDS:
+        clips = sorted((SPEECH_DIR / word).glob("*.flac"))
+        train = [c for c in clips if not is_heldout_speaker(speaker_id(c))][:TRAIN_FILES_PER_WORD]
+        test = [c for c in clips if is_heldout_speaker(speaker_id(c))]
+        for part, chosen in (("train", train), ("test", test)):
+            os.makedirs(root / part / word)
+            for clip in chosen:
+                os.symlink(clip, root / part / word / clip.name)
+    return str(root / "train"), str(root / "test")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(bundled_base_dir(), "model.json")),
+    reason="the bundled pretrained base (mm_browserfft/assets/base/model.json) is not there yet",
+)
+def test_speech_recognition_tutorial_flow_on_held_out_speakers(tmp_path):
+    train_dir, test_dir = _tutorial_folders(tmp_path)
+    models_path = str(tmp_path / "models")
+    tf.keras.utils.set_random_seed(0)
+    # --- Model Maker's speech-recognition tutorial, with only the import changed ---
+    spec = audio_classifier.BrowserFftSpec()
+    train_data = audio_classifier.DataLoader.from_folder(spec, train_dir, cache=True)
+    train_data, validation_data = train_data.split(0.8)
+    test_data = audio_classifier.DataLoader.from_folder(spec, test_dir, cache=True)
+    model = audio_classifier.create(
+        train_data=train_data,
+        model_spec=spec,
+        validation_data=validation_data,
+        batch_size=25,
+        epochs=25,
+    )
+    loss, accuracy = model.evaluate(test_data)
+    model.export(models_path, tflite_filename="browserfft-speech.tflite")
+    # -------------------------------------------------------------------------------
+    print(f"tutorial flow: {len(train_data)} train files, {test_data.report.num_clips} test clips, accuracy {accuracy:.3f}")
+    assert accuracy >= 0.85
+    tflite = os.path.join(models_path, "browserfft-speech.tflite")
+    assert os.path.getsize(tflite) > 4 * 1024 * 1024
+    assert read_associated_files(tflite)["probability_labels.txt"].decode().split("\n") == sorted(WORDS)

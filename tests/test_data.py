@@ -1,0 +1,249 @@
+"""DataLoader: Model Maker's file discovery, labels, chunking and splits, plus formats, caches and the report."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import real_clips
+from mm_browserfft.audio_classifier import BrowserFftSpec, DataLoader
+from mm_browserfft.data import list_audio_files
+from mm_browserfft.errors import AudioDecodeError, DatasetError
+from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+from mm_browserfft.speakers import speaker_id
+
+
+def write_noise(path, seconds: float, *, rate: int = SAMPLE_RATE, channels: int = 1, subtype: str = "PCM_16", seed=0):
+    """Random noise in [-0.5, 0.5) as an audio file; returns the path."""
+    rng = np.random.default_rng(seed)
+    frames = int(round(seconds * rate))
+    data = rng.uniform(-0.5, 0.5, (frames, channels)).astype(np.float32)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sf.write(path, data, rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return BrowserFftSpec()
+
+
+@pytest.fixture
+def speech_folder(tmp_path):
+    """Real clips: 6 'yes' and 6 'no' files (16 kHz FLAC), copied."""
+    for word in ("yes", "no"):
+        os.makedirs(tmp_path / word)
+        for clip in real_clips(word, 6):
+            shutil.copy(clip, tmp_path / word)
+    return tmp_path
+
+
+# ---------------------------------------------------------------- discovery and labels
+
+
+def test_from_folder_with_categories_drops_short_and_resamples(tmp_path, spec):
+    # Model Maker's test: 6 files -> 5 clips (0.1 s dropped, 1.5 s -> 1 clip, 4410 Hz 1.8 s kept).
+    write_noise(str(tmp_path / "a" / "1s.wav"), 1.0)
+    write_noise(str(tmp_path / "a" / "short.wav"), 0.1)
+    write_noise(str(tmp_path / "b" / "1.5s.wav"), 1.5)
+    write_noise(str(tmp_path / "b" / "4410hz.wav"), 1.8, rate=4410)
+    write_noise(str(tmp_path / "c" / "1s.wav"), 1.0)
+    write_noise(str(tmp_path / "c" / "2.1s.wav"), 2.1)
+    loader = DataLoader.from_folder(spec, tmp_path, categories=["a", "b"], shuffle=False)
+    assert len(loader) == 4 and loader.index_to_label == ["a", "b"] and loader.num_classes == 2
+    assert loader.report.num_clips == 3
+    assert [os.path.basename(p) for p in loader.report.dropped_short] == ["short.wav"]
+    windows, labels, owners = loader.waveforms()
+    assert windows.shape == (3, WAVEFORM_LENGTH) and labels.tolist() == [0, 1, 1]
+    everything = DataLoader.from_folder(spec, tmp_path, shuffle=False)
+    assert len(everything) == 6 and everything.report.num_clips == 6
+    assert everything.report.clips_per_class == {"a": 1, "b": 2, "c": 3}
+
+
+def test_labels_use_python_string_order_and_folders_are_labels(tmp_path, spec):
+    for folder in ("b", "_unknown_", "B", "a"):
+        write_noise(str(tmp_path / folder / "x.wav"), 1.0)
+    loader = DataLoader.from_folder(spec, tmp_path, shuffle=False)
+    assert loader.index_to_label == ["B", "_unknown_", "a", "b"]
+    assert [label for _, label in loader.files] == ["B", "_unknown_", "a", "b"]
+
+
+def test_every_audio_extension_any_case_and_skips_the_rest(tmp_path, spec):
+    write_noise(str(tmp_path / "a" / "one.WAV"), 1.0)
+    write_noise(str(tmp_path / "a" / "two.flac"), 1.0, subtype="PCM_24")
+    write_noise(str(tmp_path / "a" / "three.ogg"), 1.0, subtype="VORBIS")
+    write_noise(str(tmp_path / "b" / "four.wav"), 1.0)
+    write_noise(str(tmp_path / "b" / ".hidden.wav"), 1.0)
+    (tmp_path / "b" / "notes.txt").write_text("not audio")
+    write_noise(str(tmp_path / "root.wav"), 1.0)
+    write_noise(str(tmp_path / "b" / "nested" / "deep.wav"), 1.0)
+    loader = DataLoader.from_folder(spec, tmp_path, shuffle=False)
+    assert sorted(os.path.basename(p) for p, _ in loader.files) == ["four.wav", "one.WAV", "three.ogg", "two.flac"]
+    skipped = sorted(os.path.basename(p) for p in loader.report.skipped)
+    assert skipped == [".hidden.wav", "nested", "notes.txt", "root.wav"]
+    assert list_audio_files(tmp_path / "b") == [str(tmp_path / "b" / "four.wav")]
+
+
+def test_any_sample_width_rate_and_channels_decode_to_mono_44k(tmp_path, spec):
+    write_noise(str(tmp_path / "a" / "float.wav"), 1.2, subtype="FLOAT")
+    write_noise(str(tmp_path / "a" / "pcm24_48k.wav"), 1.2, rate=48000, subtype="PCM_24")
+    write_noise(str(tmp_path / "b" / "u8_stereo.wav"), 1.2, channels=2, subtype="PCM_U8")
+    write_noise(str(tmp_path / "b" / "pcm32_22k.wav"), 1.2, rate=22050, subtype="PCM_32")
+    loader = DataLoader.from_folder(spec, tmp_path, shuffle=False)
+    windows, labels, _ = loader.waveforms()
+    assert windows.shape == (4, WAVEFORM_LENGTH) and windows.dtype == np.float32
+    assert np.all(np.isfinite(windows)) and np.abs(windows).max() <= 1.0
+    # stereo of two independent noises, averaged: about half the power of one channel
+    stereo = windows[list(map(os.path.basename, (p for p, _ in loader.files))).index("u8_stereo.wav")]
+    assert 0.03 < np.mean(stereo**2) < 0.05  # 1/12 / 2 for uniform(-0.5, 0.5)
+
+
+def test_long_recordings_are_chunked_and_short_clips_can_be_padded(tmp_path):
+    write_noise(str(tmp_path / "noise" / "long.wav"), 3.5)
+    write_noise(str(tmp_path / "word" / "short.wav"), 0.6)
+    plain = DataLoader.from_folder(BrowserFftSpec(), tmp_path, shuffle=False)
+    assert plain.report.clips_per_class == {"noise": 3, "word": 0}
+    assert len(plain.report.dropped_short) == 1 and plain.report.padded == []
+    padded = DataLoader.from_folder(BrowserFftSpec(pad_short_clips=True), tmp_path, shuffle=False)
+    assert padded.report.clips_per_class == {"noise": 3, "word": 1}
+    assert padded.report.dropped_short == [] and len(padded.report.padded) == 1
+    windows, labels, owners = padded.waveforms()
+    assert windows.shape == (4, WAVEFORM_LENGTH) and labels.tolist() == [0, 0, 0, 1] and owners.tolist() == [0, 0, 0, 1]
+    short = windows[3]
+    quiet = WAVEFORM_LENGTH - int(round(0.6 * SAMPLE_RATE))
+    assert np.all(short[: quiet // 2 - 1] == 0) and np.all(short[-(quiet // 2 - 1) :] == 0)  # centred
+    assert "3 clips" in str(padded.report) and "zero-padded" in str(padded.report)
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_missing_and_empty_folders_raise_dataset_errors(tmp_path, spec):
+    with pytest.raises(DatasetError, match="not found"):
+        DataLoader.from_folder(spec, tmp_path / "nope")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "readme.txt").write_text("x")
+    with pytest.raises(DatasetError, match="No audio files found."):
+        DataLoader.from_folder(spec, tmp_path)
+
+
+def test_unreadable_files_raise_naming_the_file_or_are_counted(tmp_path, spec):
+    write_noise(str(tmp_path / "a" / "good.wav"), 1.0)
+    (tmp_path / "a" / "broken.wav").write_bytes(b"RIFF\x00\x00not really a wav")
+    with pytest.raises(AudioDecodeError, match="broken.wav"):
+        DataLoader.from_folder(spec, tmp_path)
+    with pytest.warns(UserWarning, match="broken.wav"):
+        loader = DataLoader.from_folder(spec, tmp_path, skip_bad_files=True)
+    assert len(loader) == 1 and [os.path.basename(p) for p in loader.report.unreadable] == ["broken.wav"]
+
+
+# ---------------------------------------------------------------- order, shuffle, split
+
+
+def test_shuffle_is_seeded_and_len_counts_files(speech_folder, spec):
+    a = DataLoader.from_folder(spec, speech_folder, seed=3)
+    b = DataLoader.from_folder(spec, speech_folder, seed=3)
+    plain = DataLoader.from_folder(spec, speech_folder, shuffle=False)
+    assert a.files == b.files and a.files != plain.files and sorted(a.files) == sorted(plain.files)
+    assert len(a) == 12 and a.size == 12
+
+
+def test_split_takes_the_first_files_like_model_maker(speech_folder, spec):
+    loader = DataLoader.from_folder(spec, speech_folder, seed=0)
+    first, second = loader.split(0.75)
+    assert len(first) == 9 and len(second) == 3
+    assert first.files + second.files == loader.files
+    assert first.index_to_label == second.index_to_label == ["no", "yes"]
+    with pytest.raises(DatasetError):
+        loader.split(1.0)
+
+
+def test_split_by_speaker_keeps_each_speaker_on_one_side(speech_folder, spec):
+    loader = DataLoader.from_folder(spec, speech_folder, seed=0)
+    first, second = loader.split(0.5, by_speaker=True)
+    left = {speaker_id(p) for p, _ in first.files}
+    right = {speaker_id(p) for p, _ in second.files}
+    assert left and right and not left & right
+    assert len(first) + len(second) == len(loader) and len(first) >= 6
+
+
+# ---------------------------------------------------------------- caches
+
+
+def test_memory_cache_decodes_once(speech_folder, spec):
+    loader = DataLoader.from_folder(spec, speech_folder, shuffle=False, cache=True)
+    first = loader.waveforms()[0]
+    path = loader.files[0][0]
+    os.remove(path)  # a cached waveform no longer needs its file
+    again = loader.waveforms()[0]
+    np.testing.assert_array_equal(first, again)
+
+
+def test_disk_cache_is_keyed_by_path_mtime_and_size(tmp_path, spec):
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    clip = write_noise(str(data / "a" / "x.wav"), 1.0, rate=16000)
+    write_noise(str(data / "b" / "y.wav"), 1.0, rate=16000)
+    loader = DataLoader.from_folder(spec, data, shuffle=False, cache=cache)
+    first = loader.waveforms()[0]
+    assert len(list(cache.glob("*.npy"))) == 2
+    np.testing.assert_array_equal(DataLoader.from_folder(spec, data, shuffle=False, cache=cache).waveforms()[0], first)
+    write_noise(clip, 1.0, rate=16000, seed=7)  # new content: new key
+    os.utime(clip, ns=(1, 1))
+    changed = DataLoader.from_folder(spec, data, shuffle=False, cache=cache).waveforms()[0]
+    assert len(list(cache.glob("*.npy"))) == 3 and not np.array_equal(changed[0], first[0])
+
+
+# ---------------------------------------------------------------- tf.data
+
+
+def test_gen_dataset_yields_spectrograms_and_one_hot_labels_in_order(speech_folder, spec):
+    loader = DataLoader.from_folder(spec, speech_folder, shuffle=False)
+    batches = list(loader.gen_dataset(batch_size=5))
+    assert [tuple(x.shape) for x, _ in batches] == [(5, 43, 232, 1), (5, 43, 232, 1), (2, 43, 232, 1)]
+    labels = np.concatenate([np.argmax(y, axis=-1) for _, y in batches])
+    assert batches[0][1].shape == (5, 2) and labels.tolist() == loader.labels().tolist()
+    dropped = list(loader.gen_dataset(batch_size=5, drop_remainder=True))
+    assert len(dropped) == 2
+    x0 = batches[0][0].numpy()
+    np.testing.assert_allclose(x0.mean(axis=(1, 2, 3)), 0, atol=1e-4)  # z-scored planes
+
+
+def test_gen_dataset_training_adds_tiny_noise_and_preprocess_hook(speech_folder, spec):
+    loader = DataLoader.from_folder(spec, speech_folder, shuffle=False)
+    clean = next(iter(loader.gen_dataset(batch_size=12)))[0].numpy()
+    noisy = next(iter(loader.gen_dataset(batch_size=12, is_training=True)))[0].numpy()
+    difference = np.abs(clean - noisy)
+    assert difference.max() > 0 and np.median(difference) < 1e-2  # only near-silent bins move visibly
+    doubled = next(iter(loader.gen_dataset(batch_size=12, preprocess=lambda x, y, training: (2 * x, y))))[0]
+    np.testing.assert_allclose(doubled.numpy(), 2 * clean, rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------- ESC-50
+
+
+def write_esc50(root):
+    rows = [("1-1-A-0.wav", 1, 0, "dog"), ("1-2-A-1.wav", 1, 1, "rooster"), ("2-1-A-0.wav", 2, 0, "dog"),
+            ("3-1-A-5.wav", 3, 5, "cat")]  # fmt: skip
+    os.makedirs(root / "meta")
+    with open(root / "meta" / "esc50.csv", "w") as handle:
+        handle.write("filename,fold,target,category,esc10,src_file,take\n")
+        for i, (name, fold, target, category) in enumerate(rows):
+            handle.write(f"{name},{fold},{target},{category},False,{i},A\n")
+            write_noise(str(root / "audio" / name), 5.0, seed=i)
+
+
+def test_from_esc50_filters_folds_and_categories(tmp_path, spec):
+    write_esc50(tmp_path)
+    everything = DataLoader.from_esc50(spec, tmp_path, shuffle=False)
+    assert len(everything) == 4 and everything.index_to_label == ["cat", "dog", "rooster"]
+    assert everything.report.clips_per_class == {"cat": 5, "dog": 10, "rooster": 5}
+    folds = DataLoader.from_esc50(spec, tmp_path, folds=[1, 3])
+    assert len(folds) == 3 and folds.index_to_label == ["cat", "dog", "rooster"]
+    dogs = DataLoader.from_esc50(spec, tmp_path, categories=["dog", "cat"], folds=[1, 2])
+    assert len(dogs) == 2 and dogs.index_to_label == ["dog"]
+    with pytest.raises(DatasetError, match="No audio files found."):
+        DataLoader.from_esc50(spec, tmp_path, categories=["cow"])

@@ -1,0 +1,181 @@
+"""TFLite conversion of the 18w serving model: shapes, parity with Keras, quantization, writing."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+
+import numpy as np
+import pytest
+
+from conftest import WORDS, real_clips
+from mm_browserfft import audio
+from mm_browserfft.config import QuantizationConfig
+from mm_browserfft.errors import ExportError, InvalidInputError
+from mm_browserfft.export import convert_to_tflite, run_tflite, write_tflite_atomically
+from mm_browserfft.frontend import WAVEFORM_LENGTH
+
+NUM_CLASSES = 3
+
+
+@pytest.fixture(scope="module")
+def serving_model():
+    """Front end + 18w conv stack (random, seeded) + a 3-class head: waveform [b, 44032] -> [b, 3]."""
+    import tensorflow as tf
+
+    from mm_browserfft.base import build_18w
+    from mm_browserfft.frontend import BrowserFftLayer
+
+    tf.keras.utils.set_random_seed(0)
+    return tf.keras.Sequential(
+        [tf.keras.layers.Input((WAVEFORM_LENGTH,)), BrowserFftLayer(), build_18w(NUM_CLASSES)]
+    )
+
+
+@pytest.fixture(scope="module")
+def clips() -> np.ndarray:
+    """One real 1-s clip of each of 4 words, as model windows [4, 44032]."""
+    files = [real_clips(word, 1)[0] for word in WORDS[:4]]
+    return np.concatenate([audio.split_windows(audio.load_audio(f), pad_short=True)[:1] for f in files])
+
+
+@pytest.fixture(scope="module")
+def float_model(serving_model) -> bytes:
+    return convert_to_tflite(serving_model)
+
+
+def _op_input_types(model: bytes) -> dict:
+    """``{op name: set of its first input's dtype names}`` as LiteRT runs the model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    types: dict = {}
+    for op in interpreter._get_ops_details():
+        if op["inputs"].size and op["op_name"] != "DELEGATE":
+            types.setdefault(op["op_name"], set()).add(np.dtype(tensors[op["inputs"][0]]["dtype"]).name)
+    return types
+
+
+def _io(model: bytes):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model)
+    return interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+
+def test_float_model_takes_one_waveform_and_returns_scores(float_model):
+    source, sink = _io(float_model)
+    assert source["name"] == "audio_clip"
+    assert list(source["shape_signature"]) == [1, WAVEFORM_LENGTH] and source["dtype"] == np.float32
+    assert list(sink["shape_signature"]) == [1, NUM_CLASSES] and sink["dtype"] == np.float32
+    assert 5.0e6 < len(float_model) < 7.0e6  # Model Maker's test: 6 MB +- 1 MB
+
+
+def test_float_model_uses_builtin_ops_only(float_model):
+    ops = set(_op_input_types(float_model))
+    assert {"RFFT2D", "LOG", "CONV_2D", "FULLY_CONNECTED", "SOFTMAX"} <= ops
+    assert not any(name.startswith("Flex") or name == "CUSTOM" for name in ops)
+
+
+def test_float_model_matches_keras_on_real_clips(serving_model, float_model, clips):
+    expected = serving_model(clips, training=False).numpy()
+    np.testing.assert_allclose(run_tflite(float_model, clips), expected, atol=1e-4)
+
+
+def test_silence_gives_finite_scores(float_model):
+    scores = run_tflite(float_model, np.zeros((1, WAVEFORM_LENGTH), np.float32))
+    assert np.all(np.isfinite(scores)) and abs(scores.sum() - 1) < 1e-5
+
+
+def test_dynamic_range_model_is_small_and_close(serving_model, clips):
+    model = convert_to_tflite(serving_model, quantization_config=QuantizationConfig.for_dynamic())
+    assert 1.0e6 < len(model) < 2.0e6
+    expected = serving_model(clips, training=False).numpy()
+    np.testing.assert_allclose(run_tflite(model, clips), expected, atol=0.02)
+    assert _op_input_types(model)["RFFT2D"] == {"float32"}
+
+
+def test_float16_model_halves_the_size(serving_model, float_model, clips):
+    model = convert_to_tflite(serving_model, quantization_config=QuantizationConfig.for_float16())
+    assert 0.4 < len(model) / len(float_model) < 0.6
+    expected = serving_model(clips, training=False).numpy()
+    np.testing.assert_allclose(run_tflite(model, clips), expected, atol=0.02)
+
+
+def test_int8_runs_int8_kernels_behind_a_float_front_end(serving_model, clips):
+    config = QuantizationConfig.for_int8(clips, quantization_steps=3)
+    model = convert_to_tflite(serving_model, quantization_config=config)
+    types = _op_input_types(model)
+    assert types["CONV_2D"] == {"int8"} and types["FULLY_CONNECTED"] == {"int8"}
+    for front_end_op in ("PAD", "MUL", "RFFT2D", "LOG", "DIV"):
+        assert types[front_end_op] == {"float32"}, front_end_op
+    source, sink = _io(model)
+    assert source["dtype"] == np.float32 and sink["dtype"] == np.float32
+    assert len(model) < 2.0e6
+    expected = serving_model(clips, training=False).numpy()
+    np.testing.assert_allclose(run_tflite(model, clips), expected, atol=0.05)
+    assert np.all(np.isfinite(run_tflite(model, np.zeros(WAVEFORM_LENGTH, np.float32))))
+
+
+def test_configs_that_cannot_hold_a_float_waveform_are_refused(serving_model, clips):
+    import tensorflow as tf
+
+    with pytest.raises(InvalidInputError, match="inference_input_type"):
+        convert_to_tflite(serving_model, quantization_config=QuantizationConfig.for_int8(clips, inference_input_type=tf.int8))
+    int8_only = QuantizationConfig.for_int8(clips, supported_ops=tf.lite.OpsSet.TFLITE_BUILTINS_INT8)
+    with pytest.raises(InvalidInputError, match="supported_ops"):
+        convert_to_tflite(serving_model, quantization_config=int8_only)
+
+
+def test_serving_model_must_return_a_score_matrix():
+    import tensorflow as tf
+
+    from mm_browserfft.frontend import BrowserFftLayer
+
+    spectrogram_out = tf.keras.Sequential([tf.keras.layers.Input((WAVEFORM_LENGTH,)), BrowserFftLayer()])
+    with pytest.raises(InvalidInputError, match=r"one \[1, N\] tensor"):
+        convert_to_tflite(spectrogram_out)
+
+
+def test_run_tflite_checks_the_waveform_shape(float_model):
+    with pytest.raises(InvalidInputError, match="44032"):
+        run_tflite(float_model, np.zeros((2, 16000), np.float32))
+
+
+def test_atomic_write_replaces_the_file(tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"old")
+    write_tflite_atomically(b"new model", path)
+    assert path.read_bytes() == b"new model"
+    assert os.listdir(tmp_path) == ["model.tflite"]
+    assert path.stat().st_mode & 0o644 == 0o644 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"old")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))  # a "disk full" after 1000 bytes
+    try:
+        with pytest.raises(ExportError, match="model.tflite: cannot write"):
+            write_tflite_atomically(b"x" * 5000, path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["model.tflite"]
+
+
+def test_write_into_a_missing_folder_is_an_export_error(tmp_path):
+    with pytest.raises(ExportError, match="missing"):
+        write_tflite_atomically(b"data", tmp_path / "missing" / "model.tflite")

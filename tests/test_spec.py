@@ -1,0 +1,190 @@
+"""BrowserFftSpec: Model Maker's audio_spec_test, and the fixes (copied base, padding, augmentation, strategy)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+
+from mm_browserfft import config
+from mm_browserfft.errors import InvalidInputError
+from mm_browserfft.frontend import SAMPLE_RATE, spectrogram
+from mm_browserfft.metadata import read_associated_files, read_metadata
+from mm_browserfft.spec import HEAD_LAYER, BrowserFftSpec
+
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def spec(random_base_dir):
+    return BrowserFftSpec(base_model=str(random_base_dir), seed=0)
+
+
+def test_the_seed_surface():
+    params = inspect.signature(BrowserFftSpec).parameters
+    assert list(params)[:2] == ["model_dir", "strategy"]
+    assert all(p.kind is p.KEYWORD_ONLY for name, p in params.items() if name not in ("model_dir", "strategy"))
+    assert BrowserFftSpec.EXPECTED_WAVEFORM_LENGTH == 44032
+    spec = BrowserFftSpec()
+    assert spec.target_sample_rate == 44100 and spec.get_default_quantization_config() is None
+    assert spec.strategy is tf.distribute.get_strategy()
+    assert os.path.isdir(spec.model_dir) and BrowserFftSpec("/x/y").model_dir == "/x/y"
+    for method, names in {
+        "create_model": ["num_classes", "train_whole_model"],
+        "create_serving_model": ["training_model"],
+        "export_tflite": ["model", "tflite_filepath", "with_metadata", "export_metadata_json_file", "index_to_label",
+                          "quantization_config"],
+        "preprocess_ds": ["ds", "is_training", "cache_fn"],
+        "run_classifier": ["model", "epochs", "train_ds", "validation_ds", "kwargs"],
+    }.items():  # fmt: skip
+        assert list(inspect.signature(getattr(spec, method)).parameters) == names
+
+
+def test_base_shapes(spec):
+    assert tuple(spec.base.input_shape) == (None, 43, 232, 1) and tuple(spec.base.output_shape) == (None, 20)
+
+
+@pytest.mark.parametrize("num_classes", [2, 5, 20])
+def test_create_model_shapes_and_trainable_head(spec, num_classes):
+    model = spec.create_model(num_classes)
+    assert tuple(model.input_shape) == (None, 43, 232, 1) and tuple(model.output_shape) == (None, num_classes)
+    assert model.layers[-1].name == HEAD_LAYER
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 2001 * num_classes
+    assert model.count_params() == 1_428_664 + 2001 * num_classes
+
+
+def test_create_model_is_repeatable_and_copies_the_base(spec):
+    first, second = spec.create_model(3), spec.create_model(3, train_whole_model=True)
+    assert not set(map(id, first.layers)) & set(map(id, second.layers))
+    assert sum(int(np.prod(w.shape)) for w in second.trainable_weights) == 1_428_664 + 2001 * 3
+    for layer in spec.base.layers[:-1]:
+        for ours, theirs in zip(first.get_layer(layer.name).get_weights(), layer.get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    second.get_layer("dense_1").kernel.assign_add(tf.ones_like(second.get_layer("dense_1").kernel))
+    assert not np.array_equal(second.get_layer("dense_1").get_weights()[0], spec.base.get_layer("dense_1").get_weights()[0])
+
+
+@pytest.mark.parametrize("num_classes", [0, 1])
+def test_create_model_rejects_fewer_than_two_classes(spec, num_classes):
+    with pytest.raises(ValueError):
+        spec.create_model(num_classes)
+
+
+def test_models_are_built_in_the_strategy_scope(random_base_dir):
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    spec = BrowserFftSpec(strategy=strategy, base_model=str(random_base_dir))
+    model = spec.create_model(2)
+    assert spec.strategy is strategy
+    in_scope = strategy.extended.variable_created_in_scope
+    assert all(in_scope(v) for v in _tf_variables(model))
+    elsewhere = BrowserFftSpec(base_model=str(random_base_dir)).create_model(2)
+    assert not any(in_scope(v) for v in _tf_variables(elsewhere))
+
+
+def _tf_variables(model) -> list:
+    """The ``tf.Variable`` behind each weight (Keras 2 weights are ones, Keras 3 ones wrap them)."""
+    return [v if isinstance(v, tf.Variable) else v.value for v in model.weights]
+
+
+def test_serving_model_equals_numpy_front_end_plus_training_model(spec):
+    model = spec.create_model(4)
+    serving = spec.create_serving_model(model)
+    assert tuple(serving.input_shape) == (None, 44032) and tuple(serving.output_shape) == (None, 4)
+    rng = np.random.default_rng(0)
+    waves = rng.uniform(-0.3, 0.3, (3, 44032)).astype(np.float32)
+    expected = model(spectrogram(waves), training=False).numpy()
+    np.testing.assert_allclose(serving(waves, training=False).numpy(), expected, atol=1e-4)
+
+
+def _clips(*lengths, label=0):
+    rng = np.random.default_rng(1)
+    return [(rng.uniform(-0.5, 0.5, n).astype(np.float32), label) for n in lengths]
+
+
+def _run(spec, clips, **kwargs):
+    ds = tf.data.Dataset.from_generator(
+        lambda: iter(clips), output_signature=(tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32))
+    )
+    return [(x.numpy(), int(y)) for x, y in spec.preprocess_ds(ds, **kwargs)]
+
+
+def test_preprocess_ds_chunks_like_model_maker_and_can_pad():
+    clips = _clips(44031, 44032, 2 * 44032 + 5, 3 * 44032)
+    out = _run(BrowserFftSpec(), clips)
+    assert len(out) == 6 and all(x.shape == (43, 232, 1) for x, _ in out)
+    np.testing.assert_allclose(out[0][0], spectrogram(clips[1][0]), atol=1e-4)
+    np.testing.assert_allclose(out[2][0], spectrogram(clips[2][0][44032:88064]), atol=1e-4)
+    assert len(_run(BrowserFftSpec(pad_short_clips=True), clips)) == 7
+
+
+def test_preprocess_ds_noise_only_in_training_and_cache_fn():
+    clips = _clips(44032, 44032)
+    spec = BrowserFftSpec(seed=1)
+    evaluation = [x for x, _ in _run(spec, clips)]
+    np.testing.assert_array_equal(evaluation[0], [x for x, _ in _run(spec, clips)][0])
+    training = [x for x, _ in _run(spec, clips, is_training=True)]
+    moved = np.abs(training[0] - evaluation[0])
+    assert 0 < moved.max() < 0.1 and np.median(moved) < 1e-3  # 1e-5 noise against a loud clip
+    seen = []
+    cached = _run(spec, clips, cache_fn=lambda ds: (seen.append(ds.element_spec), ds)[1])
+    assert len(cached) == 2 and seen[0][0].shape.as_list() == [43, 232, 1]  # cached after the front end
+
+
+def test_augmentation_time_shift_masks_and_background(tmp_path):
+    noise = np.random.default_rng(2).normal(0, 0.1, SAMPLE_RATE * 2).astype(np.float32)
+    os.makedirs(tmp_path / "noise")
+    sf.write(tmp_path / "noise" / "white.flac", noise, SAMPLE_RATE)
+    t = np.arange(44032) / SAMPLE_RATE
+    tone = np.tile((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), (8, 1))
+    masked = BrowserFftSpec(time_masks=2, time_mask_frames=10, freq_masks=2, freq_mask_bins=30, seed=0)
+    x = masked.featurize(tone, is_training=True).numpy()
+    zero_rows = (x == 0).all(axis=(2, 3)).sum(axis=1)
+    zero_cols = (x == 0).all(axis=(1, 3)).sum(axis=1)
+    assert zero_rows.max() > 0 and zero_cols.max() > 0 and zero_rows.max() <= 20 and zero_cols.max() <= 60
+    assert masked.augments and not BrowserFftSpec().augments
+    shifted = BrowserFftSpec(time_shift_s=0.2, seed=0)
+    assert not np.allclose(shifted.featurize(tone, is_training=True), spectrogram(tone), atol=1e-2)
+    np.testing.assert_allclose(shifted.featurize(tone).numpy(), spectrogram(tone), atol=2e-3)  # float32 vs float64
+    mixed = BrowserFftSpec(background_noise=tmp_path / "noise", background_snr_db=(10, 10), background_prob=1.0, seed=0)
+    added = mixed._mix_background(tf.constant(tone)).numpy() - tone
+    snr = 10 * np.log10(np.mean(tone**2, axis=1) / np.mean(added**2, axis=1))
+    np.testing.assert_allclose(snr, 10.0, atol=0.01)
+    with pytest.raises(InvalidInputError):
+        BrowserFftSpec(background_snr_db=(20, 5))
+
+
+def test_run_classifier_compiles_like_model_maker(spec):
+    model = spec.create_model(2)
+    x = spectrogram(np.random.default_rng(3).uniform(-0.5, 0.5, (4, 44032)).astype(np.float32))
+    ds = tf.data.Dataset.from_tensor_slices((x, tf.one_hot([0, 1, 0, 1], 2))).batch(2)
+    history = spec.run_classifier(model, 2, ds, ds, verbose=0)
+    assert set(history.history) == {"acc", "loss", "val_acc", "val_loss"} and len(history.history["acc"]) == 2
+    assert type(model.optimizer).__name__ == "Adam"
+
+
+@pytest.mark.parametrize("num_classes", [2, 5])
+def test_export_tflite_size_and_metadata(spec, tmp_path, num_classes):
+    labels = [f"label_{i}" for i in range(num_classes)]
+    path = tmp_path / "model.tflite"
+    spec.export_tflite(spec.create_model(num_classes), str(path), index_to_label=labels)
+    assert 5 * MB < os.path.getsize(path) < 7 * MB  # Model Maker: 6 MB +- 1 MB
+    meta = read_metadata(path)
+    assert meta["name"] == "AudioClassifier" and meta["author"] == "TensorFlow Lite Model Maker"
+    audio_props = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]["content"]["content_properties"]
+    assert audio_props == {"sample_rate": 44100, "channels": 1}
+    assert read_associated_files(path)["probability_labels.txt"].decode() == "\n".join(labels)
+    sidecar = json.loads((tmp_path / "model.json").read_text())
+    assert sidecar["subgraph_metadata"][0]["output_tensor_metadata"][0]["name"] == "probability"
+
+
+def test_export_tflite_dynamic_range_untrained(spec, tmp_path):
+    path = tmp_path / "dynamic.tflite"
+    spec.export_tflite(
+        spec.create_model(5), str(path), with_metadata=False, quantization_config=config.QuantizationConfig.for_dynamic()
+    )
+    assert os.path.getsize(path) < 2 * MB and not (tmp_path / "dynamic.json").exists()  # Model Maker: 1 MB +- 1 MB

@@ -1,0 +1,283 @@
+"""Train the base on the prepared set, fit the 18w head, write the weights the package ships.
+
+Two stages:
+
+1. the 18w body with a wide softmax over every word of the prepared set (plus
+   ``_silence_``), trained with Adam, a cosine learning-rate decay, label
+   smoothing and SpecAugment-style masks, sized to a wall-clock budget;
+2. the 20-unit ``dense_2`` of the 18w vocabulary (:data:`mm_browserfft.base.BASE_LABELS_18W`:
+   ``_silence_`` -> ``_background_noise_``, words outside the vocabulary -> ``_unknown_``)
+   fitted on the frozen ``dense_1`` embeddings, so the shipped model is exactly
+   the 18w topology (20 outputs, 1,468,684 parameters).
+
+Validation is on real clips of held-out speakers only. Writes
+``<work>/base.weights.h5``, ``<work>/train_metrics.json`` and the curves PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from typing import Dict, List, Sequence, Tuple
+
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w  # noqa: E402
+from mm_browserfft.frontend import SPECTROGRAM_SHAPE  # noqa: E402
+
+__all__ = ["SpectrogramBatches", "map_to_18w", "train_body", "fit_18w_head", "train"]
+
+SILENCE = "_silence_"
+_BACKGROUND, _UNKNOWN = BASE_LABELS_18W[0], BASE_LABELS_18W[1]
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _spec_augment(x: np.ndarray, rng: np.random.Generator, *, max_time: int = 6, max_freq: int = 24) -> np.ndarray:
+    """Zero (the z-scored mean) one random time band and one frequency band of each ``[b, 43, 232]``."""
+    b, frames, bins = x.shape
+    t0 = rng.integers(0, frames, size=b)
+    tw = rng.integers(0, max_time + 1, size=b)
+    f0 = rng.integers(0, bins, size=b)
+    fw = rng.integers(0, max_freq + 1, size=b)
+    t = np.arange(frames)[None, :]
+    f = np.arange(bins)[None, :]
+    x[((t >= t0[:, None]) & (t < (t0 + tw)[:, None]))[:, :, None].repeat(bins, 2)] = 0.0
+    x[((f >= f0[:, None]) & (f < (f0 + fw)[:, None]))[:, None, :].repeat(frames, 1)] = 0.0
+    return x
+
+
+def _batches_class():
+    tf = _tf()
+
+    class SpectrogramBatches(tf.keras.utils.Sequence):
+        """Shuffled float32 batches ``([b, 43, 232, 1], one-hot [b, classes])`` with SpecAugment masks."""
+
+        def __init__(self, x: np.ndarray, y: np.ndarray, num_classes: int, *, batch_size: int, seed: int):
+            super().__init__()
+            self.x, self.y, self.num_classes, self.batch_size = x, y, num_classes, batch_size
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self) -> int:
+            return len(self.x) // self.batch_size
+
+        def __getitem__(self, i: int):
+            idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+            xb = _spec_augment(self.x[idx].astype(np.float32), self.rng)
+            yb = np.eye(self.num_classes, dtype=np.float32)[self.y[idx]]
+            return xb[..., None], yb
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(len(self.x))
+
+    return SpectrogramBatches
+
+
+def __getattr__(name: str):
+    if name == "SpectrogramBatches":
+        return _batches_class()
+    raise AttributeError(name)
+
+
+def map_to_18w(labels: Sequence[str]) -> np.ndarray:
+    """Index into :data:`BASE_LABELS_18W` of each word label (``[len(labels)]`` int)."""
+    index = {w: i for i, w in enumerate(BASE_LABELS_18W)}
+    out = []
+    for w in labels:
+        if w == SILENCE:
+            out.append(index[_BACKGROUND])
+        else:
+            out.append(index.get(w, index[_UNKNOWN]))
+    return np.asarray(out, np.int64)
+
+
+def _measure_step_seconds(model, batches, *, steps: int = 12) -> float:
+    x, y = batches[0]
+    model.train_on_batch(x, y)
+    start = time.perf_counter()
+    for i in range(1, steps + 1):
+        x, y = batches[i]
+        model.train_on_batch(x, y)
+    return (time.perf_counter() - start) / steps
+
+
+def train_body(
+    x: np.ndarray,
+    y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    num_classes: int,
+    *,
+    minutes: float,
+    batch_size: int = 128,
+    learning_rate: float = 1e-3,
+    label_smoothing: float = 0.1,
+    seed: int = 0,
+    max_epochs: int = 60,
+):
+    """Stage 1: the 18w body with a ``num_classes`` softmax, trained for about ``minutes``.
+
+    Args:
+      x: float16 ``[n, 43, 232]`` z-scored spectrograms; y: int ``[n]`` word indices.
+      val_x, val_y: the held-out-speaker validation set, same layout.
+
+    Returns:
+      ``(model, history dict, epochs, seconds per epoch measured up front)``.
+    """
+    tf = _tf()
+    tf.keras.utils.set_random_seed(seed)
+    model = build_18w(num_classes, name="browser_fft_pretrain")
+    batches = _batches_class()(x, y, num_classes, batch_size=batch_size, seed=seed)
+    probe = build_18w(num_classes)
+    probe.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy")
+    step = _measure_step_seconds(probe, batches)
+    del probe
+    epoch_seconds = step * len(batches) * 1.08  # validation and batch assembly
+    epochs = int(max(1, min(max_epochs, math.floor(minutes * 60 / epoch_seconds))))
+    print(f"train: {len(x)} examples, {num_classes} classes, {epoch_seconds:.0f} s/epoch -> {epochs} epochs")
+    schedule = tf.keras.optimizers.schedules.CosineDecay(
+        learning_rate, decay_steps=epochs * len(batches), warmup_target=None, alpha=0.02
+    )
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(schedule),
+        loss=tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=["accuracy"],
+    )
+    val_onehot = np.eye(num_classes, dtype=np.float32)[val_y]
+    history = model.fit(
+        batches,
+        epochs=epochs,
+        validation_data=(val_x.astype(np.float32)[..., None], val_onehot),
+        verbose=2,
+    )
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}, epochs, epoch_seconds
+
+
+def _embeddings(body, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+    tf = _tf()
+    embed = tf.keras.Model(body.inputs, body.get_layer(EMBEDDING_LAYER).output)
+    out = [embed.predict_on_batch(x[i : i + batch_size].astype(np.float32)[..., None]) for i in range(0, len(x), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def fit_18w_head(body, x: np.ndarray, words: np.ndarray, labels: Sequence[str], *, seed: int = 0, epochs: int = 30):
+    """Stage 2: the shipped 18w model: ``body``'s layers up to ``dense_1`` plus a fitted 20-way ``dense_2``.
+
+    Args:
+      body: the stage-1 model (same layer names as :func:`build_18w`).
+      x: float16 ``[n, 43, 232]`` training spectrograms; words: int ``[n]`` indices into ``labels``.
+
+    Returns:
+      a :func:`build_18w` model with 20 outputs.
+    """
+    tf = _tf()
+    tf.keras.utils.set_random_seed(seed)
+    target = map_to_18w(labels)[words]
+    counts = np.bincount(target, minlength=NUM_BASE_CLASSES).astype(np.float64)
+    class_weight = {i: float(len(target) / (NUM_BASE_CLASSES * c)) for i, c in enumerate(counts) if c > 0}
+    emb = _embeddings(body, x)
+    head = tf.keras.Sequential(
+        [
+            tf.keras.layers.Input(shape=(emb.shape[1],)),
+            tf.keras.layers.Dropout(0.5),
+            tf.keras.layers.Dense(NUM_BASE_CLASSES, activation="softmax"),
+        ]
+    )
+    head.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    head.fit(emb, target, batch_size=256, epochs=epochs, class_weight=class_weight, verbose=0)
+    model = build_18w(NUM_BASE_CLASSES)
+    for layer in model.layers:
+        source = head.layers[-1] if layer.name == "dense_2" else body.get_layer(layer.name)
+        layer.set_weights(source.get_weights())
+    return model
+
+
+def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    probs = model.predict(x.astype(np.float32)[..., None], batch_size=512, verbose=0)
+    return float(np.mean(np.argmax(probs, axis=1) == y))
+
+
+def plot_curves(history: Dict[str, List[float]], path: str) -> None:
+    """Loss and accuracy per epoch (training vs held-out speakers) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax_loss.plot(epochs, history["loss"], label="train (augmented)")
+    ax_loss.plot(epochs, history["val_loss"], label="held-out speakers")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (label smoothing 0.1)", title="loss")
+    ax_acc.plot(epochs, history["accuracy"], label="train (augmented)")
+    ax_acc.plot(epochs, history["val_accuracy"], label="held-out speakers")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="word accuracy (all pretraining classes)")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def train(work_dir: str, *, minutes: float = 25.0, seed: int = 0, curves_png: str = "") -> Dict[str, object]:
+    """Run both stages on ``<work_dir>/prep``; returns the metrics (also written to ``train_metrics.json``).
+
+    Writes ``<work_dir>/base.weights.h5`` (the 18w model) and, if ``curves_png`` is given, the curves.
+    """
+    prep = os.path.join(work_dir, "prep")
+    with open(os.path.join(prep, "labels.json")) as f:
+        labels = json.load(f)
+    x = np.load(os.path.join(prep, "train_x.npy"))
+    y = np.load(os.path.join(prep, "train_y.npy"))
+    val_x = np.load(os.path.join(prep, "val_x.npy"))
+    val_y = np.load(os.path.join(prep, "val_y.npy"))
+    start = time.time()
+    body, history, epochs, epoch_seconds = train_body(x, y, val_x, val_y, len(labels), minutes=minutes, seed=seed)
+    model = fit_18w_head(body, x, y, labels, seed=seed)
+    val_18w = map_to_18w(labels)[val_y]
+    metrics = {
+        "train_examples": int(len(x)),
+        "pretrain_classes": len(labels),
+        "heldout_clips": int(len(val_x)),
+        "epochs": epochs,
+        "seconds_per_epoch_estimate": round(epoch_seconds, 1),
+        "heldout_word_accuracy_pretrain_head": round(history["val_accuracy"][-1], 4),
+        "heldout_accuracy_18w": round(_accuracy(model, val_x, val_18w), 4),
+        "train_minutes": round((time.time() - start) / 60, 1),
+        "params": int(model.count_params()),
+        "history": history,
+    }
+    model.save_weights(os.path.join(work_dir, "base.weights.h5"))
+    with open(os.path.join(work_dir, "train_metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1)
+    if curves_png:
+        plot_curves(history, curves_png)
+    return metrics
+
+
+def main(argv: "Sequence[str] | None" = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default="/work/pretrain_work")
+    parser.add_argument("--minutes", type=float, default=25.0, help="wall-clock budget of stage 1")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--curves", default=os.path.join("docs", "images", "pretrain-curves.png"))
+    args = parser.parse_args(argv)
+    metrics = train(args.work, minutes=args.minutes, seed=args.seed, curves_png=args.curves)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
