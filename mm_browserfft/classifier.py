@@ -135,11 +135,8 @@ class AudioClassifier:
         return callbacks
 
     def _uses_embeddings(self, train_data) -> bool:
-        return (
-            not self.train_whole_model
-            and hasattr(self.model_spec, "embedding_model")
-            and hasattr(train_data, "iter_waveforms")
-        )
+        spec_can = all(hasattr(self.model_spec, m) for m in ("embedding_model", "head_model", "featurize"))
+        return not self.train_whole_model and spec_can and hasattr(train_data, "iter_waveforms")
 
     def train(
         self,

@@ -188,7 +188,8 @@ class QuantizationConfig:
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "representative_data" and v is not None)
-        data = "" if self.representative_data is None else f", representative_data=<{type(self.representative_data).__name__}>"
+        data = self.representative_data
+        data = "" if data is None else f", representative_data=<{type(data).__name__}>"
         return f"QuantizationConfig({fields}{data})"
 
 

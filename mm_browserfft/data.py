@@ -13,6 +13,16 @@ keyed by each file's path, size and modification time.
 Windows: a clip of ``n`` samples at 44.1 kHz gives ``floor(n / 44032)`` windows
 (Model Maker), or one zero-padded window when it is shorter and the spec has
 ``pad_short_clips=True``.
+
+Differences from Model Maker, on purpose: WAV files of any sample width and
+other formats are read (Model Maker's ``tf.audio.decode_wav`` read 16-bit PCM
+only and took the left channel; channels are averaged here); ``cache`` caches
+the decoded waveforms, not the spectrograms, so the training noise and
+augmentation stay random every epoch (Model Maker's cache froze them after the
+first); short clips are counted and reported instead of silently dropped;
+``shuffle`` and ``split(by_speaker=True)`` are repeatable with ``seed``. The
+finite filter is kept, though with the front end's floor and
+:func:`~mm_browserfft.audio.load_audio` refusing NaN samples it never fires.
 """
 
 from __future__ import annotations
@@ -160,8 +170,11 @@ class DataLoader:
         cache: Union[Cache, _WaveformCache] = False,
         skipped: Sequence[str] = (),
         unreadable: Sequence[str] = (),
+        seed: Optional[int] = None,
     ) -> None:
         self._items = list(items)
+        self._seed = seed
+        self._shuffler = random.Random(seed)
         self.index_to_label = list(index_to_label)
         self.spec = spec
         self._cache = cache if isinstance(cache, _WaveformCache) else _WaveformCache(cache)
@@ -279,7 +292,7 @@ class DataLoader:
             raise DatasetError("No audio files found.", path=where)
         if shuffle:
             random.Random(seed).shuffle(items)
-        loader = cls(items, index_to_label, spec, cache=cache, skipped=skipped, unreadable=unreadable)
+        loader = cls(items, index_to_label, spec, cache=cache, skipped=skipped, unreadable=unreadable, seed=seed)
         _log.info("loaded %s:\n%s", where, loader.report)
         short = len(loader.report.dropped_short)
         if short:
@@ -291,7 +304,7 @@ class DataLoader:
         return loader
 
     def _subset(self, items: Sequence[_Item]) -> "DataLoader":
-        return DataLoader(items, self.index_to_label, self.spec, cache=self._cache)
+        return DataLoader(items, self.index_to_label, self.spec, cache=self._cache, seed=self._seed)
 
     # ------------------------------------------------------------------ inspection
 
@@ -421,7 +434,7 @@ class DataLoader:
 
         items = list(self._items)
         if is_training and shuffle:
-            random.shuffle(items)
+            self._shuffler.shuffle(items)  # a new order per call, repeatable with the loader's seed
 
         def clips():
             for item in items:

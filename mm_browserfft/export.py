@@ -169,23 +169,7 @@ def run_tflite(model: ModelSource, waveforms: np.ndarray, *, num_threads: int = 
     Returns:
       float32 ``[n, N]`` scores.
     """
-    from ai_edge_litert.interpreter import Interpreter
+    from .predict import TFLitePredictor
 
     batch = np.asarray(waveforms, dtype=np.float32)
-    if batch.ndim == 1:
-        batch = batch[np.newaxis]
-    if batch.ndim != 2 or batch.shape[1] != WAVEFORM_LENGTH:
-        raise InvalidInputError(f"waveforms must have shape [n, {WAVEFORM_LENGTH}], got {batch.shape}")
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
-    else:
-        interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
-    interpreter.allocate_tensors()
-    (source,) = interpreter.get_input_details()
-    (sink,) = interpreter.get_output_details()
-    scores = []
-    for waveform in batch:
-        interpreter.set_tensor(source["index"], waveform.reshape(source["shape"]))
-        interpreter.invoke()
-        scores.append(np.array(interpreter.get_tensor(sink["index"]), dtype=np.float32).reshape(-1))
-    return np.stack(scores) if scores else np.zeros((0, int(np.prod(sink["shape"]))), np.float32)
+    return TFLitePredictor(model, labels=(), num_threads=num_threads).predict(batch[np.newaxis] if batch.ndim == 1 else batch)

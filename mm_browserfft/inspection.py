@@ -15,21 +15,17 @@ __all__ = ["operator_names", "describe_tflite", "format_description"]
 
 
 def operator_names(content: bytes) -> List[str]:
-    """Builtin operator names of every op in every subgraph, in execution order.
+    """Builtin operator names of the ops of the first subgraph, in execution order.
 
     Args:
       content: the .tflite file's bytes.
     """
     from ai_edge_litert import schema_py_generated as schema
 
+    from .metadata import read_operators
+
     names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
-    codes = [max(code.builtinCode, code.deprecatedBuiltinCode) for code in model.operatorCodes or []]
-    return [
-        names.get(codes[op.opcodeIndex], f"CUSTOM_{codes[op.opcodeIndex]}")
-        for subgraph in model.subgraphs or []
-        for op in subgraph.operators or []
-    ]
+    return [names.get(op.code, f"OP_{op.code}") for op in read_operators(content)]
 
 
 def _tensor(detail: Dict) -> Dict:

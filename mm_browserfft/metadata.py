@@ -839,7 +839,11 @@ def read_operators(model: ModelSource) -> List[Operator]:
             if index >= len(codes):
                 raise _Corrupt(f"operator code {index} does not exist")
             out.append(
-                Operator(codes[index], tensor_names(op.scalars(1, fbn.Int32Flags)), tensor_names(op.scalars(2, fbn.Int32Flags)))
+                Operator(
+                    codes[index],
+                    tensor_names(op.scalars(1, fbn.Int32Flags)),
+                    tensor_names(op.scalars(2, fbn.Int32Flags)),
+                )
             )
         return out
     except (_Corrupt, struct.error) as exc:
@@ -914,3 +918,29 @@ def read_associated_files(model: ModelSource) -> Dict[str, bytes]:
             return {info.filename: archive.read(info) for info in archive.infolist()}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ModelFormatError(f"the packed files are damaged ({exc})", path=path) from None
+
+
+def read_labels(model: ModelSource, *, locale: Optional[str] = None) -> List[str]:
+    """Class names of the first output, from its ``TENSOR_AXIS_LABELS`` file.
+
+    Args:
+      model: ``.tflite`` bytes or path.
+      locale: pick the label file of this locale (display names); the file
+        without a locale (the category names) by default.
+
+    Raises:
+      ModelFormatError: no metadata, no label file for the locale, or a damaged archive.
+    """
+    data, path = _load(model)
+    outputs = read_metadata(data)["subgraph_metadata"][0].get("output_tensor_metadata", [])
+    entries = [
+        f for f in (outputs[0].get("associated_files", []) if outputs else [])
+        if f.get("type") == "TENSOR_AXIS_LABELS" and f.get("locale") == locale
+    ]
+    if not entries:
+        raise ModelFormatError(f"no TENSOR_AXIS_LABELS file for locale {locale!r}", path=path)
+    files = read_associated_files(data)
+    name = entries[0]["name"]
+    if name not in files:
+        raise ModelFormatError(f"the label file {name} is declared but not packed", path=path)
+    return files[name].decode("utf-8").splitlines()

@@ -9,7 +9,6 @@ import signal
 import numpy as np
 import pytest
 
-from conftest import WORDS, real_clips
 from mm_browserfft import audio
 from mm_browserfft.config import QuantizationConfig
 from mm_browserfft.errors import ExportError, InvalidInputError
@@ -34,9 +33,9 @@ def serving_model():
 
 
 @pytest.fixture(scope="module")
-def clips() -> np.ndarray:
+def clips(speech_dir) -> np.ndarray:
     """One real 1-s clip of each of 4 words, as model windows [4, 44032]."""
-    files = [real_clips(word, 1)[0] for word in WORDS[:4]]
+    files = [sorted((speech_dir / word).glob("*.flac"))[0] for word in ("yes", "no", "up", "down")]
     return np.concatenate([audio.split_windows(audio.load_audio(f), pad_short=True)[:1] for f in files])
 
 
@@ -124,7 +123,8 @@ def test_configs_that_cannot_hold_a_float_waveform_are_refused(serving_model, cl
     import tensorflow as tf
 
     with pytest.raises(InvalidInputError, match="inference_input_type"):
-        convert_to_tflite(serving_model, quantization_config=QuantizationConfig.for_int8(clips, inference_input_type=tf.int8))
+        int8_input = QuantizationConfig.for_int8(clips, inference_input_type=tf.int8)
+        convert_to_tflite(serving_model, quantization_config=int8_input)
     int8_only = QuantizationConfig.for_int8(clips, supported_ops=tf.lite.OpsSet.TFLITE_BUILTINS_INT8)
     with pytest.raises(InvalidInputError, match="supported_ops"):
         convert_to_tflite(serving_model, quantization_config=int8_only)

@@ -122,7 +122,7 @@ def test_labels_are_an_uncompressed_zip_member_without_trailing_newline(model):
         assert info.filename == "probability_labels.txt"
         assert info.compress_type == zipfile.ZIP_STORED
         assert archive.read(info) == b"label_0\nlabel_1\nlabel_2\nlabel_3\nlabel_4"
-    assert metadata.read_associated_files(model) == {"probability_labels.txt": b"label_0\nlabel_1\nlabel_2\nlabel_3\nlabel_4"}
+    assert metadata.read_associated_files(model) == {"probability_labels.txt": "\n".join(LABELS).encode()}
 
 
 def test_packed_model_runs_exactly_like_the_bare_one(bare_model, model):
@@ -140,7 +140,8 @@ def test_other_metadata_entries_and_signatures_survive(bare_model, model):
 
 
 def test_localized_labels_get_their_own_files(bare_model):
-    model = metadata.write_classifier_metadata(bare_model, {None: LABELS, "fr": [f"\u00e9tiquette {i}" for i in range(5)]})
+    french = [f"\u00e9tiquette {i}" for i in range(5)]
+    model = metadata.write_classifier_metadata(bare_model, {None: LABELS, "fr": french})
     files = metadata.read_metadata(model)["subgraph_metadata"][0]["output_tensor_metadata"][0]["associated_files"]
     assert [(f["name"], f.get("locale")) for f in files] == [
         ("probability_labels.txt", None),

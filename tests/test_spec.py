@@ -34,6 +34,7 @@ def test_the_seed_surface():
     assert spec.target_sample_rate == 44100 and spec.get_default_quantization_config() is None
     assert spec.strategy is tf.distribute.get_strategy()
     assert os.path.isdir(spec.model_dir) and BrowserFftSpec("/x/y").model_dir == "/x/y"
+    os.rmdir(spec.model_dir)
     for method, names in {
         "create_model": ["num_classes", "train_whole_model"],
         "create_serving_model": ["training_model"],

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 
+from client_model import client_model_dir  # noqa: F401  (a pytest fixture)
+
 from mm_browserfft import metadata
 from mm_browserfft.export import run_tflite
 
@@ -13,7 +15,8 @@ from mm_browserfft.export import run_tflite
 def test_client_model_has_model_maker_metadata_and_labels(client_model_dir):
     labels = json.loads((client_model_dir / "labels.json").read_text())["default"]
     model = client_model_dir / "model.tflite"
-    assert (client_model_dir / "model.json").read_text() == metadata.metadata_json(metadata.classifier_metadata(labels)[0])
+    expected_json = metadata.metadata_json(metadata.classifier_metadata(labels)[0])
+    assert (client_model_dir / "model.json").read_text() == expected_json
     assert metadata.read_associated_files(model) == {"probability_labels.txt": "\n".join(labels).encode()}
 
 

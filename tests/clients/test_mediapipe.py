@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from client_model import client_model_dir  # noqa: F401  (a pytest fixture)
+
 pytest.importorskip("mediapipe", reason="mediapipe is not installed (pip install mediapipe==1.2.2)")
 from mediapipe.tasks import python as mp_tasks  # noqa: E402
 from mediapipe.tasks.python import audio as mp_audio  # noqa: E402

@@ -11,6 +11,8 @@ import json
 import numpy as np
 import pytest
 
+from client_model import client_model_dir  # noqa: F401  (a pytest fixture)
+
 tflite_support = pytest.importorskip("tflite_support", reason="tflite-support is not installed (run `tox -e tasklib`)")
 tfs_metadata = tflite_support.metadata
 task_audio = pytest.importorskip(

@@ -1,4 +1,4 @@
-"""The model the real clients (Task Library, MediaPipe) load, made once per session.
+"""The model the real clients (Task Library, MediaPipe) load, made once per session (a shared fixture).
 
 In the main env (TensorFlow present) it is built here, and also saved into
 ``$MM_BROWSERFFT_ARTIFACTS/client_model`` when that is set; the ``tasklib`` env
@@ -18,6 +18,7 @@ import pytest
 LABELS = ["down", "go", "no", "up", "yes"]
 FRENCH = ["bas", "va", "non", "haut", "oui"]
 CLIP_LABEL = "yes"
+_BUILT: dict = {}
 
 
 def _build(folder: pathlib.Path, speech_dir: pathlib.Path) -> None:
@@ -66,7 +67,9 @@ def client_model_dir(tmp_path_factory, speech_dir) -> pathlib.Path:
             "no TensorFlow here to build the client model, and no "
             "$MM_BROWSERFFT_ARTIFACTS/client_model/ from the main env (run tox -e py311 first)"
         )
-    folder = tmp_path_factory.mktemp("client_model")
+    if "folder" in _BUILT:  # the fixture is imported by several modules; build once
+        return _BUILT["folder"]
+    folder = _BUILT["folder"] = tmp_path_factory.mktemp("client_model")
     _build(folder, speech_dir)
     if saved is not None:
         shutil.rmtree(saved, ignore_errors=True)
