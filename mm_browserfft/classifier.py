@@ -129,6 +129,7 @@ class AudioClassifier:
     def _callbacks(self, tensorboard: bool) -> list:
         keras = _keras()
         folder = self.model_dir or self.model_spec.model_dir
+        os.makedirs(folder, exist_ok=True)
         callbacks = [_checkpoint(self.model, os.path.join(folder, "checkpoint.weights.h5"))]
         if tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(folder, "summaries")))

@@ -21,7 +21,6 @@ Shapes: waveforms ``[batch, 44032]`` float32 at 44.1 kHz, spectrograms
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
@@ -39,8 +38,6 @@ TRAINING_NOISE_STDDEV = 1e-5
 """Standard deviation of the Gaussian noise added to training waveforms (Model Maker's value)."""
 HEAD_LAYER = "classification_head"
 """Name of the trainable softmax layer put on top of the base."""
-
-_log = logging.getLogger("mm_browserfft")
 
 
 def _keras():

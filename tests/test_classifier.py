@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from conftest import SPEECH_DIR, WORDS, real_clips
+from conftest import SPEECH_DIR, WORDS
 from mm_browserfft import audio_classifier, config, tfjs
 from mm_browserfft.audio_classifier import AudioClassifier, BrowserFftSpec, DataLoader
 from mm_browserfft.base import bundled_base_dir

@@ -12,9 +12,9 @@ import pytest
 from mm_browserfft import model_maker
 from mm_browserfft.errors import BrowserFftError, ModelMakerUnavailableError
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.env_dependent, pytest.mark.skipif(
     model_maker.is_available(), reason="Model Maker is importable here: tests/modelmaker covers the bridge"
-)
+)]
 
 
 def test_nothing_is_imported_or_shimmed_where_model_maker_cannot_run():

@@ -36,7 +36,8 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--clips-per-word", type=int, default=24, help="synthetic clips per word")
     parser.add_argument("--real-copies", type=int, default=8, help="augmented copies of each real clip")
     parser.add_argument("--synth-copies", type=int, default=3, help="augmented copies of each synthetic clip")
-    parser.add_argument("--minutes", type=float, default=35.0, help="wall-clock budget of the training stage")
+    parser.add_argument("--epochs", type=int, default=26, help="training epochs (0: fit --minutes)")
+    parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of training with --epochs 0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join(_REPO, "mm_browserfft", "assets", "base"))
     args = parser.parse_args(argv)
@@ -51,7 +52,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     print(f"prepare: {sizes}")
     docs = os.path.join(_REPO, "docs")
     metrics = train.train(
-        args.work, minutes=args.minutes, seed=args.seed,
+        args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed,
         curves_png=os.path.join(docs, "images", "pretrain-curves.png"),
     )  # fmt: skip
     shutil.copyfile(os.path.join(args.work, "train_metrics.json"), os.path.join(docs, "pretrain-metrics.json"))

@@ -125,13 +125,18 @@ def train_body(
     learning_rate: float = 1e-3,
     label_smoothing: float = 0.1,
     seed: int = 0,
+    epochs: int = 0,
     max_epochs: int = 60,
+    checkpoint: str = "",
 ):
     """Stage 1: the 18w body with a ``num_classes`` softmax, trained for about ``minutes``.
 
     Args:
       x: float16 ``[n, 43, 232]`` z-scored spectrograms; y: int ``[n]`` word indices.
       val_x, val_y: the held-out-speaker validation set, same layout.
+      minutes: wall-clock budget, used to size the run when ``epochs`` is 0.
+      epochs: a fixed number of epochs (reproducible; 0 = fit ``minutes``).
+      checkpoint: if set, the weights are saved there after every epoch.
 
     Returns:
       ``(model, history dict, epochs, seconds per epoch measured up front)``.
@@ -145,7 +150,8 @@ def train_body(
     step = _measure_step_seconds(probe, batches)
     del probe
     epoch_seconds = step * len(batches) * 1.08  # validation and batch assembly
-    epochs = int(max(1, min(max_epochs, math.floor(minutes * 60 / epoch_seconds))))
+    if epochs <= 0:
+        epochs = int(max(1, min(max_epochs, math.floor(minutes * 60 / epoch_seconds))))
     print(f"train: {len(x)} examples, {num_classes} classes, {epoch_seconds:.0f} s/epoch -> {epochs} epochs")
     schedule = tf.keras.optimizers.schedules.CosineDecay(
         learning_rate, decay_steps=epochs * len(batches), warmup_target=None, alpha=0.02
@@ -160,6 +166,7 @@ def train_body(
         batches,
         epochs=epochs,
         validation_data=(val_x.astype(np.float32)[..., None], val_onehot),
+        callbacks=[tf.keras.callbacks.ModelCheckpoint(checkpoint, save_weights_only=True)] if checkpoint else [],
         verbose=2,
     )
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}, epochs, epoch_seconds
@@ -232,7 +239,9 @@ def plot_curves(history: Dict[str, List[float]], path: str) -> None:
     plt.close(fig)
 
 
-def train(work_dir: str, *, minutes: float = 25.0, seed: int = 0, curves_png: str = "") -> Dict[str, object]:
+def train(
+    work_dir: str, *, minutes: float = 25.0, epochs: int = 0, seed: int = 0, curves_png: str = ""
+) -> Dict[str, object]:
     """Run both stages on ``<work_dir>/prep``; returns the metrics (also written to ``train_metrics.json``).
 
     Writes ``<work_dir>/base.weights.h5`` (the 18w model) and, if ``curves_png`` is given, the curves.
@@ -245,7 +254,10 @@ def train(work_dir: str, *, minutes: float = 25.0, seed: int = 0, curves_png: st
     val_x = np.load(os.path.join(prep, "val_x.npy"))
     val_y = np.load(os.path.join(prep, "val_y.npy"))
     start = time.time()
-    body, history, epochs, epoch_seconds = train_body(x, y, val_x, val_y, len(labels), minutes=minutes, seed=seed)
+    body, history, epochs, epoch_seconds = train_body(
+        x, y, val_x, val_y, len(labels), minutes=minutes, epochs=epochs, seed=seed,
+        checkpoint=os.path.join(work_dir, "pretrain.weights.h5"),
+    )  # fmt: skip
     model = fit_18w_head(body, x, y, labels, seed=seed)
     val_18w = map_to_18w(labels)[val_y]
     metrics = {
@@ -271,11 +283,12 @@ def train(work_dir: str, *, minutes: float = 25.0, seed: int = 0, curves_png: st
 def main(argv: "Sequence[str] | None" = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/work/pretrain_work")
-    parser.add_argument("--minutes", type=float, default=25.0, help="wall-clock budget of stage 1")
+    parser.add_argument("--epochs", type=int, default=26, help="epochs of stage 1 (0: fit --minutes)")
+    parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of stage 1 with --epochs 0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--curves", default=os.path.join("docs", "images", "pretrain-curves.png"))
     args = parser.parse_args(argv)
-    metrics = train(args.work, minutes=args.minutes, seed=args.seed, curves_png=args.curves)
+    metrics = train(args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed, curves_png=args.curves)
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
 
 
