@@ -61,6 +61,17 @@ def load_split(data_dir: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return tuple(out)  # type: ignore[return-value]
 
 
+def bundled_base():
+    """The bundled base as a :func:`build_18w` model (weights copied layer by layer from the TF.js folder)."""
+    from mm_browserfft.tfjs import load_tfjs
+
+    loaded = load_tfjs(bundled_base_dir())
+    model = build_18w()
+    for layer in model.layers:
+        layer.set_weights(loaded.get_layer(layer.name).get_weights())
+    return model
+
+
 def embed(base, x: np.ndarray) -> np.ndarray:
     """``dense_1`` output ``[n, 2000]`` of ``base`` for spectrograms ``x [n, 43, 232, 1]``."""
     import tensorflow as tf
@@ -129,13 +140,11 @@ def run(quick: bool = False, *, data_dir: str = DEFAULT_DATA) -> dict:
     """
     import tensorflow as tf
 
-    from mm_browserfft.tfjs import load_tfjs
-
     start = time.time()
     split = load_split(data_dir)
     k_values, draws, epochs = ((5, 20), 1, 40) if quick else (K_VALUES, 3, 100)
     tf.keras.utils.set_random_seed(1234)
-    bases = {"bundled": load_tfjs(bundled_base_dir()), "random": build_18w()}
+    bases = {"bundled": bundled_base(), "random": build_18w()}
     accuracy = transfer_curve(bases, split, k_values=k_values, draws=draws, epochs=epochs)
     return {
         "classes": list(CLASSES),

@@ -174,7 +174,8 @@ class DataLoader:
     ) -> None:
         self._items = list(items)
         self._seed = seed
-        self._shuffler = random.Random(seed)
+        # Model Maker shuffled with the global ``random``; a seed gives the loader its own generator.
+        self._shuffler = random if seed is None else random.Random(seed)
         self.index_to_label = list(index_to_label)
         self.spec = spec
         self._cache = cache if isinstance(cache, _WaveformCache) else _WaveformCache(cache)
@@ -201,7 +202,8 @@ class DataLoader:
           spec: the model spec (its ``pad_short_clips`` decides short clips).
           data_path: folder with one sub-folder per label.
           categories: keep only these label folders.
-          shuffle: shuffle the files (``seed`` makes it repeatable).
+          shuffle: shuffle the files, with Python's global ``random`` as Model Maker
+            did (so ``random.seed`` makes it repeatable), or with ``seed``.
           cache: ``True`` keeps decoded waveforms in memory, a path keeps them on disk.
           seed: seed of the shuffle.
           skip_bad_files: warn about and count unreadable files instead of raising.
@@ -291,7 +293,7 @@ class DataLoader:
         if not items:
             raise DatasetError("No audio files found.", path=where)
         if shuffle:
-            random.Random(seed).shuffle(items)
+            (random if seed is None else random.Random(seed)).shuffle(items)
         loader = cls(items, index_to_label, spec, cache=cache, skipped=skipped, unreadable=unreadable, seed=seed)
         _log.info("loaded %s:\n%s", where, loader.report)
         short = len(loader.report.dropped_short)

@@ -97,6 +97,10 @@ class BrowserFftSpec:
     ) -> None:
         import tensorflow as tf
 
+        from . import model_maker
+
+        model_maker.install()  # where the real Model Maker can run, make it accept this spec
+
         low, high = (float(v) for v in background_snr_db)
         if low > high:
             raise InvalidInputError(f"background_snr_db must be (low, high) with low <= high, got {background_snr_db}")
@@ -237,8 +241,10 @@ class BrowserFftSpec:
         """
         keras = _keras()
         cut = self._embedding_index(training_model) + 1
-        width = training_model.layers[cut - 1].units
-        return keras.Sequential([keras.Input(shape=(width,)), *training_model.layers[cut:]])
+        shape = (None,) + SPECTROGRAM_SHAPE
+        for layer in training_model.layers[:cut]:
+            shape = tuple(layer.compute_output_shape(shape))
+        return keras.Sequential([keras.Input(shape=shape[1:]), *training_model.layers[cut:]])
 
     def compile_model(self, model) -> None:
         """Model Maker's training setup: Adam (learning rate 1e-3), categorical cross-entropy, ``acc``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -210,7 +211,8 @@ def _tutorial_folders(root):
     not os.path.exists(os.path.join(bundled_base_dir(), "model.json")),
     reason="the bundled pretrained base (mm_browserfft/assets/base/model.json) is not there yet",
 )
-def test_speech_recognition_tutorial_flow_on_held_out_speakers(tmp_path):
+def test_speech_recognition_tutorial_flow_on_held_out_speakers(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the spec's default model_dir lands in tmp_path
     train_dir, test_dir = _tutorial_folders(tmp_path)
     models_path = str(tmp_path / "models")
     tf.keras.utils.set_random_seed(0)
