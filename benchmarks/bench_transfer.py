@@ -10,7 +10,7 @@ and the head is Model Maker's (dropout 0.5, Dense(10, softmax), Adam 1e-3,
 batch 32), trained for 100 epochs. The random base is the same 18w topology with
 fresh Glorot weights (seeded).
 
-usage: python benchmarks/bench_transfer.py [--quick] [--data DIR] [--json OUT]
+usage: python benchmarks/bench_transfer.py [--quick] [--data DIR] [--base DIR] [--json OUT]
 """
 
 from __future__ import annotations
@@ -61,11 +61,11 @@ def load_split(data_dir: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return tuple(out)  # type: ignore[return-value]
 
 
-def bundled_base():
-    """The bundled base as a :func:`build_18w` model (weights copied layer by layer from the TF.js folder)."""
+def tfjs_base(folder: str):
+    """A TF.js 18w folder as a :func:`build_18w` model (weights copied layer by layer)."""
     from mm_browserfft.tfjs import load_tfjs
 
-    loaded = load_tfjs(bundled_base_dir())
+    loaded = load_tfjs(folder)
     model = build_18w()
     for layer in model.layers:
         layer.set_weights(loaded.get_layer(layer.name).get_weights())
@@ -127,12 +127,13 @@ def transfer_curve(
     return results
 
 
-def run(quick: bool = False, *, data_dir: str = DEFAULT_DATA) -> dict:
+def run(quick: bool = False, *, data_dir: str = DEFAULT_DATA, base_dir: str = "") -> dict:
     """The transfer curve of the bundled base against a random base.
 
     Args:
       quick: K = 5 and 20 only, one draw, 40 epochs (a smoke run; numbers are noisier).
       data_dir: the folder holding ``speech_commands/``.
+      base_dir: a TF.js 18w folder to judge instead of the bundled base.
 
     Returns:
       dict with ``classes``, ``train_clips``, ``test_clips``, ``k_values``, ``draws``,
@@ -144,7 +145,7 @@ def run(quick: bool = False, *, data_dir: str = DEFAULT_DATA) -> dict:
     split = load_split(data_dir)
     k_values, draws, epochs = ((5, 20), 1, 40) if quick else (K_VALUES, 3, 100)
     tf.keras.utils.set_random_seed(1234)
-    bases = {"bundled": bundled_base(), "random": build_18w()}
+    bases = {"bundled": tfjs_base(base_dir or bundled_base_dir()), "random": build_18w()}
     accuracy = transfer_curve(bases, split, k_values=k_values, draws=draws, epochs=epochs)
     return {
         "classes": list(CLASSES),
@@ -177,9 +178,10 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--base", default="", help="TF.js base folder (default: the bundled base)")
     parser.add_argument("--json", default="", help="also write the result here")
     args = parser.parse_args(argv)
-    result = run(args.quick, data_dir=args.data)
+    result = run(args.quick, data_dir=args.data, base_dir=args.base)
     print(format_table(result))
     if args.json:
         with open(args.json, "w") as f:

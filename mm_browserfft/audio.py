@@ -52,15 +52,20 @@ def audio_info(path: "os.PathLike[str] | str") -> AudioInfo:
     """Read a file's header.
 
     Raises:
-      AudioDecodeError: the file is missing, empty, or not audio soundfile can read.
+      AudioDecodeError: the file is missing, empty, not audio soundfile can read, or
+        a WAV/AIFF whose header promises more samples than the file holds. (A cut-off
+        compressed file, FLAC or OGG, is only found out when decoded.)
     """
     import soundfile as sf
 
     try:
-        info = sf.info(os.fspath(path))
+        with sf.SoundFile(os.fspath(path)) as handle:
+            _check_complete(handle, path)
+            return AudioInfo(int(handle.samplerate), int(handle.channels), int(handle.frames))
+    except AudioDecodeError:
+        raise
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, OSError...
         raise AudioDecodeError(f"not a readable audio file ({_reason(exc)})", path=path) from None
-    return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
 
 
 def _reason(exc: BaseException) -> str:
@@ -145,11 +150,12 @@ def load_audio(path: "os.PathLike[str] | str", *, sample_rate: int = SAMPLE_RATE
         raise
     except Exception as exc:
         raise AudioDecodeError(f"not a readable audio file ({_reason(exc)})", path=path) from None
-    if data.shape[0] == 0:
-        raise AudioDecodeError("holds no audio samples", path=path)
     mono = to_mono(data)
     _check_finite(mono, path)
-    return resample(mono, int(sr), sample_rate)
+    waveform = resample(mono, int(sr), sample_rate)
+    if waveform.size == 0:  # no frames, or too few at an absurd header rate
+        raise AudioDecodeError(f"holds no audio samples at {sample_rate} Hz", path=path)
+    return waveform
 
 
 def iter_audio_blocks(
@@ -164,6 +170,10 @@ def iter_audio_blocks(
     Yields:
       float32 ``[m]`` blocks; their total length is ``round(frames * sample_rate / file_rate)``
       within a few samples.
+
+    Raises:
+      AudioDecodeError: as :func:`load_audio` (unreadable, truncated, no samples, NaN/Inf),
+        naming the file; a fault found mid-stream is raised when that block is read.
     """
     import soundfile as sf
 
@@ -175,7 +185,7 @@ def iter_audio_blocks(
         _check_complete(handle, path)
         rate = int(handle.samplerate)
         block = max(1, int(block_seconds * rate))
-        stream = None
+        stream, seen = None, 0
         if rate != sample_rate:
             import soxr
 
@@ -190,7 +200,10 @@ def iter_audio_blocks(
             _check_finite(mono, path)
             out = mono if stream is None else stream.resample_chunk(mono, last=last)
             if out.size:
+                seen += out.size
                 yield np.asarray(out, dtype=np.float32)
+            if last and not seen:
+                raise AudioDecodeError(f"holds no audio samples at {sample_rate} Hz", path=path)
             if last:
                 return
 

@@ -12,17 +12,29 @@ One deliberate difference from Model Maker: embeddings are computed in
 inference mode, so the base's ``dropout_1`` is inactive while the head trains.
 
 Whole-model training feeds spectrograms through the full model, as Model Maker does.
+
+Fault tolerance: every epoch, the fitted model's weights, its optimizer state and
+the epoch counter are backed up into ``<model_dir>/backup`` (Keras'
+``BackupAndRestore``). If the process dies, training again with the same
+``model_dir`` and the same labels restores that state and runs only the missing
+epochs; a finished run deletes its backup. With a ``seed`` on the spec, training
+also seeds Python's, NumPy's and TensorFlow's generators
+(``keras.utils.set_random_seed``), so a run is repeatable on one machine.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
+import shutil
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import DatasetError, InvalidInputError
+from . import progress
+from .errors import BrowserFftError, DatasetError, ExportError, InvalidInputError
 from .frontend import WAVEFORM_LENGTH
 
 __all__ = ["AudioClassifier", "create", "DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS"]
@@ -31,6 +43,9 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_EPOCHS = 5
 _EMBED_BATCH = 256  # windows per forward pass of the base
 _TFLITE_KWARGS = ("with_metadata", "export_metadata_json_file", "quantization_config")
+BACKUP_FOLDER = "backup"
+"""Sub-folder of ``model_dir`` holding the per-epoch backup of an unfinished training run."""
+_RUN_FILE = "run.json"  # inside the backup: which run it belongs to
 
 
 def _keras():
@@ -62,6 +77,42 @@ def _checkpoint(model, path: str):
             super().set_model(model)
 
     return _Checkpoint(path, save_weights_only=True)
+
+
+def _backup_and_restore(folder: str, run: Dict[str, Any]):
+    """Keras' ``BackupAndRestore`` in ``<folder>/backup``, for the training run described by ``run``.
+
+    A backup left by a run with other labels or another training mode is discarded
+    (with a warning) rather than restored into an incompatible model.
+    """
+    keras = _keras()
+    backup = os.path.join(folder, BACKUP_FOLDER)
+    run_file = os.path.join(backup, _RUN_FILE)
+    if os.path.isdir(backup):
+        try:
+            with open(run_file, encoding="utf-8") as handle:
+                saved = json.load(handle)
+        except (OSError, ValueError):
+            saved = None
+        if saved != run:
+            warnings.warn(f"{backup}: discarding the backup of a different training run", stacklevel=3)
+            shutil.rmtree(backup)
+    os.makedirs(backup, exist_ok=True)
+    with open(run_file, "w", encoding="utf-8") as handle:
+        json.dump(run, handle)
+    options = {}
+    if "double_checkpoint" in inspect.signature(keras.callbacks.BackupAndRestore).parameters:
+        options["double_checkpoint"] = True  # Keras 3: keep the previous epoch if the last save was cut short
+    return keras.callbacks.BackupAndRestore(backup, **options)
+
+
+def _check_finite_weights(model) -> None:
+    """Raise rather than hand back a model with NaN or infinite weights."""
+    bad = [getattr(w, "path", w.name) for w in model.weights if not np.all(np.isfinite(np.asarray(w)))]
+    if bad:
+        raise BrowserFftError(
+            f"training diverged: the weights {bad} are NaN or infinite (lower the learning rate or check the data)"
+        )
 
 
 def _save_saved_model(serving_model, path: str) -> None:
@@ -130,7 +181,11 @@ class AudioClassifier:
         keras = _keras()
         folder = self.model_dir or self.model_spec.model_dir
         os.makedirs(folder, exist_ok=True)
-        callbacks = [_checkpoint(self.model, os.path.join(folder, "checkpoint.weights.h5"))]
+        run = {"labels": self.index_to_label, "train_whole_model": bool(self.train_whole_model)}
+        callbacks = [
+            _backup_and_restore(folder, run),
+            _checkpoint(self.model, os.path.join(folder, "checkpoint.weights.h5")),
+        ]
         if tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(folder, "summaries")))
         return callbacks
@@ -151,6 +206,12 @@ class AudioClassifier:
     ):
         """Train a fresh model on ``train_data`` (a :class:`~mm_browserfft.data.DataLoader`).
 
+        Every epoch is backed up into ``<model_dir>/backup``; when a backup of an
+        interrupted run with the same labels is there, its weights, optimizer state
+        and epoch counter are restored and only the remaining epochs run (the
+        returned ``History`` then covers those). With ``model_spec.seed`` set, the
+        global generators are seeded first (``keras.utils.set_random_seed``).
+
         Args:
           train_data, validation_data: loaders with this classifier's labels.
           epochs: passes over the data (default 5).
@@ -164,6 +225,7 @@ class AudioClassifier:
         Raises:
           DatasetError: fewer files than ``batch_size``, fewer than 2 classes, or
             labels that differ from the classifier's.
+          BrowserFftError: training diverged to NaN or infinite weights.
         """
         epochs = DEFAULT_EPOCHS if epochs is None else epochs
         batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
@@ -178,6 +240,9 @@ class AudioClassifier:
                 f"({batch_size}). To solve this problem, set the batch_size smaller or increase the size of the "
                 "train_data."
             )
+        seed = getattr(self.model_spec, "seed", None)
+        if seed is not None:
+            _keras().utils.set_random_seed(seed)
         with self.model_spec.strategy.scope():
             self.create_model()
         callbacks = self._callbacks(tensorboard) + list(callbacks)
@@ -187,6 +252,7 @@ class AudioClassifier:
             train_ds = train_data.gen_dataset(batch_size, is_training=True, shuffle=self.shuffle)
             val_ds = None if validation_data is None else validation_data.gen_dataset(batch_size)
             self.history = self.model_spec.run_classifier(self.model, epochs, train_ds, val_ds, callbacks=callbacks)
+        _check_finite_weights(self.model)
         return self.history
 
     def _embed(self, embedder, windows: np.ndarray, *, is_training: bool) -> np.ndarray:
@@ -204,9 +270,12 @@ class AudioClassifier:
         """``(embeddings [m, 2000], labels [m] int32)`` of every window of ``data``, in bounded memory."""
         embeddings = [np.zeros((0, embedder.output_shape[-1]), np.float32)]
         labels = [np.zeros(0, np.int32)]
-        for windows, window_labels in _groups(data.iter_waveforms()):
-            embeddings.append(self._embed(embedder, windows, is_training=is_training))
-            labels.append(window_labels)
+        total = data.report.num_clips if hasattr(data, "report") else None
+        with progress.bar(desc="embedding", total=total, unit="clip") as shown:
+            for windows, window_labels in _groups(data.iter_waveforms()):
+                embeddings.append(self._embed(embedder, windows, is_training=is_training))
+                labels.append(window_labels)
+                shown.update(len(windows))
         return np.concatenate(embeddings), np.concatenate(labels)
 
     def _train_head(self, train_data, validation_data, epochs: int, batch_size: int, callbacks: list):
@@ -349,6 +418,12 @@ class AudioClassifier:
           **kwargs: ``with_metadata``, ``export_metadata_json_file`` and
             ``quantization_config`` (``"default"`` is the spec's default) for TFLITE;
             others are ignored with a warning.
+
+        TFLITE, LABEL and TFJS files are written beside their target and renamed into
+        place, so a failed export leaves a previous model there intact.
+
+        Raises:
+          ExportError: the folder cannot be created or written (read-only, disk full, ...).
         """
         from .config import ExportFormat
 
@@ -363,7 +438,10 @@ class AudioClassifier:
         unknown = sorted(set(kwargs) - set(_TFLITE_KWARGS))
         if unknown:
             warnings.warn(f"export ignores the arguments {unknown}", stacklevel=2)
-        os.makedirs(export_dir, exist_ok=True)
+        try:
+            os.makedirs(export_dir, exist_ok=True)
+        except OSError as exc:
+            raise ExportError(f"cannot create the export folder ({exc.strerror or exc})", path=export_dir) from None
         for fmt in formats:
             if fmt == ExportFormat.TFLITE:
                 options = {k: kwargs[k] for k in _TFLITE_KWARGS if k in kwargs}
@@ -373,8 +451,10 @@ class AudioClassifier:
                     model, os.path.join(export_dir, tflite_filename), index_to_label=self.index_to_label, **options
                 )
             elif fmt == ExportFormat.LABEL:
-                with open(os.path.join(export_dir, label_filename), "w", encoding="utf-8") as handle:
-                    handle.write("\n".join(self.index_to_label))
+                from .export import write_tflite_atomically
+
+                labels = "\n".join(self.index_to_label).encode("utf-8")
+                write_tflite_atomically(labels, os.path.join(export_dir, label_filename))
             elif fmt == ExportFormat.SAVED_MODEL:
                 _save_saved_model(self.create_serving_model(), os.path.join(export_dir, saved_model_filename))
                 with open(os.path.join(export_dir, saved_model_filename, label_filename), "w", encoding="utf-8") as f:

@@ -1,19 +1,25 @@
 """The ``mm-browserfft`` command line: train, evaluate, predict, inspect, demo.
 
 Exit codes: 0 success; 2 bad input (missing folder, one class, corrupt file,
-bad option: the message names the file or value); 1 any other failure.
+bad option: the message names the file or value); 1 any other failure (an
+export that cannot be written, training that diverged, a crash).
+
+Results go to standard output (``--json`` for machines); progress bars, data
+summaries and warnings go to standard error, and bars only show on a terminal.
+TensorFlow is imported only by the commands that need it, with its native
+start-up log lines held back.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import pathlib
 import sys
-from typing import List, Optional, Sequence
-
-import numpy as np
+import tempfile
+from typing import Optional, Sequence
 
 from . import __version__
 from .errors import BrowserFftError, InvalidInputError
@@ -50,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("data_dir", type=pathlib.Path)
     train.add_argument("--export", dest="export_dir", type=pathlib.Path, required=True, help="output folder")
     _add_training_options(train)
+    train.add_argument("--saved-model", action="store_true", help="also export a SavedModel (saved_model/)")
 
     demo = sub.add_parser("demo", help="train, evaluate and export on the bundled sample clips")
     demo.add_argument("--export", dest="export_dir", type=pathlib.Path, default=pathlib.Path("mm_browserfft_demo"))
@@ -98,15 +105,26 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``mm-browserfft`` and ``python -m mm_browserfft``; returns the exit code."""
-    args = build_parser().parse_args(argv)
     try:
-        handler = {
-            "train": _cmd_train,
-            "demo": _cmd_demo,
-            "evaluate": _cmd_evaluate,
-            "predict": _cmd_predict,
-            "inspect": _cmd_inspect,
-        }[args.command]
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a bad option (2, after argparse's message)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    handler = {
+        "train": _cmd_train,
+        "demo": _cmd_demo,
+        "evaluate": _cmd_evaluate,
+        "predict": _cmd_predict,
+        "inspect": _cmd_inspect,
+    }[args.command]
+    log = logging.getLogger("mm_browserfft")
+    shown = logging.StreamHandler(sys.stderr)
+    shown.setFormatter(logging.Formatter("mm-browserfft: %(message)s"))
+    level = log.level
+    log.addHandler(shown)
+    log.setLevel(logging.INFO)
+    try:
+        if _needs_tensorflow(args):
+            _import_tensorflow_quietly()
         return handler(args)
     except InvalidInputError as exc:
         print(f"mm-browserfft: error: {exc}", file=sys.stderr)
@@ -114,6 +132,51 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (BrowserFftError, OSError) as exc:
         print(f"mm-browserfft: failed: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        log.removeHandler(shown)
+        log.setLevel(level)
+
+
+def _needs_tensorflow(args) -> bool:
+    """Training needs TensorFlow, and so does running a SavedModel; .tflite models need only LiteRT."""
+    return args.command in ("train", "demo") or (args.command in ("evaluate", "predict") and args.model.is_dir())
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow without its native start-up log lines.
+
+    TensorFlow 2.20+ logs through absl before its log level applies, so
+    ``TF_CPP_MIN_LOG_LEVEL`` cannot hide those lines (oneDNN notices, "All log
+    messages before absl::InitializeLog()..."). File descriptor 2 is pointed at a
+    temporary file while TensorFlow loads; what was captured is shown only if the
+    import fails. Later TensorFlow and absl Python warnings are limited to errors.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules:
+        sys.stderr.flush()
+        with tempfile.TemporaryFile() as captured:
+            saved = os.dup(2)
+            os.dup2(captured.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            except BaseException:
+                os.dup2(saved, 2)
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode("utf-8", "replace"))
+                raise
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def _check_output_dir(path: pathlib.Path) -> None:
+    """An export folder must be a folder (or not exist yet): checked before any training."""
+    if path.exists() and not path.is_dir():
+        raise InvalidInputError("--export must name a folder, and this is a file", path=path)
 
 
 def _emit(payload, *, as_json: bool, text: str) -> None:
@@ -122,7 +185,8 @@ def _emit(payload, *, as_json: bool, text: str) -> None:
 
 def _cmd_evaluate(args) -> int:
     from .predict import load_predictor
-    from .report import evaluate_folder, format_metrics
+    from .report import format_metrics
+    from .training import evaluate_folder
 
     predictor = load_predictor(args.model)
     result = evaluate_folder(predictor, args.data_dir, pad_short=args.pad_short_clips)
@@ -167,19 +231,35 @@ def _cmd_inspect(args) -> int:
 def _cmd_train(args) -> int:
     from .training import TrainingOptions, train_and_export
 
+    _check_output_dir(args.export_dir)
     result = train_and_export(args.data_dir, args.export_dir, TrainingOptions.from_args(args))
-    print(f"test accuracy {result['test']['accuracy']:.4f}" if result.get("test") else "trained")
-    print(f"wrote {args.export_dir}")
+    if args.test_dir:
+        held_out = "clips of the test folder"
+    else:
+        held_out = "clips of speakers not used for training" if args.by_speaker else "held-out clips"
+    _print_trained(result, held_out=held_out)
     return EXIT_OK
 
 
 def _cmd_demo(args) -> int:
     from .training import run_demo
 
+    _check_output_dir(args.export_dir)
     result = run_demo(args.export_dir, epochs=args.epochs, seed=args.seed)
-    print(f"demo: test accuracy {result['test']['accuracy']:.4f} on speakers not used for training")
-    print(f"wrote {args.export_dir} (model.tflite, labels.txt, model.json, report.md)")
+    _print_trained(result, held_out="clips of speakers not used for training")
     return EXIT_OK
+
+
+def _print_trained(result, *, held_out: str) -> None:
+    """The test accuracy (what it was measured on, in words) and the files written."""
+    test = result.get("test")
+    if test:
+        print(f"test accuracy {test['accuracy']:.4f} on {test['num_examples']} {held_out}")
+    else:
+        print("no test data: nothing held out to measure accuracy on")
+    folder = pathlib.Path(result["export_dir"])
+    names = ("model.tflite", "labels.txt", "model.json", "saved_model", "report.md")
+    print("wrote " + ", ".join(os.fspath(folder / name) for name in names if (folder / name).exists()))
 
 
 if __name__ == "__main__":  # pragma: no cover

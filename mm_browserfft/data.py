@@ -38,7 +38,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import audio
+from . import audio, progress
 from .errors import AudioDecodeError, DatasetError
 from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 from .speakers import speaker_id
@@ -60,6 +60,20 @@ def list_audio_files(folder: PathLike) -> List[str]:
     if not os.path.isdir(folder):
         raise DatasetError("folder not found", path=folder)
     return sorted(os.path.join(folder, n) for n in os.listdir(folder) if _is_audio(n) and os.path.isfile(os.path.join(folder, n)))
+
+
+def _warn_case_clashes(labels: Sequence[str], where: PathLike) -> None:
+    """Warn when labels differ only in case ("Yes", "yes"): they stay distinct classes, as in Model Maker."""
+    by_folded: Dict[str, List[str]] = {}
+    for label in labels:
+        by_folded.setdefault(label.casefold(), []).append(label)
+    clashes = ", ".join(" and ".join(map(repr, names)) for names in by_folded.values() if len(names) > 1)
+    if clashes:
+        warnings.warn(
+            f"{os.fspath(where)}: the labels {clashes} differ only in case; they are kept as distinct classes, "
+            "but a case-insensitive file system (Windows, macOS) would merge their folders",
+            stacklevel=4,
+        )
 
 
 @dataclasses.dataclass
@@ -275,6 +289,7 @@ class DataLoader:
         if not pairs:
             raise DatasetError("No audio files found.", path=where)
         index_to_label = sorted({label for _, label in pairs})
+        _warn_case_clashes(index_to_label, where)
         label_index = {label: i for i, label in enumerate(index_to_label)}
         pad = bool(getattr(spec, "pad_short_clips", False))
         items, unreadable = [], []
@@ -352,8 +367,11 @@ class DataLoader:
         Args:
           fraction: share of the files in the first part, in (0, 1).
           by_speaker: keep every speaker (:func:`mm_browserfft.speakers.speaker_id`)
-            on one side: speakers, in order of first appearance, fill the first part
-            until it holds at least ``int(len * fraction)`` files.
+            on one side: speakers, in a random order (repeatable with the loader's
+            ``seed``), fill the first part until it holds at least ``int(len * fraction)``
+            files. (In order of first appearance, speakers with many clips would
+            fill the first part and one-clip "speakers" such as ``_silence_`` cuts
+            the second.)
         """
         if not 0.0 < fraction < 1.0:
             raise DatasetError(f"fraction must be in (0, 1), got {fraction}")
@@ -363,9 +381,11 @@ class DataLoader:
         by_owner: Dict[str, List[_Item]] = {}
         for item in self._items:
             by_owner.setdefault(speaker_id(item.path), []).append(item)
+        speakers = list(by_owner)
+        (random if self._seed is None else random.Random(self._seed)).shuffle(speakers)
         first, second = [], []
-        for group in by_owner.values():
-            (first if len(first) < target else second).extend(group)
+        for speaker in speakers:
+            (first if len(first) < target else second).extend(by_owner[speaker])
         return self._subset(first), self._subset(second)
 
     # ------------------------------------------------------------------ waveforms
@@ -380,7 +400,7 @@ class DataLoader:
           ``(file_index, label, windows [k, 44032] float32)`` per file, in order;
           ``k`` may be 0 (a dropped short clip).
         """
-        for index, item in enumerate(self._items):
+        for index, item in enumerate(progress.bar(self._items, desc="decoding audio", unit="file")):
             yield index, item.label, self.spec.split_waveform(self._decode(item))
 
     def gen_waveforms(self) -> Iterator[np.ndarray]:

@@ -23,6 +23,7 @@ from typing import List, Optional, Union
 
 import numpy as np
 
+from . import progress
 from .config import QuantizationConfig
 from .errors import ExportError, InvalidInputError
 from .frontend import WAVEFORM_LENGTH
@@ -99,9 +100,19 @@ def convert_to_tflite(serving_model, *, quantization_config: Optional[Quantizati
       InvalidInputError: the model does not return one ``[batch, N]`` tensor, or
         the config asks for non-float input/output or int8-only ops.
     """
+    calibrated = quantization_config is not None and quantization_config.representative_data is not None
+    with progress.bar(desc="converting to TFLite", total=3 if calibrated else 2, unit="step") as shown:
+        content = _convert(serving_model, quantization_config, shown)
+        shown.update()
+    return content
+
+
+def _convert(serving_model, quantization_config: Optional[QuantizationConfig], shown) -> bytes:
+    """:func:`convert_to_tflite`, advancing the progress bar ``shown`` after each step but the last."""
     import tensorflow as tf
 
     concrete = _concrete_function(serving_model)
+    shown.update()
 
     def converter():
         conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
@@ -115,6 +126,7 @@ def convert_to_tflite(serving_model, *, quantization_config: Optional[Quantizati
     if quantization_config.representative_data is None:
         return bytes(quantizing.convert())
     keep_float = _frontend_tensors(bytes(converter().convert()))
+    shown.update()
     with warnings.catch_warnings():
         # The debugger runs TF's own (deprecated) interpreter internally, and the
         # float input needs no input statistics; neither is the caller's concern.

@@ -106,12 +106,26 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> List[str
     return out
 
 
+def _summary_line(summary: Dict) -> str:
+    """One sentence of a split's totals: files, clips, durations, sample rates, what was skipped."""
+    parts = [f"{summary.get('files', '?')} files, {summary.get('clips', '?')} clips"]
+    duration = summary.get("duration_s")
+    if duration:
+        parts.append(f"durations {duration['min']:.2f}-{duration['max']:.2f} s (mean {duration['mean']:.2f} s)")
+    if summary.get("sample_rates_hz"):
+        parts.append("sample rates " + ", ".join(f"{rate} Hz" for rate in summary["sample_rates_hz"]))
+    for key, words in (("unreadable", "unreadable files skipped"), ("not_audio_skipped", "non-audio entries skipped")):
+        if summary.get(key):
+            parts.append(f"{summary[key]} {words}")
+    return "; ".join(parts) + "."
+
+
 def write_report(
     out_dir,
     *,
     data_summary: Dict,
     history: Optional[Dict[str, List[float]]],
-    metrics: Dict,
+    metrics: Optional[Dict],
     worst: Sequence[Dict],
     examples: Optional[np.ndarray],
     example_titles: Sequence[str],
@@ -120,9 +134,11 @@ def write_report(
     """Write ``report.md``, ``report.json`` and the PNGs into ``out_dir``.
 
     Args:
-      data_summary: per split, what :attr:`DataLoader.summary` returns.
+      data_summary: split name -> summary: ``per_class`` (label -> ``files``, ``clips``,
+        ``padded``, ``dropped_short``, ``unreadable``) and any totals worth showing.
       history: Keras ``History.history`` of the training run.
-      metrics: :func:`mm_browserfft.metrics.classification_metrics` on the test data.
+      metrics: :func:`mm_browserfft.metrics.classification_metrics` on the test data
+        (None without test data: the test section then says so).
       worst: the worst-classified clips: dicts with ``file``, ``label``, ``predicted``, ``score``.
       examples: a few spectrograms ``[k, 43, 232, 1]`` to show.
       model_info: ``tflite_bytes``, ``latency_ms`` and anything else worth a line.
@@ -140,27 +156,29 @@ def write_report(
         md.append(f"### {split}")
         md.append("")
         rows = [
-            [label, c["files"], c["clips"], c.get("padded", 0), c.get("dropped_short", 0), c.get("skipped", 0)]
+            [label, c["files"], c["clips"], c.get("padded", 0), c.get("dropped_short", 0), c.get("unreadable", 0)]
             for label, c in summary.get("per_class", {}).items()
         ]
-        md += _markdown_table(["label", "files", "clips", "padded", "dropped (short)", "skipped (unreadable)"], rows)
-        extra = {k: v for k, v in summary.items() if k != "per_class"}
-        if extra:
-            md += ["", "```", json.dumps(extra, indent=2, default=str), "```"]
-        md.append("")
+        md += _markdown_table(["label", "files", "clips", "padded", "dropped (short)", "unreadable (skipped)"], rows)
+        md += ["", _summary_line(summary), ""]
 
     if history:
         plot_history(history, images / "training_curves.png")
         md += ["## Training curves", "", "![training curves](report_images/training_curves.png)", ""]
 
-    plot_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], images / "confusion_matrix.png")
-    md += ["## Test results", "", f"Accuracy **{metrics['accuracy']:.4f}** on {metrics['num_examples']} clips.", ""]
-    md += ["![confusion matrix](report_images/confusion_matrix.png)", ""]
-    md += _markdown_table(
-        ["label", "precision", "recall", "F1", "support"],
-        [[r["label"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"]] for r in metrics["per_class"]],
-    )
-    md.append("")
+    md += ["## Test results", ""]
+    if metrics is None:
+        md += ["No test data (no test split or folder), so no test results.", ""]
+    else:
+        plot_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], images / "confusion_matrix.png")
+        md += [f"Accuracy **{metrics['accuracy']:.4f}** on {metrics['num_examples']} clips.", ""]
+        md += ["![confusion matrix](report_images/confusion_matrix.png)", ""]
+        md += _markdown_table(
+            ["label", "precision", "recall", "F1", "support"],
+            [[r["label"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"]]
+             for r in metrics["per_class"]],
+        )
+        md.append("")
 
     if worst:
         md += ["## Worst-classified clips", ""]

@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import audio
+from . import audio, progress
 from .base import EMBEDDING_LAYER
 from .errors import InvalidInputError, ModelFormatError
 from .frontend import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SPECTROGRAM_SHAPE, WAVEFORM_LENGTH
@@ -244,7 +244,8 @@ class BrowserFftSpec:
         shape = (None,) + SPECTROGRAM_SHAPE
         for layer in training_model.layers[:cut]:
             shape = tuple(layer.compute_output_shape(shape))
-        return keras.Sequential([keras.Input(shape=shape[1:]), *training_model.layers[cut:]])
+        with self.strategy.scope():  # fitted under the strategy: built outside it, MirroredStrategy fails
+            return keras.Sequential([keras.Input(shape=shape[1:]), *training_model.layers[cut:]])
 
     def compile_model(self, model) -> None:
         """Model Maker's training setup: Adam (learning rate 1e-3), categorical cross-entropy, ``acc``."""
@@ -255,6 +256,8 @@ class BrowserFftSpec:
         """Compile ``model`` (:meth:`compile_model`) and fit it; ``kwargs`` go to ``fit``.
 
         The data sets shuffle themselves, so ``fit``'s own ``shuffle`` defaults to False.
+        Without a ``verbose``, Keras shows its bar on a terminal and one line per
+        epoch elsewhere (:func:`mm_browserfft.progress.fit_progress`).
 
         Returns:
           the Keras ``History``.
@@ -262,7 +265,7 @@ class BrowserFftSpec:
         kwargs.setdefault("shuffle", False)
         self.compile_model(model)
         with self.strategy.scope():
-            return model.fit(train_ds, validation_data=validation_ds, epochs=epochs, **kwargs)
+            return model.fit(train_ds, validation_data=validation_ds, epochs=epochs, **progress.fit_progress(kwargs))
 
     def get_default_quantization_config(self):
         """No quantization by default (float32 TFLite), as in Model Maker."""

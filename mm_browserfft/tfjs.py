@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -854,6 +855,20 @@ def _replace_folder(tmp: str, folder: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _new_folder_beside(folder: str) -> str:
+    """A new, empty folder next to ``folder`` with the usual permissions (``0o777`` minus the umask).
+
+    (``tempfile.mkdtemp`` would make it ``0o700``, which a web server serving the export cannot read.)
+    """
+    while True:
+        candidate = os.path.join(os.path.dirname(folder), f".{os.path.basename(folder)}.tmp-{secrets.token_hex(4)}")
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            continue
+
+
 def save_tfjs(
     model,
     folder: "os.PathLike[str] | str",
@@ -899,7 +914,7 @@ def save_tfjs(
     try:
         parent = os.path.dirname(folder)
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.tmp-", dir=parent)
+        tmp = _new_folder_beside(folder)
         with open(os.path.join(tmp, MODEL_JSON), "w", encoding="utf-8") as f:
             json.dump(doc, f)
         for name, blob in shards:

@@ -6,6 +6,7 @@ built from the public API (:mod:`mm_browserfft.audio_classifier`).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import pathlib
@@ -15,8 +16,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import progress
 from .errors import DatasetError, InvalidInputError
-from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+from .frontend import WAVEFORM_LENGTH
 
 __all__ = ["TrainingOptions", "train_and_export", "run_demo", "evaluate_folder", "bundled_samples_dir"]
 
@@ -46,6 +48,7 @@ class TrainingOptions:
     base_model: str = "bundled"
     pad_short_clips: bool = False
     skip_bad_files: bool = False
+    saved_model: bool = False
     seed: int = 0
 
     @classmethod
@@ -73,7 +76,12 @@ def _make_spec(opts: TrainingOptions, model_dir: Optional[str]):
 
 
 def _load_splits(data_dir, opts: TrainingOptions, spec):
-    """``(train, validation or None, test or None)`` loaders per the options."""
+    """``(all data, train, validation or None, test or None)`` loaders per the options.
+
+    Raises:
+      DatasetError: a folder is missing, holds fewer than 2 labels, or (validation and
+        test folders) holds other labels than the training folder.
+    """
     from .data import DataLoader
 
     def load(path):
@@ -87,19 +95,27 @@ def _load_splits(data_dir, opts: TrainingOptions, spec):
         raise DatasetError(f"training needs at least 2 label folders, found {data.index_to_label}", path=data_dir)
     test = load(opts.test_dir) if opts.test_dir else None
     validation = load(opts.validation_dir) if opts.validation_dir else None
-    rest_fraction = (0.0 if test else opts.test_split) + (0.0 if validation else opts.validation_split)
+    for folder, other in ((opts.test_dir, test), (opts.validation_dir, validation)):
+        if other is not None and other.index_to_label != data.index_to_label:
+            raise DatasetError(
+                f"label folders {other.index_to_label} differ from the training folder's {data.index_to_label}",
+                path=folder,
+            )
+    test_fraction = 0.0 if test is not None else opts.test_split
+    validation_fraction = 0.0 if validation is not None else opts.validation_split
+    rest_fraction = test_fraction + validation_fraction
     if rest_fraction >= 1.0:
         raise InvalidInputError(f"validation and test splits leave no training data ({rest_fraction:.2f})")
     train = data
     if rest_fraction > 0:
         train, rest = data.split(1.0 - rest_fraction, by_speaker=opts.by_speaker)
-        if test is None and validation is None and opts.test_split and opts.validation_split:
-            validation, test = rest.split(opts.validation_split / rest_fraction, by_speaker=opts.by_speaker)
-        elif test is None:
+        if test_fraction and validation_fraction:
+            validation, test = rest.split(validation_fraction / rest_fraction, by_speaker=opts.by_speaker)
+        elif test_fraction:
             test = rest
         else:
             validation = rest
-    return train, validation, test
+    return data, train, validation, test
 
 
 def _quantization_config(kind: str, representative):
@@ -143,18 +159,19 @@ def evaluate_folder(predictor, data_dir, *, pad_short: bool = False) -> Dict:
     for folder in folders:
         if folder.name not in index:
             raise DatasetError(f"label folder {folder.name!r} is not one of the model's labels {predictor.labels}", path=folder)
-        for path in list_audio_files(folder):
-            windows = split_windows(load_audio(path), pad_short=pad_short)
-            if not len(windows):
-                dropped.append(path)
-                continue
-            probs = predictor.predict(windows)
-            for p in probs:
-                best = int(np.argmax(p))
-                y_true.append(index[folder.name])
-                y_pred.append(best)
-                rows.append({"file": path, "label": folder.name, "predicted": predictor.labels[best],
-                             "score": float(p[index[folder.name]])})
+    files = [(path, folder.name) for folder in folders for path in list_audio_files(folder)]
+    for path, label in progress.bar(files, desc="evaluating", unit="file"):
+        windows = split_windows(load_audio(path), pad_short=pad_short)
+        if not len(windows):
+            dropped.append(path)
+            continue
+        for p in predictor.predict(windows):
+            best = int(np.argmax(p))
+            y_true.append(index[label])
+            y_pred.append(best)
+            rows.append(
+                {"file": path, "label": label, "predicted": predictor.labels[best], "score": float(p[index[label]])}
+            )
     if not rows:
         raise DatasetError("no clip of at least 44032 samples found (try --pad-short-clips)", path=root)
     result = classification_metrics(np.array(y_true), np.array(y_pred), predictor.labels)
@@ -175,16 +192,29 @@ def _latency_ms(tflite_path, runs: int = 20) -> float:
     return (time.perf_counter() - start) / runs * 1e3
 
 
+def _per_class(paths: Sequence[str], labels: Sequence[str]) -> Dict[str, int]:
+    """How many of ``paths`` lie in each label folder (``<label>/<file>``)."""
+    counts = collections.Counter(os.path.basename(os.path.dirname(p)) for p in paths)
+    return {label: counts.get(label, 0) for label in labels}
+
+
 def _summary(loader) -> Dict:
-    """Per-class counts of a loader, plus durations and sample rates of its files."""
+    """Per-class counts of a loader, plus durations and sample rates of its files.
+
+    Returns:
+      dict with ``per_class`` (label -> files, clips, padded, dropped_short, unreadable),
+      totals, ``not_audio_skipped``, ``duration_s`` (min, mean, max) and ``sample_rates_hz``.
+    """
     from .audio import audio_info
 
     report = loader.report
+    labels = loader.index_to_label
+    padded, dropped = _per_class(report.padded, labels), _per_class(report.dropped_short, labels)
+    unreadable = _per_class(report.unreadable, labels)
     per_class = {
         label: {"files": report.files_per_class[label], "clips": report.clips_per_class[label],
-                "padded": sum(1 for p in report.padded if os.path.basename(os.path.dirname(p)) == label),
-                "dropped_short": sum(1 for p in report.dropped_short if os.path.basename(os.path.dirname(p)) == label)}
-        for label in loader.index_to_label
+                "padded": padded[label], "dropped_short": dropped[label], "unreadable": unreadable[label]}
+        for label in labels
     }
     infos = [audio_info(path) for path, _ in loader.files]
     durations = np.array([i.frames / i.sample_rate for i in infos]) if infos else np.zeros(1)
@@ -192,64 +222,74 @@ def _summary(loader) -> Dict:
         "per_class": per_class,
         "files": report.num_files,
         "clips": report.num_clips,
-        "unreadable_skipped": report.unreadable,
+        "unreadable": len(report.unreadable),
         "not_audio_skipped": len(report.skipped),
         "duration_s": {"min": float(durations.min()), "mean": float(durations.mean()), "max": float(durations.max())},
         "sample_rates_hz": sorted({i.sample_rate for i in infos}),
     }
 
 
+def _test_results(test, tflite_path, labels: Sequence[str]) -> Tuple[Dict, List[Dict], np.ndarray, List[str]]:
+    """Metrics of the exported .tflite on ``test``, its worst clips, and one spectrogram per class.
+
+    Returns:
+      ``(metrics, worst (8 clips with the lowest score of their true label),
+      spectrograms [k, 43, 232, 1] (k <= 5), their titles)``.
+    """
+    from .frontend import spectrogram
+    from .metrics import classification_metrics
+    from .predict import TFLitePredictor
+
+    windows, truth, owners = test.waveforms()
+    probs = TFLitePredictor(tflite_path, labels=labels).predict(windows)
+    metrics = classification_metrics(truth, probs.argmax(axis=1), labels)
+    files = test.files
+    true_scores = probs[np.arange(len(truth)), truth]
+    worst = [
+        {"file": files[owners[i]][0], "label": labels[truth[i]], "predicted": labels[int(probs[i].argmax())],
+         "score": float(true_scores[i])}
+        for i in np.argsort(true_scores, kind="stable")[:8]
+    ]
+    picks = [int(np.flatnonzero(truth == c)[0]) for c in range(len(labels)) if (truth == c).any()][:5]
+    return metrics, worst, spectrogram(windows[picks]), [labels[truth[i]] for i in picks]
+
+
 def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
     """Train on ``data_dir``, export to ``export_dir`` and write the report there.
 
+    Writes ``model.tflite`` (with metadata and labels), ``model.json``, ``labels.txt``,
+    ``saved_model/`` (with ``opts.saved_model``), ``report.md``, ``report.json`` and
+    ``report_images/``; checkpoints go to ``checkpoints/``.
+
     Returns:
-      dict with ``test`` (metrics of the exported .tflite on the test split, or None),
-      ``history`` and the exported file names.
+      dict with ``test`` (metrics of the exported .tflite on the test data, or None),
+      ``history``, ``export_dir`` and ``report`` (the path of report.md).
     """
     from . import audio_classifier
-    from .predict import TFLitePredictor
+    from .config import ExportFormat
     from .report import write_report
 
     export_dir = pathlib.Path(export_dir)
     spec = _make_spec(opts, model_dir=os.fspath(export_dir / "checkpoints"))
-    train, validation, test = _load_splits(data_dir, opts, spec)
+    data, train, validation, test = _load_splits(data_dir, opts, spec)
     model = audio_classifier.create(
         train, spec, validation_data=validation, batch_size=opts.batch_size, epochs=opts.epochs,
         train_whole_model=opts.train_whole_model,
     )
+    formats = [ExportFormat.TFLITE, ExportFormat.LABEL] + ([ExportFormat.SAVED_MODEL] if opts.saved_model else [])
     representative = train if opts.quantization == "int8" else None
-    model.export(os.fspath(export_dir), quantization_config=_quantization_config(opts.quantization, representative))
-    from .config import ExportFormat
-
-    model.export(os.fspath(export_dir), export_format=ExportFormat.LABEL)
+    model.export(os.fspath(export_dir), export_format=formats,
+                 quantization_config=_quantization_config(opts.quantization, representative))
     tflite_path = export_dir / "model.tflite"
 
     metrics, worst, examples, titles = None, [], None, []
     if test is not None and len(test):
-        predictor = TFLitePredictor(tflite_path)
-        windows, labels, owners = test.waveforms()
-        probs = predictor.predict(windows)
-        from .metrics import classification_metrics
-
-        metrics = classification_metrics(labels, probs.argmax(axis=1), model.index_to_label)
-        files = test.files
-        true_scores = probs[np.arange(len(labels)), labels]
-        order = np.argsort(true_scores)[:8]
-        worst = [{"file": files[owners[i]][0], "label": model.index_to_label[labels[i]],
-                  "predicted": model.index_to_label[int(probs[i].argmax())], "score": float(true_scores[i])}
-                 for i in order]
-        from .frontend import spectrogram
-
-        picks = [int(np.flatnonzero(labels == c)[0]) for c in range(model.num_classes) if (labels == c).any()][:5]
-        examples = spectrogram(windows[picks])
-        titles = [model.index_to_label[labels[i]] for i in picks]
-    summaries = {"train": _summary(train)}
-    if validation is not None:
-        summaries["validation"] = _summary(validation)
-    if test is not None:
-        summaries["test"] = _summary(test)
-    history = getattr(model, "history", None)
-    history = getattr(history, "history", history)
+        metrics, worst, examples, titles = _test_results(test, tflite_path, model.index_to_label)
+    summaries = {"all": _summary(data), "train": _summary(train)}
+    for name, loader in (("validation", validation), ("test", test)):
+        if loader is not None:
+            summaries[name] = _summary(loader)
+    history = getattr(model.history, "history", model.history)
     model_info = {
         "tflite_bytes": tflite_path.stat().st_size,
         "latency_ms_per_clip (1 thread)": round(_latency_ms(tflite_path), 3),
@@ -257,18 +297,19 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
         "base_model": opts.base_model,
         "train_whole_model": opts.train_whole_model,
         "epochs": opts.epochs,
+        "split": "by speaker" if opts.by_speaker else "by file",
     }
-    if metrics is not None:
-        write_report(export_dir, data_summary=summaries, history=history, metrics=metrics, worst=worst,
-                     examples=examples, example_titles=titles, model_info=model_info)
-    return {"test": metrics, "history": history, "export_dir": os.fspath(export_dir)}
+    report = write_report(export_dir, data_summary=summaries, history=history, metrics=metrics, worst=worst,
+                          examples=examples, example_titles=titles, model_info=model_info)
+    return {"test": metrics, "history": history, "export_dir": os.fspath(export_dir), "report": os.fspath(report)}
 
 
 def run_demo(export_dir, *, epochs: int = 30, seed: int = 0) -> Dict:
     """The README's main job: train on the bundled clips, test on held-out speakers, export.
 
-    The bundled clips are one per speaker, so a plain split is speaker-disjoint.
+    Some speakers say several of the bundled words, so the test quarter is split by
+    speaker: every test clip comes from a speaker the head never heard.
     """
     opts = TrainingOptions(epochs=epochs, batch_size=16, validation_split=0.0, test_split=0.25,
-                           pad_short_clips=True, seed=seed)
+                           pad_short_clips=True, by_speaker=True, seed=seed)
     return train_and_export(bundled_samples_dir(), export_dir, opts)

@@ -1,0 +1,371 @@
+"""Run every benchmark, write ``benchmarks/results/latest.json`` and ``docs/benchmarks.md``.
+
+usage (from the repository root)::
+
+    python -m benchmarks.run            # everything (under 20 minutes on 2 cores)
+    python -m benchmarks.run --quick    # a smoke run (under 3 minutes); writes *-quick files, not docs/
+    python -m benchmarks.run --only models --only data   # some; their entries replace those of the last run
+
+Every ``benchmarks/bench_<name>.py`` is run in its own Python process (so thread
+settings, TensorFlow state and memory never leak from one to the next), its
+``run(quick)`` result is turned into rows (see :mod:`benchmarks.common`), and a
+module that fails is recorded with its error while the others go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import importlib.metadata
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+from benchmarks.common import REPO_ROOT, row, table
+
+BENCH_DIR = REPO_ROOT / "benchmarks"
+RESULTS_DIR = BENCH_DIR / "results"
+DOCS_PAGE = REPO_ROOT / "docs" / "benchmarks.md"
+MODULE_TIMEOUT_S = 900
+PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "ai-edge-litert", "soundfile", "soxr")
+ROW_KEYS = ("figure", "value", "unit", "reference", "reference_label", "ratio", "ratio_of", "target", "met", "note")
+
+
+def discover() -> List[str]:
+    """Names of the benchmark modules: ``bench_<name>.py`` -> ``<name>``, sorted."""
+    return sorted(p.stem[len("bench_") :] for p in BENCH_DIR.glob("bench_*.py"))
+
+
+# ---------------------------------------------------------------- adapters for results without rows
+
+
+def _adapt_frontend(raw: Dict) -> Dict:
+    """bench_frontend's seconds per batch -> rows against the bare FFT of the same frames."""
+    seconds, batch = raw["seconds"], raw["batch"]
+    ratios, rates = raw["ratio_to_bare_fft"], raw["spectrograms_per_s"]
+    per_clip_ms = {name: 1e3 * s / batch for name, s in seconds.items()}
+    rows = []
+    for name, bare, label, target in (
+        ("keras_in_tf_data_map", "bare_tf_rfft", "Keras layer in tf.data", True),
+        ("keras_direct", "bare_tf_rfft", "Keras layer called directly", False),
+        ("numpy_reference", "bare_np_rfft", "NumPy reference", True),
+    ):
+        ratio = ratios[name]
+        met = ratio <= 2.0 if target else None
+        note = ""
+        if met is False and name == "keras_in_tf_data_map":
+            note = (
+                f"the layer called directly takes {ratios['keras_direct']:.2f}x the bare FFT "
+                f"({per_clip_ms['keras_direct']:.3f} vs {per_clip_ms['bare_tf_rfft']:.3f} ms per clip: framing, window, "
+                f"|X|, log and z-score around tf.signal.rfft); tf.data adds "
+                f"{per_clip_ms[name] - per_clip_ms['keras_direct']:.3f} ms per clip on top (batches of 32, 1 thread)"
+            )
+        elif met is False:
+            note = (
+                f"{per_clip_ms[name] - per_clip_ms[bare]:.3f} ms per clip beyond np.fft.rfft's {per_clip_ms[bare]:.3f} ms: "
+                "framing, window, |X|^2, log and z-score in float64"
+            )
+        rows.append(row(
+            f"front end, {label}: spectrograms/s (1 thread, {batch} clips)", rates[name], "spectrograms/s",
+            reference=batch / seconds[bare],
+            reference_label=f"bare {'tf.signal.rfft' if bare == 'bare_tf_rfft' else 'np.fft.rfft'} of the same 43 frames, same run",
+            ratio=ratio, ratio_of="time / bare-FFT time", target="<= 2x the bare FFT time" if target else None,
+            met=met, note=note,
+        ))  # fmt: skip
+    detail = table(
+        f"Front end, batch of {batch} clips, 1 thread",
+        ["implementation", "ms per batch", "ms per clip", "spectrograms/s", "x bare FFT"],
+        [[name, round(1e3 * s, 2), round(per_clip_ms[name], 4), round(rates.get(name, batch / s)),
+          round(ratios[name], 2) if name in ratios else "(reference)"] for name, s in seconds.items()],
+    )  # fmt: skip
+    return {"rows": rows, "tables": [detail], "details": raw}
+
+
+def _adapt_transfer(raw: Dict) -> Dict:
+    """bench_transfer's curve -> one row per K (bundled base against random init) and the curve's table."""
+    acc = raw["accuracy"]
+    keys = [str(k) for k in raw["k_values"]] + ["full"]
+    rows, cells = [], []
+    for key in keys:
+        bundled, random = acc["bundled"][key]["mean"], acc["random"][key]["mean"]
+        clips = f"all {raw['train_clips']} clips" if key == "full" else f"{key} clips per class"
+        rows.append(row(
+            f"transfer: 10-class accuracy, head on {clips}, {raw['test_clips']} clips of held-out speakers",
+            100 * bundled, "%", reference=100 * random, reference_label="randomly initialised base, same run",
+            ratio=100 * (bundled - random), ratio_of="points over random init",
+        ))  # fmt: skip
+        cells.append([key, f"{100 * bundled:.1f} +- {100 * acc['bundled'][key]['std']:.1f}",
+                      f"{100 * random:.1f} +- {100 * acc['random'][key]['std']:.1f}", round(100 * (bundled - random), 1)])
+    detail = table(
+        f"Transfer curve: accuracy (%) vs clips per class, mean +- std over {raw['draws']} draws, "
+        f"{raw['epochs']} head epochs",
+        ["clips per class", "bundled base", "random init", "difference (points)"],
+        cells,
+    )
+    return {"rows": rows, "tables": [detail], "details": raw}
+
+
+ADAPTERS: Dict[str, Callable[[Dict], Dict]] = {"frontend": _adapt_frontend, "transfer": _adapt_transfer}
+
+
+def normalise(name: str, raw: Dict) -> Dict:
+    """A module's result as ``{"rows", "tables", "details"}``.
+
+    Raises:
+      ValueError: a row lacks one of :data:`ROW_KEYS`.
+    """
+    if "rows" in raw:
+        result = {"rows": raw["rows"], "tables": raw.get("tables", []), "details": raw.get("details", {})}
+    elif name in ADAPTERS:
+        result = ADAPTERS[name](raw)
+    else:
+        result = {"rows": [], "tables": [], "details": raw}
+    for r in result["rows"]:
+        missing = [k for k in ROW_KEYS if k not in r]
+        if missing:
+            raise ValueError(f"bench_{name}: row {r.get('figure')!r} lacks {missing}")
+    return result
+
+
+# ---------------------------------------------------------------- running
+
+
+def _json_default(value):
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def run_child(name: str, quick: bool, out: str) -> None:
+    """In the child process: import ``bench_<name>``, call ``run(quick)`` and write its raw result to ``out``."""
+    module = importlib.import_module(f"benchmarks.bench_{name}")
+    result = module.run(quick)
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(result, handle, default=_json_default)
+
+
+def run_module(name: str, *, quick: bool, log_dir: pathlib.Path) -> Dict:
+    """Run one module in a fresh process; its entry for the results, errors included."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{name}.log"
+    start = time.perf_counter()
+    entry: Dict = {"name": name, "module": f"benchmarks/bench_{name}.py", "quick": quick}
+    with tempfile.TemporaryDirectory(prefix="bench_run_") as tmp:
+        out = os.path.join(tmp, "result.json")
+        command = [sys.executable, "-m", "benchmarks.run", "--child", name, "--result", out] + (["--quick"] if quick else [])
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+        try:
+            with open(log, "w", encoding="utf-8") as handle:
+                proc = subprocess.run(command, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT,
+                                      timeout=MODULE_TIMEOUT_S, env=env)  # fmt: skip
+            if proc.returncode != 0 or not os.path.exists(out):
+                tail = log.read_text(encoding="utf-8", errors="replace")[-1500:]
+                raise RuntimeError(f"exited with status {proc.returncode}; end of {log.name}:\n{tail}")
+            with open(out, encoding="utf-8") as handle:
+                entry.update(normalise(name, json.load(handle)), status="ok")
+        except (RuntimeError, ValueError, KeyError, TypeError, subprocess.TimeoutExpired, OSError) as exc:
+            entry.update(status="error", error=f"{type(exc).__name__}: {exc}", rows=[], tables=[], details={})
+    entry["seconds"] = round(time.perf_counter() - start, 1)
+    return entry
+
+
+def _version(package: str) -> Optional[str]:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> Optional[str]:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
+        return out.stdout.strip() or None
+    except OSError:
+        return None
+
+
+def machine_info() -> Dict:
+    """CPU, cores, load, Python and package versions, date."""
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {p: v for p in PACKAGES if (v := _version(p))},
+        "git_commit": _git_commit(),
+    }
+
+
+# ---------------------------------------------------------------- the Markdown page
+
+
+def _num(value: Optional[float]) -> str:
+    if value is None:
+        return "—"
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _row_cells(r: Dict) -> List[str]:
+    reference = "—"
+    if r["reference"] is not None:
+        reference = f"{_num(r['reference'])} {r['unit']} ({r['reference_label']})"
+    ratio = "—" if r["ratio"] is None else f"{_num(r['ratio'])} ({r['ratio_of']})"
+    met = {True: "yes", False: "**no** (why: below)", None: "—"}[r["met"]]
+    return [r["figure"], f"{_num(r['value'])} {r['unit']}", reference, ratio, r["target"] or "—", met]
+
+
+def _markdown_table(columns: Sequence[str], rows: Sequence[Sequence]) -> List[str]:
+    lines = ["| " + " | ".join(_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+    return lines
+
+
+def _module_summary(name: str) -> str:
+    """The first line of a module's docstring (read from the file, so nothing is imported)."""
+    import ast
+
+    path = BENCH_DIR / f"bench_{name}.py"
+    try:
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    except (OSError, SyntaxError):
+        return ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def render_markdown(results: Dict) -> str:
+    """The page: the headline table, why targets were missed, errors, each module's details, the machine."""
+    m = results["machine"]
+    entries = results["entries"]
+    all_rows = [r for e in entries for r in e["rows"]]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `python -m benchmarks.run{' --quick' if results['quick'] else ''}` on {m['date_utc']} "
+        f"(commit {m['git_commit']}), {m['cpu_model']}, {m['cores_usable']} cores, load average at start "
+        f"{m['load_average_1_5_15']}; TensorFlow {m['versions'].get('tensorflow') or m['versions'].get('tensorflow-cpu')}, "
+        f"NumPy {m['versions'].get('numpy')}, ai-edge-litert {m['versions'].get('ai-edge-litert')}. "
+        f"Total wall time {results['total_seconds'] / 60:.1f} min.",
+        "",
+        "The machines are shared and noisy, so every figure stands beside a reference **measured in the same run** "
+        "(and usually in the same process), and the ratio between them is the number to read. The only exceptions "
+        "are marked *published, not measured here*. Regenerate this page with `python -m benchmarks.run` "
+        "(see `benchmarks/README.md`); raw numbers are in `benchmarks/results/latest.json`.",
+        "",
+        "## Headline figures",
+        "",
+        *_markdown_table(["figure", "measured", "reference (same run)", "ratio", "target", "met?"],
+                         [_row_cells(r) for r in all_rows]),
+        "",
+    ]  # fmt: skip
+    missed = [r for r in all_rows if r["met"] is False]
+    lines += ["## Why targets were missed", ""]
+    lines += [f"- **{r['figure']}**: {_num(r['value'])} {r['unit']} against "
+              f"{r['target']}; {r['note'] or 'no explanation given by the module'}." for r in missed] or ["Every target was met."]
+    remarks = [r for r in all_rows if r["met"] is not False and r["note"]]
+    if remarks:
+        lines += ["", "Remarks:", ""] + [f"- {r['figure']}: {r['note']}." for r in remarks]
+    failed = [e for e in entries if e["status"] != "ok"]
+    if failed:
+        lines += ["", "## Benchmarks that failed", ""]
+        for e in failed:
+            lines += [f"- `{e['module']}` ({e['seconds']} s):", "", "  ```", *("  " + l for l in e["error"].splitlines()), "  ```"]
+    lines += ["", "## Details", ""]
+    for e in entries:
+        lines += [f"### {e['name']} (`{e['module']}`, {e['seconds']} s{', quick' if e.get('quick') else ''})", ""]
+        summary = _module_summary(e["name"])
+        if summary:
+            lines += [summary, ""]
+        if e["status"] != "ok":
+            lines += ["Failed: see above.", ""]
+        for t in e["tables"]:
+            lines += [f"**{t['title']}**", "", *_markdown_table(t["columns"], t["rows"]), ""]
+            if t.get("note"):
+                lines += [t["note"], ""]
+    lines += ["## Machine", "", "```", json.dumps(m, indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+
+
+def _load_previous(path: pathlib.Path) -> Dict[str, Dict]:
+    if not path.exists():
+        return {}
+    try:
+        return {e["name"]: e for e in json.loads(path.read_text(encoding="utf-8"))["entries"]}
+    except (ValueError, KeyError):
+        return {}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run (writes *-quick files, leaves docs/ alone)")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help=f"run only bench_NAME (repeatable); one of {', '.join(discover())}")  # fmt: skip
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        run_child(args.child, args.quick, args.result)
+        return 0
+    names = discover()
+    unknown = sorted(set(args.only) - set(names))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {names}")
+    selected = [n for n in names if not args.only or n in args.only]
+    suffix = "-quick" if args.quick else ""
+    json_path = RESULTS_DIR / f"latest{suffix}.json"
+    markdown_path = RESULTS_DIR / "latest-quick.md" if args.quick else DOCS_PAGE
+
+    machine = machine_info()
+    start = time.perf_counter()
+    fresh = {}
+    for name in selected:
+        print(f"[benchmarks] {name} ...", flush=True)
+        fresh[name] = run_module(name, quick=args.quick, log_dir=RESULTS_DIR / "logs")
+        e = fresh[name]
+        print(f"[benchmarks] {name}: {e['status']} in {e['seconds']} s" + (f"\n{e['error']}" if e["status"] != "ok" else ""), flush=True)
+    total = time.perf_counter() - start
+    previous = _load_previous(json_path) if args.only else {}
+    entries = [fresh.get(n) or previous[n] for n in names if n in fresh or n in previous]
+    results = {"quick": args.quick, "machine": machine, "total_seconds": total, "entries": entries}
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=1, default=_json_default) + "\n", encoding="utf-8")
+    markdown_path.write_text(render_markdown(results), encoding="utf-8")
+    print(f"[benchmarks] {total / 60:.1f} min; wrote {json_path.relative_to(REPO_ROOT)} and "
+          f"{markdown_path.relative_to(REPO_ROOT)}", flush=True)  # fmt: skip
+    return 0 if all(e["status"] == "ok" for e in fresh.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

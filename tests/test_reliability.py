@@ -1,0 +1,442 @@
+"""Reliability: bad input, faults (kill, disk full, read-only), determinism, distribution, scale, fuzzing.
+
+What other test files already cover is not repeated here (see docs/guarantees.md for the map):
+decoding of every sample width and channel count (test_audio), truncated/empty/text files
+(test_audio), skip_bad_files (test_data), atomic .tflite writes under "disk full"
+(test_export), unsafe TF.js models and their fuzzing (test_tfjs).
+
+Subprocess tests run ``python -c`` with the repository on ``PYTHONPATH``: a killed
+training run, logical CPU devices (which must be set before TensorFlow starts) and
+peak-memory measurements (``ru_maxrss`` of a fresh process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import REPO_ROOT, real_clips
+from mm_browserfft import audio, audio_classifier, tfjs
+from mm_browserfft.audio_classifier import AudioClassifier, BrowserFftSpec, DataLoader
+from mm_browserfft.classifier import BACKUP_FOLDER
+from mm_browserfft.errors import AudioDecodeError, BrowserFftError, DatasetError, ExportError
+from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+
+MB = 1024 * 1024
+
+
+def run_python(code: str, *args: str, timeout: float = 300) -> dict:
+    """Run ``code`` in a fresh interpreter (repository importable, 1 TF thread each); returns its last stdout line as JSON."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTEROP_THREADS="1", TF_NUM_INTRAOP_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def link_real_clips(root, words, count: int):
+    """``root/<word>/<clip>`` links to the first ``count`` real clips of each word; returns root."""
+    for word in words:
+        os.makedirs(root / word, exist_ok=True)
+        for clip in real_clips(word, count):
+            os.symlink(clip, root / word / clip.name)
+    return root
+
+
+def write_audio(path, data, rate: int = SAMPLE_RATE, **kwargs):
+    """Write ``data`` with soundfile, making the folder first; returns ``path``."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sf.write(path, data, rate, **kwargs)
+    return path
+
+
+def tone(seconds: float, rate: int = SAMPLE_RATE, *, amplitude: float = 0.3) -> np.ndarray:
+    t = np.arange(int(round(seconds * rate))) / rate
+    return (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+# ============================================================================ bad input
+
+
+def test_an_empty_data_folder_is_a_dataset_error_naming_it(tmp_path):
+    with pytest.raises(DatasetError, match="No audio files found") as info:
+        DataLoader.from_folder(BrowserFftSpec(), tmp_path)
+    assert info.value.path == str(tmp_path)
+
+
+def test_bad_files_in_a_folder_are_named_or_skipped_and_counted(tmp_path):
+    word = tmp_path / "sí señor"  # unicode and a space in a label
+    word.mkdir()
+    sf.write(word / "clip ünï 1.wav", tone(1.2), SAMPLE_RATE)  # unicode and spaces in a file name
+    sf.write(word / ".hidden.wav", tone(1.2), SAMPLE_RATE)
+    (word / "notes.txt").write_text("not audio")
+    (word / "zero.wav").write_bytes(b"")
+    (word / "text.wav").write_text("this is text named .wav\n")
+    whole = (word / "clip ünï 1.wav").read_bytes()
+    (word / "cut.wav").write_bytes(whole[:44])  # header only
+    write_audio(tmp_path / "other" / "a.flac", tone(1.2))
+    with pytest.raises(AudioDecodeError) as info:
+        DataLoader.from_folder(BrowserFftSpec(), tmp_path, shuffle=False)
+    assert info.value.path in {str(word / n) for n in ("zero.wav", "text.wav", "cut.wav")}
+    with pytest.warns(UserWarning) as caught:
+        loader = DataLoader.from_folder(BrowserFftSpec(), tmp_path, shuffle=False, skip_bad_files=True)
+    report = loader.report
+    assert sorted(os.path.basename(p) for p in report.unreadable) == ["cut.wav", "text.wav", "zero.wav"]
+    assert len([w for w in caught if "skipping" in str(w.message)]) == 3
+    assert {os.path.basename(p) for p in report.skipped} == {".hidden.wav", "notes.txt"}
+    assert report.files_per_class == {"other": 1, "sí señor": 1}
+    assert "unreadable, skipped: 3" in str(report)
+    windows, labels, _ = loader.waveforms()
+    assert windows.shape == (2, WAVEFORM_LENGTH) and np.isfinite(windows).all()
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 96000])
+def test_extreme_sample_rates_give_the_right_number_of_windows(tmp_path, rate):
+    write_audio(tmp_path / "w" / "a.wav", tone(2.1, rate), rate)
+    loader = DataLoader.from_folder(BrowserFftSpec(), tmp_path)
+    windows, _, _ = loader.waveforms()
+    assert loader.report.num_clips == 2 == len(windows)
+    spectrum = np.abs(np.fft.rfft(windows[0]))
+    assert abs(np.argmax(spectrum) * SAMPLE_RATE / WAVEFORM_LENGTH - 440) < 2  # the tone survived resampling
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_infinite_samples_are_refused_by_every_loader(tmp_path, bad):
+    data = tone(2.0, 16000)
+    data[20000] = bad
+    path = tmp_path / "inf.wav"
+    sf.write(path, data, 16000, subtype="FLOAT")
+    with pytest.raises(AudioDecodeError, match="inf.wav: 1 samples are NaN or infinite"):
+        audio.load_audio(path)
+    with pytest.raises(AudioDecodeError, match="inf.wav"):
+        list(audio.iter_audio_blocks(path, block_seconds=0.5))
+
+
+def test_labels_differing_only_in_case_stay_distinct_with_a_warning(tmp_path):
+    for label in ("Yes", "yes", "no"):
+        (tmp_path / label).mkdir()
+        sf.write(tmp_path / label / "a.wav", tone(1.1), SAMPLE_RATE)
+    with pytest.warns(UserWarning, match="labels 'Yes' and 'yes' differ only in case"):
+        loader = DataLoader.from_folder(BrowserFftSpec(), tmp_path)
+    assert loader.index_to_label == ["Yes", "no", "yes"]  # Python string order, as Model Maker
+
+
+def test_silent_and_clipped_clips_train_a_finite_model(tmp_path, random_base_dir):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_audio(tmp_path / "data" / "silence" / f"{i}.wav", np.zeros(50000, np.float32))
+        loud = np.clip(20 * tone(1.1) + rng.normal(0, 1, int(1.1 * SAMPLE_RATE)), -1, 1)  # pinned at +-1
+        write_audio(tmp_path / "data" / "clipped" / f"{i}.wav", loud, subtype="PCM_16")
+    spec = BrowserFftSpec(base_model=str(random_base_dir), seed=0)
+    data = DataLoader.from_folder(spec, tmp_path / "data", seed=0)
+    model = audio_classifier.create(data, spec, batch_size=2, epochs=3, model_dir=str(tmp_path / "m"))
+    assert all(np.isfinite(w).all() for w in model.model.get_weights())
+    probs = np.array([p for row in model.predict_top_k(data, k=2) for _, p in row])
+    assert np.isfinite(probs).all() and np.isfinite(model.history.history["loss"]).all()
+
+
+def test_a_diverging_run_raises_instead_of_returning_a_nan_model(tmp_path, random_base_dir):
+    import tensorflow as tf
+
+    class Reckless(BrowserFftSpec):
+        def compile_model(self, model):
+            model.compile(optimizer=tf.keras.optimizers.SGD(learning_rate=1e38), loss="categorical_crossentropy")
+
+    link_real_clips(tmp_path / "data", ("yes", "no"), 3)
+    spec = Reckless(base_model=str(random_base_dir), seed=0)
+    data = DataLoader.from_folder(spec, tmp_path / "data", seed=0)
+    with pytest.raises(BrowserFftError, match="diverged"):
+        audio_classifier.create(data, spec, batch_size=2, epochs=3, model_dir=str(tmp_path / "m"))
+
+
+# ---------------------------------------------------------------------------- fuzzing the audio loaders
+
+
+def _valid_file(kind: str) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"x.{kind}")
+        sf.write(path, tone(0.2, 16000), 16000, subtype="PCM_16")
+        with open(path, "rb") as handle:
+            return handle.read()
+
+
+SEEDS = {kind: _valid_file(kind) for kind in ("wav", "flac")}
+
+
+@st.composite
+def damaged_audio(draw):
+    """``(suffix, bytes)``: garbage, or a valid WAV/FLAC with bytes overwritten and/or cut short."""
+    if draw(st.booleans()):
+        return draw(st.sampled_from(["wav", "flac", "ogg"])), draw(st.binary(max_size=300))
+    kind = draw(st.sampled_from(sorted(SEEDS)))
+    data = bytearray(SEEDS[kind])
+    for _ in range(draw(st.integers(0, 6))):
+        at = draw(st.integers(0, min(len(data) - 1, 200)))  # the header is where parsers go wrong
+        data[at] = draw(st.integers(0, 255))
+    return kind, bytes(data[: draw(st.integers(0, len(data)))])
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged_audio())
+def test_fuzz_audio_loaders_return_finite_audio_or_raise_audio_decode_error(case):
+    kind, data = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"fuzz.{kind}")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        for load in (audio.audio_info, audio.load_audio, lambda p: np.concatenate(list(audio.iter_audio_blocks(p)))):
+            try:
+                out = load(path)
+            except AudioDecodeError as exc:
+                assert exc.path == path
+                continue
+            if isinstance(out, np.ndarray):
+                assert out.dtype == np.float32 and out.ndim == 1 and np.isfinite(out).all()
+
+
+# ============================================================================ faults
+
+
+def test_export_of_a_tfjs_model_gets_readable_permissions(tmp_path):
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)])
+    mask = os.umask(0o022)
+    try:
+        folder = tfjs.save_tfjs(model, tmp_path / "web" / "model")
+    finally:
+        os.umask(mask)
+    assert os.stat(folder).st_mode & 0o777 == 0o755
+    assert all(os.stat(os.path.join(folder, n)).st_mode & 0o777 == 0o644 for n in os.listdir(folder))
+
+
+def test_tfjs_export_on_a_full_disk_keeps_the_previous_model(tmp_path):
+    import tensorflow as tf
+
+    target = tmp_path / "model"
+    tfjs.save_tfjs(tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)]), target, quantization=None)
+    before = {n: (target / n).read_bytes() for n in os.listdir(target)}
+    big = tf.keras.Sequential([tf.keras.Input((300,)), tf.keras.layers.Dense(300)])  # 361 kB of weights
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, hard))  # "disk full" after 100 kB per file
+    try:
+        with pytest.raises(ExportError, match="model: cannot write the TF.js model"):
+            tfjs.save_tfjs(big, target, quantization=None)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert {n: (target / n).read_bytes() for n in os.listdir(target)} == before
+    assert os.listdir(tmp_path) == ["model"]  # no temporary folder left
+
+
+def test_export_into_an_unwritable_place_names_it(tmp_path, random_base_dir):
+    # Tests run as root, for whom chmod 0o555 stops nothing; a path below a *file* cannot be written by anyone.
+    (tmp_path / "a_file").write_text("x")
+    spec = BrowserFftSpec(base_model=str(random_base_dir))
+    task = AudioClassifier(spec, ["a", "b"])
+    task.create_model()
+    for where in (tmp_path / "a_file" / "export", "/proc/version/export"):
+        with pytest.raises(ExportError) as info:
+            task.export(str(where))
+        assert str(where) in str(info.value)
+
+
+_KILLED_RUN = """
+    import os, sys, time
+    import numpy as np, tensorflow as tf
+    from mm_browserfft.audio_classifier import AudioClassifier, BrowserFftSpec, DataLoader
+    data_dir, base, model_dir, mark, phase = sys.argv[1:6]
+    spec = BrowserFftSpec(model_dir, base_model=base, seed=0)
+    data = DataLoader.from_folder(spec, data_dir, seed=0)
+
+    class Probe(tf.keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):  # runs after the backup was restored
+            np.save(mark + ".start.npy", self.model.get_layer("classification_head").get_weights()[0])
+
+        def on_epoch_end(self, epoch, logs=None):
+            if phase == "first" and epoch == 1:  # the backup of epoch 2 is written; freeze here to be killed
+                np.save(mark + ".tmp.npy", self.model.get_layer("classification_head").get_weights()[0])
+                os.replace(mark + ".tmp.npy", mark + ".npy")
+                time.sleep(600)
+
+    history = AudioClassifier(spec, data.index_to_label, model_dir=model_dir).train(
+        data, epochs=5, batch_size=4, callbacks=[Probe()])
+    print('{"epochs": %s}' % list(history.epoch))
+"""
+
+
+@pytest.mark.slow
+def test_training_resumes_after_the_process_is_killed(tmp_path, random_base_dir):
+    data = link_real_clips(tmp_path / "data", ("yes", "no"), 8)
+    model_dir, mark = tmp_path / "model_dir", str(tmp_path / "mark")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS="1")
+    args = [str(data), str(random_base_dir), str(model_dir), mark]
+    first = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_KILLED_RUN), *args, "first"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not os.path.exists(mark + ".npy"):
+            assert first.poll() is None and time.monotonic() < deadline, "the first run ended before epoch 2"
+            time.sleep(0.2)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert first.returncode == -signal.SIGKILL
+    backup = model_dir / BACKUP_FOLDER
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 2
+    saved = np.load(mark + ".npy")
+    resumed = run_python(_KILLED_RUN, *args, "resume")
+    assert resumed["epochs"] == [2, 3, 4]  # only the missing epochs ran
+    np.testing.assert_array_equal(np.load(mark + ".start.npy"), saved)  # from the saved weights, not from scratch
+    assert not backup.exists()  # a finished run removes its backup
+
+
+def test_a_backup_of_another_run_is_discarded_not_restored(tmp_path, random_base_dir):
+    data_dir = link_real_clips(tmp_path / "data", ("yes", "no"), 2)
+    backup = tmp_path / "m" / BACKUP_FOLDER
+    backup.mkdir(parents=True)
+    (backup / "run.json").write_text(json.dumps({"labels": ["cat", "dog", "eel"], "train_whole_model": False}))
+    (backup / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
+    spec = BrowserFftSpec(base_model=str(random_base_dir), seed=0)
+    data = DataLoader.from_folder(spec, data_dir, seed=0)
+    with pytest.warns(UserWarning, match="discarding the backup"):
+        model = audio_classifier.create(data, spec, batch_size=2, epochs=2, model_dir=str(tmp_path / "m"))
+    assert model.history.epoch == [0, 1]
+
+
+# ============================================================================ determinism
+
+
+def test_a_seed_gives_identical_splits_weights_and_metrics(tmp_path, random_base_dir):
+    data_dir = link_real_clips(tmp_path / "data", ("yes", "no", "up"), 6)
+
+    def run(i):
+        spec = BrowserFftSpec(base_model=str(random_base_dir), seed=7)
+        train, test = DataLoader.from_folder(spec, data_dir, seed=7).split(0.7, by_speaker=True)
+        model = audio_classifier.create(train, spec, batch_size=4, epochs=4, model_dir=str(tmp_path / f"m{i}"))
+        return train.files, test.files, model.model.get_layer("classification_head").get_weights(), model.evaluate(test)
+
+    first, second = run(0), run(1)
+    assert first[0] == second[0] and first[1] == second[1]
+    assert all(np.array_equal(a, b) for a, b in zip(first[2], second[2]))
+    assert first[3] == second[3]
+
+
+# ============================================================================ scale
+
+
+_MIRRORED = """
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from mm_browserfft.audio_classifier import BrowserFftSpec, DataLoader, create
+
+    def accuracy(strategy):
+        spec = BrowserFftSpec(sys.argv[2], strategy=strategy, seed=0)
+        train, test = DataLoader.from_folder(spec, sys.argv[1], seed=0).split(0.7, by_speaker=True)
+        model = create(train, spec, batch_size=8, epochs=10)
+        # (model.evaluate under MirroredStrategy trips on a short last batch in Keras 3; predictions do not)
+        predicted = [row[0][0] for row in model.predict_top_k(test)]
+        truth = [model.index_to_label[i] for i in test.labels()]
+        return sum(p == t for p, t in zip(predicted, truth)) / len(truth)
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    print(json.dumps({"default": accuracy(None), "mirrored": accuracy(mirrored),
+                      "replicas": mirrored.num_replicas_in_sync}))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_over_two_cpu_devices_trains_as_well(tmp_path):
+    data = link_real_clips(tmp_path / "data", ("yes", "no", "up"), 30)
+    result = run_python(_MIRRORED, str(data), str(tmp_path / "m"))
+    print("MirroredStrategy:", result)
+    assert result["replicas"] == 2
+    assert result["default"] > 0.6 and abs(result["mirrored"] - result["default"]) <= 0.1
+
+
+_MANY_CLIPS = """
+    import json, resource, sys, time
+    from mm_browserfft.audio_classifier import BrowserFftSpec, DataLoader, create
+    start = time.time()
+    spec = BrowserFftSpec(sys.argv[2], seed=0)
+    data = DataLoader.from_folder(spec, sys.argv[1], cache=sys.argv[3], seed=0)
+    model = create(data, spec, batch_size=64, epochs=1)
+    print(json.dumps({"files": len(data), "clips": data.report.num_clips, "seconds": time.time() - start,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "acc": model.history.history["acc"][-1]}))
+"""
+
+
+@pytest.mark.slow
+def test_twenty_thousand_clips_train_with_a_disk_cache_in_bounded_memory(tmp_path):
+    """20,000 one-second clips (hard links to 200 real ones) -> 20,000 windows; waveforms alone would be 3.5 GB."""
+    count, per_word = 20_000, 100
+    sources = {word: real_clips(word, per_word) for word in ("yes", "no")}
+    for word, clips in sources.items():
+        (tmp_path / "data" / word).mkdir(parents=True)
+        link = os.link if os.stat(clips[0]).st_dev == os.stat(tmp_path).st_dev else os.symlink
+        for i in range(count // 2):
+            link(clips[i % per_word], tmp_path / "data" / word / f"{i:05d}_{clips[i % per_word].name}")
+    cache = tmp_path / "cache"
+    try:
+        result = run_python(_MANY_CLIPS, str(tmp_path / "data"), str(tmp_path / "m"), str(cache), timeout=900)
+        cached = sum(f.stat().st_size for f in cache.iterdir())
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    print("20k clips:", result, f"cache {cached / MB:.0f} MB")
+    assert result["files"] == count and result["clips"] >= 0.95 * count
+    assert cached > result["clips"] * WAVEFORM_LENGTH * 4  # every waveform went to disk
+    assert result["peak_rss_mb"] < 2500  # 20k windows of float32 alone would be 3,360 MB
+    assert result["acc"] > 0.7
+
+
+_HOUR = """
+    import json, resource, sys
+    import numpy as np, soundfile as sf
+    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    path, rate, seconds = sys.argv[1], 16000, 3600
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", rate, 1, subtype="PCM_16") as out:  # written in 10 s blocks
+        for _ in range(seconds // 10):
+            out.write(rng.normal(0, 0.05, 10 * rate).astype(np.float32))
+    from mm_browserfft import audio
+    from mm_browserfft.audio_classifier import BrowserFftSpec, DataLoader
+    base = rss()
+    total = sum(block.size for block in audio.iter_audio_blocks(path))
+    streamed = rss()
+    loader = DataLoader.from_folder(BrowserFftSpec(), sys.argv[2], shuffle=False)
+    clips = loader.report.num_clips
+    _, _, windows = next(loader.iter_waveforms())
+    print(json.dumps({"samples": total, "clips": clips, "windows": len(windows), "base_mb": base,
+                      "stream_mb": streamed, "loader_mb": rss()}))
+"""
+
+
+@pytest.mark.slow
+def test_an_hour_long_file_streams_in_bounded_memory(tmp_path):
+    (tmp_path / "rec").mkdir()
+    path = tmp_path / "rec" / "hour.flac"
+    result = run_python(_HOUR, str(path), str(tmp_path), timeout=600)
+    print("hour-long file:", result)
+    assert abs(result["samples"] - 3600 * SAMPLE_RATE) <= 8
+    assert result["clips"] == result["windows"] == 3600 * SAMPLE_RATE // WAVEFORM_LENGTH
+    assert result["stream_mb"] - result["base_mb"] < 150  # 30 s blocks, vs 635 MB for the decoded hour
+    assert result["loader_mb"] < 3000  # the DataLoader decodes one file at a time, whole (documented bound)
