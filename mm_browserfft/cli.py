@@ -129,6 +129,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except InvalidInputError as exc:
         print(f"mm-browserfft: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # whoever read standard output (`| head`) has gone: say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except (BrowserFftError, OSError) as exc:
         print(f"mm-browserfft: failed: {exc}", file=sys.stderr)
         return EXIT_FAILURE
