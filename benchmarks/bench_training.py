@@ -31,7 +31,7 @@ import tempfile
 import time
 from typing import Dict, List, Sequence
 
-from benchmarks.common import CLASSES, clips, peak_rss_mb, print_child_result, row, run_child, table
+from benchmarks.common import CLASSES, clips, peak_rss_mib, print_child_result, row, run_child, table
 
 PER_CLIPS = 2000
 """Epoch times are given per this many clips."""
@@ -77,7 +77,7 @@ def _train_child(*, whole: bool, quick: bool) -> Dict:
         tf.keras.utils.set_random_seed(0)
         spec = BrowserFftSpec(model_dir=os.path.join(tmp, "checkpoints"), seed=0)
         data = DataLoader.from_folder(spec, _linked(os.path.join(tmp, "data"), per_label), cache=True, seed=0)
-        spec.base  # loaded before the clock starts, as in the baseline
+        spec.base  # noqa: B018 -- loaded before the clock starts, as in the baseline
         timer = EpochTimer()
         classifier = AudioClassifier(spec, data.index_to_label, train_whole_model=whole)
         start = time.perf_counter()
@@ -90,7 +90,7 @@ def _train_child(*, whole: bool, quick: bool) -> Dict:
         "train_s": train_s,
         "before_first_epoch_s": train_s - sum(timer.seconds),
         "threads": _threads(),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -104,7 +104,7 @@ def _demo_child(folder: str, *, quick: bool) -> Dict:
         "in_process_s": time.perf_counter() - start,
         "accuracy": test.get("accuracy"),
         "threads": _threads(),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -120,7 +120,7 @@ def _infer_child(folder: str) -> Dict:
         x = split_windows(load_audio(path), pad_short=True)
         predictor.predict(x)
         windows += len(x)
-    return {"files": len(files), "windows": windows, "seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+    return {"files": len(files), "windows": windows, "seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib()}
 
 
 def _baseline_child(kind: str) -> Dict:
@@ -130,13 +130,13 @@ def _baseline_child(kind: str) -> Dict:
         tensorflow_with_threads(_threads())
         from mm_browserfft.spec import BrowserFftSpec
 
-        BrowserFftSpec().base
+        BrowserFftSpec().base  # noqa: B018 -- loads it
     else:
         import numpy  # noqa: F401
         from ai_edge_litert.interpreter import Interpreter  # noqa: F401
 
         from mm_browserfft import predict  # noqa: F401
-    return {"peak_rss_mb": peak_rss_mb()}
+    return {"peak_rss_mib": peak_rss_mib()}
 
 
 def child(kind: str, *, quick: bool, folder: str) -> Dict:
@@ -188,20 +188,20 @@ def _rows(m: Dict[str, Dict]) -> List[Dict]:
             ratio=m["demo"]["wall_s"] / m["baseline-tf"]["wall_s"], ratio_of="demo time / start-up time",
         ),
         row(
-            f"peak RSS, head-only training on {head['clips']} clips (cache=True)", head["peak_rss_mb"], "MB",
-            reference=m["baseline-tf"]["peak_rss_mb"], reference_label="process with TF imported and the base loaded, same run",
-            ratio=head["peak_rss_mb"] / m["baseline-tf"]["peak_rss_mb"], ratio_of="peak / baseline",
+            f"peak RSS, head-only training on {head['clips']} clips (cache=True)", head["peak_rss_mib"], "MiB",
+            reference=m["baseline-tf"]["peak_rss_mib"], reference_label="process with TF imported and the base loaded, same run",
+            ratio=head["peak_rss_mib"] / m["baseline-tf"]["peak_rss_mib"], ratio_of="peak / baseline",
         ),
         row(
-            f"peak RSS, whole-model training on {whole['clips']} clips", whole["peak_rss_mb"], "MB",
-            reference=m["baseline-tf"]["peak_rss_mb"], reference_label="process with TF imported and the base loaded, same run",
-            ratio=whole["peak_rss_mb"] / m["baseline-tf"]["peak_rss_mb"], ratio_of="peak / baseline",
+            f"peak RSS, whole-model training on {whole['clips']} clips", whole["peak_rss_mib"], "MiB",
+            reference=m["baseline-tf"]["peak_rss_mib"], reference_label="process with TF imported and the base loaded, same run",
+            ratio=whole["peak_rss_mib"] / m["baseline-tf"]["peak_rss_mib"], ratio_of="peak / baseline",
         ),
         row(
-            f"peak RSS, inference: .tflite via LiteRT on {m['infer']['files']} files (no TF)", m["infer"]["peak_rss_mb"],
-            "MB", reference=m["baseline-litert"]["peak_rss_mb"],
+            f"peak RSS, inference: .tflite via LiteRT on {m['infer']['files']} files (no TF)", m["infer"]["peak_rss_mib"],
+            "MiB", reference=m["baseline-litert"]["peak_rss_mib"],
             reference_label="process that only imports LiteRT and mm_browserfft.predict, same run",
-            ratio=m["infer"]["peak_rss_mb"] / m["baseline-litert"]["peak_rss_mb"], ratio_of="peak / baseline",
+            ratio=m["infer"]["peak_rss_mib"] / m["baseline-litert"]["peak_rss_mib"], ratio_of="peak / baseline",
         ),
     ]  # fmt: skip
 
@@ -223,9 +223,9 @@ def run(quick: bool = False) -> Dict:
             measured[kind] = run_child("bench_training", ["--child", kind, "--dir", tmp, *flags], timeout_s=CHILD_TIMEOUT_S)
     detail = table(
         "Training and inference jobs, each in a fresh process",
-        ["job", "wall (s, process)", "clips", "epoch times (s)", "peak RSS (MB)"],
+        ["job", "wall (s, process)", "clips", "epoch times (s)", "peak RSS (MiB)"],
         [[kind, round(m["wall_s"], 1), m.get("clips", m.get("files", "")),
-          ", ".join(f"{s:.2f}" for s in m.get("epoch_s", [])), round(m["peak_rss_mb"], 1)]
+          ", ".join(f"{s:.2f}" for s in m.get("epoch_s", [])), round(m["peak_rss_mib"], 1)]
          for kind, m in measured.items()],
         note=f"head-only: {measured['head']['epochs']} epochs; whole model: {measured['whole']['epochs']} epochs; "
         f"demo test accuracy {measured['demo']['accuracy']}.",

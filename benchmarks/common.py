@@ -35,7 +35,10 @@ CLASSES = WORDS + ("_unknown_", "_silence_")
 """The ten classes of the shared data (eight words, unknown words, silence)."""
 TUTORIAL_TRAIN_FILES = 150
 """Files per class that Model Maker's speech tutorial keeps for training + validation."""
-MB = 1024.0 * 1024.0
+MB = 1e6
+"""Bytes per MB (file sizes: decimal megabytes, the larger figure, as the targets are maxima)."""
+MIB = 1024.0 * 1024.0
+"""Bytes per MiB (memory)."""
 
 
 def speech_dir() -> pathlib.Path:
@@ -129,19 +132,25 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence], *, note:
     return {"title": title, "columns": list(columns), "rows": [list(r) for r in rows], "note": note}
 
 
-def median_ms(fn: Callable[[], object], *, runs: int, warmup: int = 5) -> float:
-    """Median wall time of ``runs`` calls of ``fn`` after ``warmup`` calls, in milliseconds."""
+def median_ms(fns: Dict[str, Callable[[], object]], *, runs: int, warmup: int = 5) -> Dict[str, float]:
+    """Median wall time of each function over ``runs`` calls after ``warmup`` calls, in milliseconds.
+
+    The functions are called in turn (one call of each per round), so a burst of
+    load from elsewhere on a shared machine slows them all alike and their ratios hold.
+    """
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns.values():
+            fn()
+    times: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
-def peak_rss_mb() -> float:
+def peak_rss_mib() -> float:
     """This process's peak resident set size so far (``VmHWM`` of /proc/self/status), in MiB."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:

@@ -27,8 +27,18 @@ def test_the_main_pages_have_examples():
     assert {"README.md", "quickstart.md", "migrating.md", "deploying.md"} <= with_code
 
 
+def _param(page: pathlib.Path):
+    """Pages whose examples drive the real Model Maker run in the mm043 tox env only."""
+    if "import_model_maker" not in page.read_text(encoding="utf-8"):
+        return pytest.param(page, id=page.name)
+    from mm_browserfft import model_maker
+
+    needs = pytest.mark.skipif(not model_maker.is_available(), reason="needs the real Model Maker (tox -e mm043)")
+    return pytest.param(page, id=page.name, marks=[pytest.mark.env_dependent, needs])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("page", [p for p in PAGES if examples(p)], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [_param(p) for p in PAGES if examples(p)])
 def test_page_examples_run(page, tmp_path, monkeypatch):
     (tmp_path / "speech_commands").symlink_to(SPEECH_DIR, target_is_directory=True)
     monkeypatch.chdir(tmp_path)

@@ -1,0 +1,86 @@
+"""The benchmark runner: module discovery, the row format, adapters, the Markdown page, speaker-disjoint folders.
+
+The benchmarks themselves take minutes (``python -m benchmarks.run``); these
+tests check the machinery around them on real clips and generated results.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT))  # `benchmarks` is a folder of the repository, not part of the package
+
+from benchmarks import common, run  # noqa: E402
+from mm_browserfft.speakers import is_heldout_speaker, speaker_id  # noqa: E402
+
+
+def frontend_result(keras_tf_data_s: float) -> dict:
+    """A result shaped like bench_frontend.run's: seconds per batch of 8 clips."""
+    seconds = {
+        "numpy_reference": 0.030,
+        "keras_direct": 0.012,
+        "keras_in_tf_data_map": keras_tf_data_s,
+        "bare_np_rfft": 0.020,
+        "bare_tf_rfft": 0.005,
+    }
+    bare = {"numpy_reference": "bare_np_rfft", "keras_direct": "bare_tf_rfft", "keras_in_tf_data_map": "bare_tf_rfft"}
+    return {
+        "batch": 8,
+        "threads": 1,
+        "tensorflow": "x",
+        "seconds": seconds,
+        "spectrograms_per_s": {name: 8 / seconds[name] for name in bare},
+        "ratio_to_bare_fft": {name: seconds[name] / seconds[ref] for name, ref in bare.items()},
+    }
+
+
+def test_discover_finds_every_benchmark_module():
+    assert {"data", "frontend", "models", "training"} <= set(run.discover())
+
+
+def test_speaker_split_folders_keep_each_speaker_on_one_side(tmp_path):
+    train_dir, test_dir = common.speaker_split_folders(tmp_path, ["yes", "_unknown_"], train_per_label=20)
+    for label in ("yes", "_unknown_"):
+        train = list((tmp_path / "train" / label).iterdir())
+        test = list((tmp_path / "test" / label).iterdir())
+        assert len(train) == 20 and test
+        assert not any(is_heldout_speaker(speaker_id(p)) for p in train)
+        assert all(is_heldout_speaker(speaker_id(p)) for p in test)
+        assert {speaker_id(p) for p in train}.isdisjoint({speaker_id(p) for p in test})
+    assert train_dir == str(tmp_path / "train") and test_dir == str(tmp_path / "test")
+
+
+def test_frontend_adapter_judges_the_2x_target_and_explains_a_miss():
+    fast = run.normalise("frontend", frontend_result(keras_tf_data_s=0.008))  # 1.6x the bare FFT
+    slow = run.normalise("frontend", frontend_result(keras_tf_data_s=0.015))  # 3x the bare FFT
+    first = lambda result: result["rows"][0]  # noqa: E731 -- the Keras-in-tf.data row
+    assert first(fast)["met"] is True and first(fast)["note"] == ""
+    assert first(slow)["met"] is False
+    assert first(slow)["ratio"] == pytest.approx(3.0)
+    assert "2.40x the bare FFT" in first(slow)["note"]  # keras_direct: 0.012 / 0.005
+    assert "0.375 ms per clip on top" in first(slow)["note"]  # (0.015 - 0.012) / 8 clips
+    assert all(set(run.ROW_KEYS) <= set(r) for r in slow["rows"])
+
+
+def test_normalise_refuses_rows_without_the_row_keys():
+    with pytest.raises(ValueError, match="lacks"):
+        run.normalise("x", {"rows": [{"figure": "f", "value": 1.0}]})
+
+
+def test_markdown_page_shows_rows_misses_with_their_reason_and_failures():
+    ok = {"name": "frontend", "module": "benchmarks/bench_frontend.py", "status": "ok", "seconds": 1.0,
+          **run.normalise("frontend", frontend_result(keras_tf_data_s=0.015))}  # fmt: skip
+    failed = {"name": "broken", "module": "benchmarks/bench_broken.py", "status": "error", "seconds": 0.5,
+              "error": "RuntimeError: exited with status 1", "rows": [], "tables": [], "details": {}}  # fmt: skip
+    results = {"quick": False, "machine": run.machine_info(), "total_seconds": 90.0, "entries": [ok, failed]}
+    page = run.render_markdown(results)
+    assert "| figure | measured | reference (same run) | ratio | target | met? |" in page
+    assert "**no** (why: below)" in page
+    why = page.split("## Why targets were missed", 1)[1]
+    assert "Keras layer in tf.data" in why and "0.375 ms per clip on top" in why
+    assert "benchmarks/bench_broken.py" in page.split("## Benchmarks that failed", 1)[1]
+    assert "**Front end, batch of 8 clips, 1 thread**" in page
