@@ -45,3 +45,13 @@ def test_page_examples_run(page, tmp_path, monkeypatch):
     namespace = {"__name__": f"docs_{page.stem}"}
     for i, code in enumerate(examples(page)):
         exec(compile(code, f"{page.name}[example {i}]", "exec"), namespace)  # noqa: S102
+
+
+def test_api_reference_is_generated_from_the_current_docstrings():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / "gen_api_docs.py"), "--check"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -29,6 +29,14 @@ def _signature(obj) -> str:
         return ""
 
 
+def _value(obj) -> str:
+    """A stable rendering of a module constant (no memory addresses)."""
+    if isinstance(obj, dict):
+        return f"a dict of {len(obj)} entries: `{', '.join(map(str, obj))}`"
+    text = repr(obj)
+    return f"`{text}`" if len(text) <= 200 and " at 0x" not in text else f"a `{type(obj).__name__}`"
+
+
 def _members(cls) -> list:
     out = []
     for name, member in vars(cls).items():
@@ -57,7 +65,7 @@ def render() -> str:
             elif callable(obj):
                 lines += [f"### `{name}{_signature(obj)}`", "", _doc(obj), ""]
             else:
-                lines += [f"### `{name}` = `{obj!r}`", ""]
+                lines += [f"### `{name}` = {_value(obj)}", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
