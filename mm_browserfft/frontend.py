@@ -93,7 +93,8 @@ RELATIVE_POWER_FLOOR = 10.0 ** (-DYNAMIC_RANGE_DB / 10.0)
 
 Mode = Literal["model_maker", "browser"]
 _MODES = ("model_maker", "browser")
-_DB_PER_NEPER = 20.0 / np.log(10.0)  # 20 log10(m) == _DB_PER_NEPER * ln(m)
+_DB_PER_NEPER = 20.0 / np.log(10.0)
+_MIN_SCALE = 1e-30  # the Keras layer divides a clip by max(peak |sample|, this)  # 20 log10(m) == _DB_PER_NEPER * ln(m)
 
 
 def blackman_window(*, float32_taps: bool = True) -> np.ndarray:
@@ -218,23 +219,30 @@ def _make_layer_class():
         def call(self, waveform):
             x = tf.cast(waveform, tf.float32)
             x = tf.reshape(x, [-1, WAVEFORM_LENGTH])
-            x = tf.pad(x, [[0, 0], [HOP_LENGTH, 0]])
+            # Work on the clip divided by its peak sample (added back in the log domain), so
+            # the squared magnitudes below cannot overflow float32 for any finite input.
+            scale = tf.maximum(tf.reduce_max(tf.abs(x), axis=1, keepdims=True), np.float32(_MIN_SCALE))
+            x = tf.pad(x / scale, [[0, 0], [HOP_LENGTH, 0]])
             blocks = tf.reshape(x, [-1, NUM_FRAMES + 1, HOP_LENGTH])
             frames = tf.concat([blocks[:, :-1, :], blocks[:, 1:, :]], axis=-1)
             frames = frames * tf.constant(self._window)
-            # Slice after COMPLEX_ABS: TFLite has no builtin STRIDED_SLICE for complex64.
-            magnitude = tf.abs(tf.signal.rfft(frames, fft_length=[FFT_SIZE]))[:, :, :NUM_BINS]
+            spectrum = tf.signal.rfft(frames, fft_length=[FFT_SIZE])
+            # Keep 232 of 1025 bins before the magnitude. Slicing the complex tensor itself
+            # would be a Flex op in TFLite; REAL and IMAG are builtins.
+            real = tf.math.real(spectrum)[:, :, :NUM_BINS]
+            imag = tf.math.imag(spectrum)[:, :, :NUM_BINS]
+            magnitude = tf.sqrt(real * real + imag * imag)  # |X| / scale
             # Floors on |X| equal the reference's floors on |X|^2, square-rooted.
             abs_floor = np.float32(np.sqrt(POWER_FLOOR))
             if self.mode == "browser":
-                log_mag = tf.math.log(tf.maximum(magnitude, abs_floor))
-            else:
+                scale = scale[:, :, tf.newaxis]
+                floor = tf.maximum(abs_floor / scale, np.float32(POWER_FLOOR))
+                log_mag = tf.math.log(tf.maximum(magnitude, floor)) + tf.math.log(scale)
+                out = np.float32(_DB_PER_NEPER) * (log_mag - np.float32(np.log(FFT_SIZE)))
+            else:  # relative to the loudest bin, the scale cancels
                 peak = tf.maximum(tf.reduce_max(magnitude, axis=[1, 2], keepdims=True), abs_floor)
                 floor = tf.maximum(abs_floor, peak * np.float32(np.sqrt(RELATIVE_POWER_FLOOR)))
                 log_mag = tf.math.log(tf.maximum(magnitude, floor)) - tf.math.log(peak)
-            if self.mode == "browser":
-                out = np.float32(_DB_PER_NEPER) * (log_mag - np.float32(np.log(FFT_SIZE)))
-            else:
                 mean = tf.reduce_mean(log_mag, axis=[1, 2], keepdims=True)
                 centred = log_mag - mean
                 std = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=[1, 2], keepdims=True))
