@@ -62,29 +62,10 @@ def clips(label: str) -> List[pathlib.Path]:
 def speaker_split_folders(
     dest: "os.PathLike[str] | str", labels: Sequence[str], *, train_per_label: Optional[int] = None
 ) -> Tuple[str, str]:
-    """Speaker-disjoint ``train/`` and ``test/`` folders of links to the shared clips.
+    """:func:`mm_browserfft.speakers.link_speaker_split` of the shared Speech Commands clips."""
+    from mm_browserfft.speakers import link_speaker_split
 
-    ``test/<label>`` holds every clip of the speakers that
-    :func:`mm_browserfft.speakers.is_heldout_speaker` holds out (the speakers the
-    bundled base never heard); ``train/<label>`` the first ``train_per_label``
-    clips (by name; all when None) of the other speakers.
-
-    Returns:
-      ``(train_dir, test_dir)``, each ready for ``DataLoader.from_folder``.
-    """
-    from mm_browserfft.speakers import is_heldout_speaker, speaker_id
-
-    root = pathlib.Path(dest)
-    for label in labels:
-        every = clips(label)
-        train = [c for c in every if not is_heldout_speaker(speaker_id(c))][:train_per_label]
-        test = [c for c in every if is_heldout_speaker(speaker_id(c))]
-        for part, chosen in (("train", train), ("test", test)):
-            folder = root / part / label
-            folder.mkdir(parents=True, exist_ok=True)
-            for clip in chosen:
-                (folder / clip.name).symlink_to(clip)
-    return os.fspath(root / "train"), os.fspath(root / "test")
+    return link_speaker_split(speech_dir(), dest, labels, train_per_label=train_per_label)
 
 
 def row(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pathlib
 import re
+from typing import Optional, Sequence, Tuple
 
-__all__ = ["speaker_id", "speaker_bucket", "is_heldout_speaker"]
+__all__ = ["speaker_id", "speaker_bucket", "is_heldout_speaker", "link_speaker_split"]
 
 _NOHASH = re.compile(r"(?:^|_)([0-9a-f]{8})_nohash_\d+$")
 
@@ -41,3 +43,37 @@ def is_heldout_speaker(speaker: str, *, fraction: float = 0.3) -> bool:
     (``fraction=0.3``); benchmarks judge transfer on the others.
     """
     return speaker_bucket(speaker) < fraction
+
+
+def link_speaker_split(
+    source: "os.PathLike[str] | str",
+    dest: "os.PathLike[str] | str",
+    labels: Sequence[str],
+    *,
+    train_per_label: Optional[int] = None,
+    fraction: float = 0.3,
+) -> Tuple[str, str]:
+    """Speaker-disjoint ``dest/train/`` and ``dest/test/`` folders of symbolic links to ``source`` clips.
+
+    ``test/<label>`` links every clip of ``source/<label>`` whose speaker
+    :func:`is_heldout_speaker` holds out (with ``fraction``); ``train/<label>`` links
+    the first ``train_per_label`` clips by name (all when None) of the other speakers.
+
+    Returns:
+      ``(train_dir, test_dir)``, each ready for ``DataLoader.from_folder``.
+    """
+    from .audio import AUDIO_EXTENSIONS
+
+    root = pathlib.Path(dest)
+    for label in labels:
+        folder = pathlib.Path(source) / label
+        every = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith("."))
+        held = [is_heldout_speaker(speaker_id(p), fraction=fraction) for p in every]
+        train = [p for p, h in zip(every, held) if not h][:train_per_label]
+        test = [p for p, h in zip(every, held) if h]
+        for part, chosen in (("train", train), ("test", test)):
+            target = root / part / label
+            target.mkdir(parents=True, exist_ok=True)
+            for clip in chosen:
+                (target / clip.name).symlink_to(clip.resolve())
+    return os.fspath(root / "train"), os.fspath(root / "test")

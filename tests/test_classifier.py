@@ -16,7 +16,7 @@ from mm_browserfft.audio_classifier import AudioClassifier, BrowserFftSpec, Data
 from mm_browserfft.base import bundled_base_dir
 from mm_browserfft.errors import DatasetError
 from mm_browserfft.metadata import read_associated_files
-from mm_browserfft.speakers import is_heldout_speaker, speaker_id
+from mm_browserfft.speakers import link_speaker_split
 
 MB = 1024 * 1024
 
@@ -195,15 +195,7 @@ TRAIN_FILES_PER_WORD = 150  # the tutorial keeps 150 files per class for trainin
 
 def _tutorial_folders(root):
     """train/: up to 150 clips per word of speakers outside the held-out set; test/: every held-out speaker's clips."""
-    for word in WORDS:
-        clips = sorted((SPEECH_DIR / word).glob("*.flac"))
-        train = [c for c in clips if not is_heldout_speaker(speaker_id(c))][:TRAIN_FILES_PER_WORD]
-        test = [c for c in clips if is_heldout_speaker(speaker_id(c))]
-        for part, chosen in (("train", train), ("test", test)):
-            os.makedirs(root / part / word)
-            for clip in chosen:
-                os.symlink(clip, root / part / word / clip.name)
-    return str(root / "train"), str(root / "test")
+    return link_speaker_split(SPEECH_DIR, root, WORDS, train_per_label=TRAIN_FILES_PER_WORD)
 
 
 @pytest.mark.slow
