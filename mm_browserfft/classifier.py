@@ -7,7 +7,9 @@ freezes it) and then trains only ``dropout_2`` + ``classification_head`` on the
 embeddings, so every epoch after the first costs almost nothing. The head's
 layers are shared with the full model, which is therefore trained in place.
 With training augmentation on, fresh augmented embeddings are computed every
-epoch (a forward pass of the frozen base, no back-propagation through it).
+epoch (a forward pass of the frozen base, no back-propagation through it) from
+windows streamed from the loader in bounded chunks (decoded again, or read from
+its cache), shuffled by file and within a 4096-window buffer.
 One deliberate difference from Model Maker: embeddings are computed in
 inference mode, so the base's ``dropout_1`` is inactive while the head trains.
 
@@ -42,6 +44,7 @@ __all__ = ["AudioClassifier", "create", "DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS"]
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_EPOCHS = 5
 _EMBED_BATCH = 256  # windows per forward pass of the base
+_SHUFFLE_BUFFER = 4096  # embeddings (32 MB) mixed across files when augmented embeddings are streamed
 _TFLITE_KWARGS = ("with_metadata", "export_metadata_json_file", "quantization_config")
 BACKUP_FOLDER = "backup"
 """Sub-folder of ``model_dir`` holding the per-epoch backup of an unfinished training run."""
@@ -285,19 +288,20 @@ class AudioClassifier:
         embedder, head = spec.embedding_model(self.model), spec.head_model(self.model)
         one_hot = lambda y: tf.one_hot(y, self.num_classes)  # noqa: E731
         if spec.augments:
-            windows, labels, _ = train_data.waveforms()
+            labels = train_data.labels()  # from the headers; the windows are decoded anew every epoch
 
-            def fresh_epoch():  # new augmentation, hence new embeddings, every epoch
-                order = np.random.permutation(len(windows)) if self.shuffle else np.arange(len(windows))
-                for start in range(0, len(order), _EMBED_BATCH):
-                    pick = order[start : start + _EMBED_BATCH]
-                    yield self._embed(embedder, windows[pick], is_training=True), labels[pick]
+            def fresh_epoch():  # new augmentation, hence new embeddings, every epoch, in bounded memory
+                for windows, window_labels in _groups(train_data.iter_waveforms(shuffle=self.shuffle)):
+                    pick = np.random.permutation(len(windows)) if self.shuffle else np.arange(len(windows))
+                    yield self._embed(embedder, windows[pick], is_training=True), window_labels[pick]
 
             width = embedder.output_shape[-1]
             train_ds = tf.data.Dataset.from_generator(
                 fresh_epoch,
                 output_signature=(tf.TensorSpec([None, width], tf.float32), tf.TensorSpec([None], tf.int32)),
             ).unbatch()
+            if self.shuffle:
+                train_ds = train_ds.shuffle(_SHUFFLE_BUFFER)
         else:
             x, labels = self._embedded(embedder, train_data, is_training=True)
             train_ds = tf.data.Dataset.from_tensor_slices((x, labels))

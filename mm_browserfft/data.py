@@ -10,6 +10,14 @@ FLAC, OGG, any rate, stereo averaged); ``cache=True`` keeps the 44.1 kHz
 waveforms in memory, ``cache="<folder>"`` keeps them as ``.npy`` files on disk,
 keyed by each file's path, size and modification time.
 
+Long recordings (over :data:`LONG_FILE_SECONDS`) are never held whole: they are
+decoded block by block (:func:`mm_browserfft.audio.iter_audio_blocks`) and cut
+into windows on the way, so memory stays bounded whatever their length; the
+memory cache skips them and the disk cache stores their windows (``[k, 44032]``
+``.npy``, read back in chunks). With ``skip_bad_files=True``, a file that only
+fails when decoded (a cut-off FLAC or OGG) is skipped with a warning, left out
+of every later pass, and listed in :attr:`DataLoader.report`.
+
 Windows: a clip of ``n`` samples at 44.1 kHz gives ``floor(n / 44032)`` windows
 (Model Maker), or one zero-padded window when it is shorter and the spec has
 ``pad_short_clips=True``.
@@ -34,7 +42,7 @@ import logging
 import os
 import random
 import warnings
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -43,11 +51,16 @@ from .errors import AudioDecodeError, DatasetError
 from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 from .speakers import speaker_id
 
-__all__ = ["DataLoader", "LoadReport", "list_audio_files"]
+__all__ = ["DataLoader", "LoadReport", "list_audio_files", "LONG_FILE_SECONDS"]
 
 _log = logging.getLogger("mm_browserfft")
 PathLike = Union[str, "os.PathLike[str]"]
 Cache = Union[bool, PathLike]
+
+LONG_FILE_SECONDS = 300
+"""Files longer than this (at 44.1 kHz) are streamed in blocks and bypass the memory cache."""
+_LENGTH_TOLERANCE = 16  # samples a streamed decode may fall short of the header's length (zero-filled)
+_CHUNK_WINDOWS = 32  # windows per chunk read back from a disk cache of a long file (5.6 MB)
 
 
 def _is_audio(name: str) -> bool:
@@ -85,7 +98,9 @@ class LoadReport:
       clips_per_class: label -> number of 44032-sample windows those files give.
       dropped_short: files shorter than one window that give no window (Model Maker drops them).
       padded: files shorter than one window that were zero-padded to one (``pad_short_clips``).
-      unreadable: files that could not be decoded and were skipped (``skip_bad_files``).
+      unreadable: files that could not be decoded and were skipped (``skip_bad_files``):
+        found when listing the folder, or later when decoding (a cut-off FLAC/OGG);
+        those are left out of ``files_per_class`` and ``clips_per_class``.
       skipped: entries of the data folder that are not audio files of a label
         folder (other extensions, hidden files, files at the top level, sub-folders).
     """
@@ -125,14 +140,55 @@ class _Item:
     label: int
     clips: int  # windows the file gives
     padded: bool
+    samples: int  # length at 44.1 kHz, from the header
+
+    @property
+    def long(self) -> bool:
+        """Streamed in blocks, never held whole (longer than :data:`LONG_FILE_SECONDS`)."""
+        return self.samples > LONG_FILE_SECONDS * SAMPLE_RATE
+
+
+def _stream_windows(path: str, count: int) -> Iterator[np.ndarray]:
+    """The ``count`` windows of a long file, decoded block by block.
+
+    Yields:
+      float32 ``[k, 44032]`` chunks (one per decoded block, ``k`` about 30), ``count``
+      windows in all: the windows of :func:`mm_browserfft.audio.split_windows` on the
+      whole file (soxr carries its filter state across blocks).
+
+    Raises:
+      AudioDecodeError: the file fails to decode, or ends more than a few samples
+        short of the length its header promises.
+    """
+    rest, done = np.zeros(0, np.float32), 0
+    for block in audio.iter_audio_blocks(path):
+        rest = np.concatenate([rest, block])
+        windows = audio.split_windows(rest)[: count - done]
+        rest = rest[len(windows) * WAVEFORM_LENGTH :]
+        if len(windows):
+            done += len(windows)
+            yield windows
+    missing = (count - done) * WAVEFORM_LENGTH - rest.size
+    if 0 < missing <= _LENGTH_TOLERANCE and done == count - 1:
+        yield np.pad(rest, (0, missing))[np.newaxis]
+    elif done < count:
+        raise AudioDecodeError(
+            f"truncated: decoding gave {done * WAVEFORM_LENGTH + rest.size} samples at {SAMPLE_RATE} Hz, "
+            f"the header promises {count} windows of {WAVEFORM_LENGTH}",
+            path=path,
+        )
 
 
 class _WaveformCache:
-    """Decoded 44.1 kHz waveforms by file: in memory (``True``), on disk (a folder), or none (``False``)."""
+    """Decoded 44.1 kHz waveforms by file: in memory (``True``), on disk (a folder), or none (``False``).
+
+    Also remembers the files that failed to decode (``bad``), for every loader sharing it.
+    """
 
     def __init__(self, cache: Cache) -> None:
         self.folder = None if isinstance(cache, bool) else os.fspath(cache)
         self.memory: Optional[Dict[str, np.ndarray]] = {} if cache is True else None
+        self.bad: Set[str] = set()
         if self.folder is not None:
             os.makedirs(self.folder, exist_ok=True)
 
@@ -140,10 +196,37 @@ class _WaveformCache:
     def enabled(self) -> bool:
         return self.folder is not None or self.memory is not None
 
-    def _disk_path(self, path: str) -> str:
+    def _disk_path(self, path: str, kind: str = "") -> str:
         stat = os.stat(path)
-        key = f"{os.path.abspath(path)}|{stat.st_mtime_ns}|{stat.st_size}|{SAMPLE_RATE}"
+        key = f"{os.path.abspath(path)}|{stat.st_mtime_ns}|{stat.st_size}|{SAMPLE_RATE}{kind}"
         return os.path.join(self.folder, hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".npy")
+
+    def iter_windows(self, path: str, count: int) -> Iterator[np.ndarray]:
+        """The ``count`` windows of a long file in float32 ``[k, 44032]`` chunks, never all at once.
+
+        Streamed from the file (:func:`_stream_windows`); with a disk cache, written
+        to ``<folder>/<key>.npy`` on the way and read back from it in chunks later.
+        """
+        if self.folder is None:
+            yield from _stream_windows(path, count)
+            return
+        disk = self._disk_path(path, "|windows")
+        if os.path.exists(disk):
+            for start in range(0, count, _CHUNK_WINDOWS):  # a fresh map per chunk: pages read are released
+                yield np.array(np.load(disk, mmap_mode="r")[start : start + _CHUNK_WINDOWS])
+            return
+        tmp = f"{disk}.{os.getpid()}.tmp.npy"
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
+        try:
+            with open(tmp, "wb") as handle:
+                np.lib.format.write_array_header_1_0(handle, {**header, "shape": (count, WAVEFORM_LENGTH)})
+                for windows in _stream_windows(path, count):
+                    handle.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
+                    yield windows
+            os.replace(tmp, disk)
+        finally:  # a failed or abandoned pass leaves no partial file
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     def load(self, path: str) -> np.ndarray:
         """float32 ``[n]`` at 44.1 kHz."""
@@ -185,6 +268,7 @@ class DataLoader:
         skipped: Sequence[str] = (),
         unreadable: Sequence[str] = (),
         seed: Optional[int] = None,
+        skip_bad_files: bool = False,
     ) -> None:
         self._items = list(items)
         self._seed = seed
@@ -195,6 +279,7 @@ class DataLoader:
         self._cache = cache if isinstance(cache, _WaveformCache) else _WaveformCache(cache)
         self._skipped = list(skipped)
         self._unreadable = list(unreadable)
+        self._skip_bad_files = skip_bad_files
 
     # ------------------------------------------------------------------ construction
 
@@ -220,11 +305,13 @@ class DataLoader:
             did (so ``random.seed`` makes it repeatable), or with ``seed``.
           cache: ``True`` keeps decoded waveforms in memory, a path keeps them on disk.
           seed: seed of the shuffle.
-          skip_bad_files: warn about and count unreadable files instead of raising.
+          skip_bad_files: warn about and count unreadable files instead of raising,
+            both when listing the folder and when a file fails to decode later.
 
         Raises:
           DatasetError: ``data_path`` is missing, or no audio file is found.
-          AudioDecodeError: a file is unreadable (unless ``skip_bad_files``).
+          AudioDecodeError: a file is unreadable (unless ``skip_bad_files``), when
+            listing, or for a cut-off FLAC/OGG when it is decoded.
         """
         root = os.fspath(data_path)
         if not os.path.isdir(root):
@@ -304,12 +391,15 @@ class DataLoader:
                 continue
             samples = int(round(info.frames * SAMPLE_RATE / info.sample_rate))
             clips = audio.num_windows(samples, pad_short=pad)
-            items.append(_Item(path, label_index[label], clips, pad and 0 < samples < WAVEFORM_LENGTH))
+            items.append(_Item(path, label_index[label], clips, pad and 0 < samples < WAVEFORM_LENGTH, samples))
         if not items:
             raise DatasetError("No audio files found.", path=where)
         if shuffle:
             (random if seed is None else random.Random(seed)).shuffle(items)
-        loader = cls(items, index_to_label, spec, cache=cache, skipped=skipped, unreadable=unreadable, seed=seed)
+        loader = cls(
+            items, index_to_label, spec, cache=cache, skipped=skipped, unreadable=unreadable, seed=seed,
+            skip_bad_files=skip_bad_files,
+        )  # fmt: skip
         _log.info("loaded %s:\n%s", where, loader.report)
         short = len(loader.report.dropped_short)
         if short:
@@ -321,7 +411,9 @@ class DataLoader:
         return loader
 
     def _subset(self, items: Sequence[_Item]) -> "DataLoader":
-        return DataLoader(items, self.index_to_label, self.spec, cache=self._cache, seed=self._seed)
+        return DataLoader(
+            items, self.index_to_label, self.spec, cache=self._cache, seed=self._seed, skip_bad_files=self._skip_bad_files
+        )
 
     # ------------------------------------------------------------------ inspection
 
@@ -347,15 +439,16 @@ class DataLoader:
         """Counts of files and clips per class, and of what was dropped, padded or skipped."""
         files = {label: 0 for label in self.index_to_label}
         clips = dict(files)
-        for item in self._items:
+        kept = self._readable_items()
+        for item in kept:
             files[self.index_to_label[item.label]] += 1
             clips[self.index_to_label[item.label]] += item.clips
         return LoadReport(
             files,
             clips,
-            dropped_short=[item.path for item in self._items if item.clips == 0],
-            padded=[item.path for item in self._items if item.padded],
-            unreadable=list(self._unreadable),
+            dropped_short=[item.path for item in kept if item.clips == 0],
+            padded=[item.path for item in kept if item.padded],
+            unreadable=self._unreadable + [item.path for item in self._items if item.path in self._cache.bad],
             skipped=list(self._skipped),
         )
 
@@ -390,18 +483,56 @@ class DataLoader:
 
     # ------------------------------------------------------------------ waveforms
 
-    def _decode(self, item: _Item) -> np.ndarray:
-        return self._cache.load(item.path)
+    def _readable_items(self) -> List[_Item]:
+        """The items not found unreadable when decoded (so far)."""
+        return [item for item in self._items if item.path not in self._cache.bad]
 
-    def iter_waveforms(self) -> Iterator[Tuple[int, int, np.ndarray]]:
-        """Decode every file (through the cache) and cut it into windows.
+    def _pieces(self, item: _Item) -> Iterator[np.ndarray]:
+        """A file's audio, through the cache: float32 ``[n]`` at 44.1 kHz pieces of bounded size.
+
+        A file up to :data:`LONG_FILE_SECONDS` is one piece, the whole waveform; a
+        longer one is streamed as consecutive runs of whole windows (``k * 44032``
+        samples, its remainder dropped), so that ``spec.split_waveform`` of each piece
+        gives the file's windows. A file failing to decode is skipped with a warning
+        and remembered as unreadable when ``skip_bad_files``; otherwise the
+        :class:`AudioDecodeError` propagates.
+        """
+        if item.path in self._cache.bad:
+            return
+        try:
+            if item.long:
+                for windows in self._cache.iter_windows(item.path, item.clips):
+                    yield windows.reshape(-1)
+            else:
+                yield self._cache.load(item.path)
+        except AudioDecodeError as exc:
+            if not self._skip_bad_files:
+                raise
+            warnings.warn(f"skipping {exc}", stacklevel=2)
+            self._cache.bad.add(item.path)
+
+    def _ordered(self, shuffle: bool) -> List[Tuple[int, _Item]]:
+        """``(file_index, item)`` in the loader's order, or in a new random order (the loader's generator)."""
+        pairs = list(enumerate(self._items))
+        if shuffle:
+            self._shuffler.shuffle(pairs)  # a new order per call, repeatable with the loader's seed
+        return pairs
+
+    def iter_waveforms(self, *, shuffle: bool = False) -> Iterator[Tuple[int, int, np.ndarray]]:
+        """Decode every file (through the cache) and cut it into windows, in bounded memory.
+
+        Args:
+          shuffle: visit the files in a new random order (repeatable with the loader's ``seed``).
 
         Yields:
-          ``(file_index, label, windows [k, 44032] float32)`` per file, in order;
-          ``k`` may be 0 (a dropped short clip).
+          ``(file_index, label, windows [k, 44032] float32)``: one tuple per file, or
+          for a file longer than :data:`LONG_FILE_SECONDS` several consecutive
+          ones (about 30 windows each) with the same ``file_index``; ``k`` may be 0
+          (a dropped short clip). Files found unreadable (``skip_bad_files``) yield nothing.
         """
-        for index, item in enumerate(progress.bar(self._items, desc="decoding audio", unit="file")):
-            yield index, item.label, self.spec.split_waveform(self._decode(item))
+        for index, item in progress.bar(self._ordered(shuffle), desc="decoding audio", unit="file"):
+            for piece in self._pieces(item):
+                yield index, item.label, self.spec.split_waveform(piece)
 
     def gen_waveforms(self) -> Iterator[np.ndarray]:
         """Every window, one at a time: float32 ``[44032]`` (calibration data for int8 export)."""
@@ -423,8 +554,9 @@ class DataLoader:
         return np.concatenate(windows), cat(labels), cat(owners)
 
     def labels(self) -> np.ndarray:
-        """The label of every window, in order: int32 ``[m]`` (from headers, no decoding)."""
-        return np.concatenate([np.full(item.clips, item.label, np.int32) for item in self._items] or [np.zeros(0, np.int32)])
+        """The label of every window, in order: int32 ``[m]`` (from headers, no decoding; files found unreadable left out)."""
+        per_file = [np.full(item.clips, item.label, np.int32) for item in self._readable_items()]
+        return np.concatenate(per_file or [np.zeros(0, np.int32)])
 
     # ------------------------------------------------------------------ tf.data
 
@@ -441,7 +573,9 @@ class DataLoader:
 
         Model Maker's pipeline: whole clips -> ``spec.preprocess_ds`` (windows,
         training noise, front end) -> finite filter -> one-hot -> shuffle (when
-        training and ``shuffle``) -> batch -> prefetch.
+        training and ``shuffle``) -> batch -> prefetch. A file longer than
+        :data:`LONG_FILE_SECONDS` enters as consecutive pieces of whole windows
+        (bounded memory), which ``preprocess_ds`` cuts into the same windows.
 
         Args:
           batch_size: windows per batch.
@@ -454,13 +588,12 @@ class DataLoader:
         """
         import tensorflow as tf
 
-        items = list(self._items)
-        if is_training and shuffle:
-            self._shuffler.shuffle(items)  # a new order per call, repeatable with the loader's seed
+        ordered = self._ordered(is_training and shuffle)
 
         def clips():
-            for item in items:
-                yield self._decode(item), item.label
+            for _, item in ordered:
+                for piece in self._pieces(item):
+                    yield piece, item.label
 
         ds = tf.data.Dataset.from_generator(
             clips,

@@ -10,6 +10,8 @@ import pytest
 import soundfile as sf
 
 from conftest import real_clips
+from mm_browserfft import audio
+from mm_browserfft import data as data_module
 from mm_browserfft.audio_classifier import BrowserFftSpec, DataLoader
 from mm_browserfft.data import list_audio_files
 from mm_browserfft.errors import AudioDecodeError, DatasetError
@@ -247,3 +249,68 @@ def test_from_esc50_filters_folds_and_categories(tmp_path, spec):
     assert len(dogs) == 2 and dogs.index_to_label == ["dog"]
     with pytest.raises(DatasetError, match="No audio files found."):
         DataLoader.from_esc50(spec, tmp_path, categories=["cow"])
+
+
+# ---------------------------------------------------------------- long files and files that fail when decoded
+
+
+def write_real_speech(path, words, count):
+    """``count`` real 1 s clips of each word, one after the other, as one 16 kHz FLAC; returns the path."""
+    clips = [clip for word in words for clip in real_clips(word, count)]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sf.write(path, np.concatenate([sf.read(clip, dtype="float32")[0] for clip in clips]), 16000)
+    return path
+
+
+def test_long_files_stream_the_windows_of_the_whole_file(tmp_path, spec, monkeypatch):
+    """A 70 s recording over a 60 s threshold: streamed in 30 s blocks, same windows, never held by the memory cache."""
+    monkeypatch.setattr(data_module, "LONG_FILE_SECONDS", 60)
+    long = write_real_speech(str(tmp_path / "data" / "talk" / "long.flac"), ("yes", "no"), 35)
+    write_noise(str(tmp_path / "data" / "noise" / "short.wav"), 1.0)
+    whole = audio.split_windows(audio.load_audio(long))
+    assert len(whole) == 70
+    for cache in (True, tmp_path / "cache"):
+        loader = DataLoader.from_folder(spec, tmp_path / "data", shuffle=False, cache=cache)
+        assert loader.report.clips_per_class == {"noise": 1, "talk": 70}
+        chunks = [windows for index, _, windows in loader.iter_waveforms() if index == 1]
+        assert len(chunks) >= 3 and max(len(c) for c in chunks) <= 32  # bounded pieces, not the whole file
+        np.testing.assert_allclose(np.concatenate(chunks), whole, rtol=0, atol=1e-6)  # measured: identical
+        again = loader.waveforms()[0]  # a second pass: from the disk cache, or streamed again
+        np.testing.assert_allclose(again[1:], whole, rtol=0, atol=1e-6)
+        assert len(list(loader.gen_dataset(batch_size=16).unbatch())) == 71
+    stored = [np.load(f, mmap_mode="r").shape for f in (tmp_path / "cache").glob("*.npy")]
+    assert sorted(stored) == [(70, WAVEFORM_LENGTH), (SAMPLE_RATE,)]  # windows of the long file, the short waveform
+    in_memory = DataLoader.from_folder(spec, tmp_path / "data", shuffle=False, cache=True)
+    in_memory.waveforms()
+    os.remove(long)  # the short file is served from memory; the long one was never kept there
+    with pytest.raises(AudioDecodeError, match="long.flac"):
+        in_memory.waveforms()
+
+
+def test_a_flac_cut_short_found_when_decoded_is_skipped_and_counted(tmp_path, spec, monkeypatch):
+    """A real clip (and a streamed long recording) cut in half: the header reads fine, decoding fails."""
+    monkeypatch.setattr(data_module, "LONG_FILE_SECONDS", 60)
+    for word in ("yes", "no"):
+        os.makedirs(tmp_path / word)
+        for clip in real_clips(word, 3):
+            shutil.copy(clip, tmp_path / word)
+    whole = real_clips("up", 1)[0].read_bytes()
+    (tmp_path / "yes" / "cut.flac").write_bytes(whole[: len(whole) // 2])
+    long = write_real_speech(str(tmp_path / "no" / "long_cut.flac"), ("up",), 70)
+    with open(long, "r+b") as handle:
+        handle.truncate(os.path.getsize(long) // 2)
+    with pytest.raises(AudioDecodeError, match="cut.flac"):
+        DataLoader.from_folder(spec, tmp_path, shuffle=False).waveforms()  # listed fine, fails when decoded
+    loader = DataLoader.from_folder(spec, tmp_path, shuffle=False, skip_bad_files=True)
+    assert loader.report.num_files == 8 and loader.report.unreadable == []
+    with pytest.warns(UserWarning, match="skipping .*cut.flac") as caught:
+        windows, labels, owners = loader.waveforms()
+    assert sorted(os.path.basename(p) for p in loader.report.unreadable) == ["cut.flac", "long_cut.flac"]
+    assert len([w for w in caught if "skipping" in str(w.message)]) == 2
+    assert loader.report.files_per_class == {"no": 3, "yes": 3} and "unreadable, skipped: 2" in str(loader.report)
+    long_index = [path for path, _ in loader.files].index(long)
+    streamed = owners == long_index  # the long file's blocks decoded before the cut (30 s) were used in this pass
+    assert 0 < streamed.sum() < 70 and (~streamed).sum() == loader.report.num_clips == 6
+    assert loader.labels().tolist() == labels[~streamed].tolist()
+    batches = list(loader.gen_dataset(batch_size=4))  # later passes skip them without decoding again
+    assert np.concatenate([np.argmax(y, -1) for _, y in batches]).tolist() == loader.labels().tolist()
