@@ -34,7 +34,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--data", default=os.path.join(_REPO, "..", "shared", "data"), help="Speech Commands subset")
     parser.add_argument("--work", default="/work/pretrain_work", help="scratch folder outside the repository")
     parser.add_argument("--clips-per-word", type=int, default=24, help="synthetic clips per word")
-    parser.add_argument("--real-copies", type=int, default=12, help="augmented copies of each real clip")
+    parser.add_argument("--real-copies", type=int, default=8, help="augmented copies of each real clip")
     parser.add_argument("--synth-copies", type=int, default=3, help="augmented copies of each synthetic clip")
     parser.add_argument("--epochs", type=int, default=26, help="training epochs (0: fit --minutes)")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of training with --epochs 0")

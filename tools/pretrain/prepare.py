@@ -154,7 +154,7 @@ def augment(
     Returns:
       float32 ``[44032]``.
     """
-    x = _perturb_speed(x, rng, max_factor=1.18 if synthetic else 1.15)
+    x = _perturb_speed(x, rng, max_factor=1.18 if synthetic else 1.1)
     if synthetic:
         window = _place(_trim(x), rng, centred_shift=0.05)
     else:
@@ -273,7 +273,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
     parser.add_argument("--work", default="/work/pretrain_work")
-    parser.add_argument("--real-copies", type=int, default=12)
+    parser.add_argument("--real-copies", type=int, default=8)
     parser.add_argument("--synth-copies", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
