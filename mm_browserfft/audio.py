@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterator, Optional, Tuple
+from typing import Iterator
 
 import numpy as np
 
@@ -26,7 +26,6 @@ __all__ = [
     "num_windows",
     "window_offsets",
     "split_windows",
-    "sliding_windows",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
@@ -246,23 +245,3 @@ def split_windows(waveform: np.ndarray, *, pad_short: bool = False) -> np.ndarra
         missing = WAVEFORM_LENGTH - x.size
         return np.pad(x, (missing // 2, missing - missing // 2))[np.newaxis]
     return x[: count * WAVEFORM_LENGTH].reshape(count, WAVEFORM_LENGTH)
-
-
-def sliding_windows(waveform: np.ndarray, *, hop: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Overlapping windows for streaming prediction.
-
-    Args:
-      waveform: float32 ``[n]`` at 44.1 kHz; shorter clips are zero-padded to one window.
-      hop: samples between window starts (e.g. 22016 for the recognizer's 0.5 overlap).
-
-    Returns:
-      ``(windows [m, 44032] float32, starts [m] int64 sample offsets)``.
-    """
-    if hop <= 0:
-        raise InvalidInputError(f"hop must be positive, got {hop}")
-    x = np.asarray(waveform, dtype=np.float32).reshape(-1)
-    if x.size < WAVEFORM_LENGTH:
-        x = np.pad(x, (0, WAVEFORM_LENGTH - x.size))
-    starts = np.arange(0, x.size - WAVEFORM_LENGTH + 1, hop, dtype=np.int64)
-    view = np.lib.stride_tricks.sliding_window_view(x, WAVEFORM_LENGTH)[starts]
-    return np.ascontiguousarray(view), starts

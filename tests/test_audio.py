@@ -55,18 +55,6 @@ def test_split_windows_are_the_clip_at_the_offsets(n):
 def test_negative_lengths_and_hops_are_rejected():
     with pytest.raises(InvalidInputError):
         audio.num_windows(-1)
-    with pytest.raises(InvalidInputError, match="hop"):
-        audio.sliding_windows(np.zeros(N, np.float32), hop=0)
-
-
-@FAST
-@given(st.integers(1, 2 * N), st.integers(HOP, N))
-def test_sliding_windows_start_every_hop(n, hop):
-    x = np.arange(1, n + 1, dtype=np.float32)
-    windows, starts = audio.sliding_windows(x, hop=hop)
-    np.testing.assert_array_equal(starts, np.arange(0, max(n, N) - N + 1, hop))
-    for w, s in zip(windows[:3], starts[:3]):
-        np.testing.assert_array_equal(w[: max(0, min(N, n - s))], x[s : s + N])
 
 
 # ----------------------------------------------------------------------------- frame geometry
