@@ -21,7 +21,7 @@ import json
 import math
 import os
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
@@ -30,9 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w  # noqa: E402
-from mm_browserfft.frontend import SPECTROGRAM_SHAPE  # noqa: E402
 
-__all__ = ["SpectrogramBatches", "map_to_18w", "train_body", "fit_18w_head", "train"]
+__all__ = ["map_to_18w", "train_body", "fit_18w_head", "train"]
 
 SILENCE = "_silence_"
 _BACKGROUND, _UNKNOWN = BASE_LABELS_18W[0], BASE_LABELS_18W[1]
