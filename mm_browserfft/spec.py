@@ -38,6 +38,7 @@ TRAINING_NOISE_STDDEV = 1e-5
 """Standard deviation of the Gaussian noise added to training waveforms (Model Maker's value)."""
 HEAD_LAYER = "classification_head"
 """Name of the trainable softmax layer put on top of the base."""
+_FEATURIZE_BATCH = 64  # windows per front-end call in preprocess_ds
 
 
 def _keras():
@@ -403,14 +404,16 @@ class BrowserFftSpec:
             labels = tf.fill(tf.shape(chunks)[:1], label)
             return tf.data.Dataset.from_tensor_slices((chunks, labels))
 
-        def featurize_one(wav, label):
-            return self.featurize(wav[tf.newaxis], is_training=is_training)[0], label
+        def featurize_batch(wavs, labels):
+            return self.featurize(wavs, is_training=is_training), labels
 
         ds = ds.flat_map(windows)
         random_after_cache = is_training and self.augments
         if cache_fn is not None and random_after_cache:
             ds = cache_fn(ds)
-        ds = ds.map(featurize_one, num_parallel_calls=tf.data.AUTOTUNE)
+        # The front end runs on batches of windows (one FFT call per batch, not per window),
+        # and the result is unbatched again: one element per window, in order.
+        ds = ds.batch(_FEATURIZE_BATCH).map(featurize_batch, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
         if cache_fn is not None and not random_after_cache:
             ds = cache_fn(ds)
         return ds
