@@ -37,7 +37,6 @@ import numpy as np
 
 from . import progress
 from .errors import BrowserFftError, DatasetError, ExportError, InvalidInputError
-from .frontend import WAVEFORM_LENGTH
 
 __all__ = ["AudioClassifier", "create", "DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS"]
 
@@ -116,23 +115,6 @@ def _check_finite_weights(model) -> None:
         raise BrowserFftError(
             f"training diverged: the weights {bad} are NaN or infinite (lower the learning rate or check the data)"
         )
-
-
-def _save_saved_model(serving_model, path: str) -> None:
-    """A SavedModel whose ``serving_default`` maps ``audio_clip`` ``[None, 44032]`` to ``probability`` ``[None, N]``.
-
-    Written with ``tf.saved_model.save`` so it is the same under Keras 3 and Keras 2.
-    """
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([None, WAVEFORM_LENGTH], tf.float32, name="audio_clip")])
-    def serve(audio_clip):
-        return {"probability": serving_model(audio_clip, training=False)}
-
-    holder = tf.Module()
-    holder.model = serving_model
-    holder.serve = serve
-    tf.saved_model.save(holder, path, signatures={"serving_default": serve})
 
 
 class AudioClassifier:
@@ -460,7 +442,9 @@ class AudioClassifier:
                 labels = "\n".join(self.index_to_label).encode("utf-8")
                 write_tflite_atomically(labels, os.path.join(export_dir, label_filename))
             elif fmt == ExportFormat.SAVED_MODEL:
-                _save_saved_model(self.create_serving_model(), os.path.join(export_dir, saved_model_filename))
+                from .export import save_saved_model
+
+                save_saved_model(self.create_serving_model(), os.path.join(export_dir, saved_model_filename))
                 with open(os.path.join(export_dir, saved_model_filename, label_filename), "w", encoding="utf-8") as f:
                     f.write("\n".join(self.index_to_label))
             else:

@@ -29,7 +29,7 @@ from .errors import ExportError, InvalidInputError
 from .frontend import WAVEFORM_LENGTH
 from .metadata import INPUT_NAME, read_operators
 
-__all__ = ["convert_to_tflite", "write_tflite_atomically", "run_tflite"]
+__all__ = ["convert_to_tflite", "write_tflite_atomically", "save_saved_model", "run_tflite"]
 
 ModelSource = Union[bytes, bytearray, str, "os.PathLike[str]"]
 
@@ -168,6 +168,23 @@ def write_tflite_atomically(data: bytes, path: "os.PathLike[str] | str") -> None
             raise
     except OSError as exc:
         raise ExportError(f"cannot write the file ({exc.strerror or exc})", path=target) from None
+
+
+def save_saved_model(serving_model, path: str) -> None:
+    """A SavedModel whose ``serving_default`` maps ``audio_clip`` ``[None, 44032]`` to ``probability`` ``[None, N]``.
+
+    Written with ``tf.saved_model.save`` so it is the same under Keras 3 and Keras 2.
+    """
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, WAVEFORM_LENGTH], tf.float32, name="audio_clip")])
+    def serve(audio_clip):
+        return {"probability": serving_model(audio_clip, training=False)}
+
+    holder = tf.Module()
+    holder.model = serving_model
+    holder.serve = serve
+    tf.saved_model.save(holder, path, signatures={"serving_default": serve})
 
 
 def run_tflite(model: ModelSource, waveforms: np.ndarray, *, num_threads: int = 1) -> np.ndarray:

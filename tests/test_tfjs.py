@@ -508,22 +508,27 @@ BASE_DOC = {
 }
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_fuzz_readers_raise_only_our_errors(data):
-    doc = copy.deepcopy(BASE_DOC)
-    for _ in range(data.draw(st.integers(1, 4))):
-        spots = list(_containers(doc))
-        path, _ = data.draw(st.sampled_from(spots))
-        if not path:
-            continue
-        parent = doc
+def _mutate(root, data, *, max_rounds: int) -> None:
+    """Delete or overwrite 1..max_rounds entries anywhere inside ``root``, in place."""
+    for _ in range(data.draw(st.integers(1, max_rounds))):
+        spots = [p for p, _ in _containers(root) if p]
+        if not spots:
+            return
+        path = data.draw(st.sampled_from(spots))
+        parent = root
         for key in path[:-1]:
             parent = parent[key]
         if data.draw(st.booleans()) and isinstance(parent, dict):
             del parent[path[-1]]
         else:
             parent[path[-1]] = copy.deepcopy(data.draw(SPECIAL | JSON_VALUES))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_readers_raise_only_our_errors(data):
+    doc = copy.deepcopy(BASE_DOC)
+    _mutate(doc, data, max_rounds=4)
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "model.json"), "w") as f:
             json.dump(doc, f)
@@ -547,18 +552,7 @@ def test_fuzz_load_tfjs_topology_raises_only_our_errors(data):
         {"name": n, "shape": s, "dtype": "float32"} for n, s in [
             ("conv2d_1/kernel", [2, 2, 1, 2]), ("conv2d_1/bias", [2]), ("dense_1/kernel", [8, 4]),
             ("dense_1/bias", [4]), ("NewHeadDense/kernel", [4, 2]), ("NewHeadDense/bias", [2])]]}]
-    for _ in range(data.draw(st.integers(1, 3))):
-        spots = [p for p, _ in _containers(doc["modelTopology"]) if p]
-        if not spots:
-            break
-        path = data.draw(st.sampled_from(spots))
-        parent = doc["modelTopology"]
-        for key in path[:-1]:
-            parent = parent[key]
-        if data.draw(st.booleans()) and isinstance(parent, dict):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = copy.deepcopy(data.draw(SPECIAL | JSON_VALUES))
+    _mutate(doc["modelTopology"], data, max_rounds=3)
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "model.json"), "w") as f:
             json.dump(doc, f)
