@@ -23,7 +23,7 @@ from typing import List, Optional, Union
 
 import numpy as np
 
-from . import progress
+from . import frontend, progress
 from .config import QuantizationConfig
 from .errors import ExportError, InvalidInputError
 from .frontend import WAVEFORM_LENGTH
@@ -45,7 +45,8 @@ def _concrete_function(serving_model):
     def serve(waveform):
         return serving_model(waveform, training=False)
 
-    concrete = serve.get_concrete_function()
+    with frontend.tflite_graph():  # the front end's float32, builtin-ops graph
+        concrete = serve.get_concrete_function()
     outputs = tf.nest.flatten(concrete.structured_outputs)
     if len(outputs) != 1 or outputs[0].shape.rank != 2:
         shapes = [tuple(o.shape) for o in outputs]

@@ -13,8 +13,11 @@ error in |X| proportional to the frame's energy. Measured on the clips below
   measured k = 5.2 (float32 eps; ``||X_frame||`` the frame's spectral norm), i.e. the
   only disagreement is rounding: 0.12 dB on bins 140 dB below their frame.
 
-Modelling Chromium closer (window product rounded to float32 before a float64 FFT, or a
-float32 NumPy FFT) changed none of these numbers: PFFFT's own rounding dominates.
+Modelling Chromium closer changed none of these numbers: neither the window product
+rounded to float32 before a float64 FFT, nor a float32 NumPy FFT, nor an operation-by-
+operation NumPy replay of PFFFT (bit-identical to PFFFT's C source compiled here, SSE and
+scalar builds): Chromium 156 matches that replay no better than exact arithmetic, so the
+deep bins' rounding noise cannot be reproduced from the published source (docs/frontend.md).
 """
 
 from __future__ import annotations
