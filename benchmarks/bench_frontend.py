@@ -4,7 +4,7 @@ Runs single-threaded (TF intra/inter-op threads 1, tf.data private threadpool 1)
 numbers are comparable on a shared machine. Ratios are front-end time / bare-FFT time
 for the same 43 frames x 2048 samples per clip, in the precision the front end computes
 in: the Keras layer's TensorFlow graph is float64, its TFLite graph (traced inside
-``frontend.tflite_graph()``) float32. The target is within 2x.
+``frontend.float32_graph()``) float32. The target is within 2x.
 
 usage: python benchmarks/bench_frontend.py [--quick]
 """
@@ -61,7 +61,7 @@ def run(quick: bool = False) -> dict:
     tf_frames64 = tf.cast(tf_frames, tf.float64)
     layer = fe.BrowserFftLayer()
     float32_graph = tf.function(layer)
-    with fe.tflite_graph():
+    with fe.float32_graph():
         float32_graph.get_concrete_function(tf.TensorSpec([None, fe.WAVEFORM_LENGTH], tf.float32))
 
     options = tf.data.Options()

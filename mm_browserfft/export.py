@@ -45,7 +45,7 @@ def _concrete_function(serving_model):
     def serve(waveform):
         return serving_model(waveform, training=False)
 
-    with frontend.tflite_graph():  # the front end's float32, builtin-ops graph
+    with frontend.float32_graph():  # the front end's float32, builtin-ops graph
         concrete = serve.get_concrete_function()
     outputs = tf.nest.flatten(concrete.structured_outputs)
     if len(outputs) != 1 or outputs[0].shape.rank != 2:

@@ -14,7 +14,7 @@ TFLite (float32 graph, RFFT2D in double)   8.0e-5     9.9e-6
 The TFLite differences are the float32 rounding of the windowed samples, largest on
 bins 80-100 dB under the clip's loudest bin. (A float32 TensorFlow FFT in the Keras
 graph measured 3e-4 to 7e-4 there: hence the float64 graph outside
-:func:`~mm_browserfft.frontend.tflite_graph`.)
+:func:`~mm_browserfft.frontend.float32_graph`.)
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def _convert(tf, mode: str) -> bytes:
     """The layer as a TFLite flatbuffer, input float32 [1, 44032], builtin ops only."""
     layer = fe.BrowserFftLayer(mode=mode)
     fn = tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec([1, fe.WAVEFORM_LENGTH], tf.float32)])
-    with fe.tflite_graph():
+    with fe.float32_graph():
         concrete = fn.get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], layer)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # fails on Flex / custom ops
@@ -228,14 +228,14 @@ def test_keras_layer_browser_mode_matches_reference_on_speech(tf, speech):
     assert diff.max() <= 1e-3, diff.max()
 
 
-def test_tflite_graph_switches_the_traced_precision(tf):
+def test_float32_graph_switches_the_traced_precision(tf):
     layer = fe.BrowserFftLayer()
     signature = tf.TensorSpec([1, fe.WAVEFORM_LENGTH], tf.float32)
 
     def fft_input_dtypes(concrete) -> set:
         return {op.inputs[0].dtype for op in concrete.graph.get_operations() if op.type == "RFFT"}
 
-    with fe.tflite_graph():
+    with fe.float32_graph():
         inside = tf.function(layer).get_concrete_function(signature)
     outside = tf.function(layer).get_concrete_function(signature)
     assert fft_input_dtypes(inside) == {tf.float32}
