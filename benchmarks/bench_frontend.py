@@ -60,9 +60,9 @@ def run(quick: bool = False) -> dict:
     tf_frames, tf_waves = tf.constant(frames), tf.constant(waves)
     tf_frames64 = tf.cast(tf_frames, tf.float64)
     layer = fe.BrowserFftLayer()
-    float32_graph = tf.function(layer)
+    traced_float32 = tf.function(layer)
     with fe.float32_graph():
-        float32_graph.get_concrete_function(tf.TensorSpec([None, fe.WAVEFORM_LENGTH], tf.float32))
+        traced_float32.get_concrete_function(tf.TensorSpec([None, fe.WAVEFORM_LENGTH], tf.float32))
 
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1
@@ -78,7 +78,7 @@ def run(quick: bool = False) -> dict:
         "numpy_reference": _best_of(lambda: fe.spectrogram(waves), repeats),
         "keras_direct": _best_of(lambda: layer(tf_waves).numpy(), repeats),
         "keras_in_tf_data_map": _best_of(consume_dataset, repeats),
-        "keras_float32_graph": _best_of(lambda: float32_graph(tf_waves).numpy(), repeats),
+        "keras_float32_graph": _best_of(lambda: traced_float32(tf_waves).numpy(), repeats),
         "bare_np_rfft": _best_of(lambda: np.fft.rfft(frames, axis=-1), repeats),
         "bare_tf_rfft_float64": _best_of(lambda: tf.signal.rfft(tf_frames64).numpy(), repeats),
         "bare_tf_rfft_float32": _best_of(lambda: tf.signal.rfft(tf_frames).numpy(), repeats),

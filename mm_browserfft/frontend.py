@@ -5,12 +5,13 @@ One set of constants, two implementations that agree:
 * :func:`spectrogram` -- the NumPy reference (float64 arithmetic on float32 frames);
 * :class:`BrowserFftLayer` -- a Keras layer for the serving model, usable under
   Keras 3 and Keras 2 (tf-keras). When TensorFlow runs it (``predict``, SavedModel)
-  it computes in float64 and equals the reference to float32 output rounding. Traced inside :func:`float32_graph` (as :mod:`mm_browserfft.export`
-  does) it builds a float32 graph of TFLite builtin ops only (PAD, RESHAPE,
-  CONCATENATION, MUL, RFFT2D, REAL, IMAG, LOG, MEAN, ...); LiteRT computes RFFT2D
-  in double internally, and the ``.tflite`` agrees with the reference within 1e-4
-  (z units). A float32 TensorFlow FFT would not: its rounding reaches 7e-4 on
-  bins 80-90 dB under a clip's loudest bin.
+  it computes in float64 and equals the reference to float32 output rounding.
+  Traced inside :func:`float32_graph` (as :mod:`mm_browserfft.export` and the
+  training input pipeline do) it builds a float32 graph of TFLite builtin ops only
+  (PAD, RESHAPE, CONCATENATION, MUL, RFFT2D, REAL, IMAG, LOG, MEAN, ...); LiteRT
+  computes RFFT2D in double internally, and the ``.tflite`` agrees with the
+  reference within 1e-4 (z units). TensorFlow's float32 FFT does not: its rounding
+  reaches 7e-4 on bins 80-90 dB under a clip's loudest bin.
 
 Two output modes:
 

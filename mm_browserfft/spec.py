@@ -30,7 +30,7 @@ import numpy as np
 from . import audio, progress
 from .base import EMBEDDING_LAYER
 from .errors import InvalidInputError, ModelFormatError
-from .frontend import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SPECTROGRAM_SHAPE, WAVEFORM_LENGTH
+from .frontend import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SPECTROGRAM_SHAPE, WAVEFORM_LENGTH, float32_graph
 
 __all__ = ["BrowserFftSpec", "TRAINING_NOISE_STDDEV", "HEAD_LAYER"]
 
@@ -354,8 +354,6 @@ class BrowserFftSpec:
           float32 tensor ``[batch, 43, 232, 1]``.
         """
         import tensorflow as tf
-
-        from .frontend import float32_graph
 
         if self._frontend is None:
             from .frontend import BrowserFftLayer
