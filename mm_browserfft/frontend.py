@@ -27,23 +27,27 @@ Two output modes:
     The same frames in decibels, ``20 log10(|X| / 2048)``, exactly what WebAudio's
     ``AnalyserNode.getFloatFrequencyData`` returns (fftSize 2048, smoothing 0).
 
-Finiteness and the floor (a deliberate fix of Model Maker). Model Maker's
+Empty bins (a deliberate, documented departure from Model Maker). Model Maker's
 preprocessing takes the log of exact zeros: a clip whose first 1024 samples are
-digital silence becomes an all-NaN spectrogram, and constant or DC clips give
-bins of pure rounding noise. Here the power ``|X|^2`` of every bin is clamped
-before the log:
+digital silence becomes an all-NaN spectrogram. The browser reports ``-inf`` for
+the same bins. Here a bin is *empty* when its power ``|X|^2`` is below
+:data:`POWER_FLOOR` (the smallest normal float32: digital silence, underflow) or
+:data:`EMPTY_RANGE_DB` = 300 dB or more under the clip's loudest bin. No recording
+holds a sound there (16-bit audio spans 96 dB, 24-bit 144 dB); what does lie there is
+digital silence and the ringing of a resampler into it (samples of 1e-18 and less,
+where the browser's own values are not those of its formula either). Every other
+bin is the browser's own log magnitude, however quiet: rounding in an FFT is
+relative to each frame's energy, so a quiet frame is as accurate as a loud one.
 
-* Model Maker mode: at ``DYNAMIC_RANGE_DB`` = 100 dB below the loudest bin of the
-  clip (and never below :data:`POWER_FLOOR`, the smallest normal float32). 100 dB
-  is where a float32 FFT stops being accurate (its rounding noise sits 110-140 dB
-  below a frame's energy), so the float32 TFLite graph and the float64 reference
-  agree within 1e-4; the clamp keeps the z-score exactly invariant to gain; and it
-  sits at or below the -100 dBFS noise Model Maker adds while training, so it
-  changes nothing a trained model relies on. Silent frames read the floor value,
-  an all-zero clip z-scores to all zeros.
-* Browser mode: at :data:`POWER_FLOOR` only, so a frame of digital silence reads
-  ``-445.6`` dB where the browser reports ``-inf``; every other bin is the
-  browser's value.
+* Model Maker mode: empty bins take the value of the quietest non-empty bin of
+  the clip, then the whole 43 x 232 plane is z-scored. A clip with no empty bin
+  is exactly the z-score of the browser's log magnitude; leading, inner or
+  trailing silence reads as the quietest sound the clip holds; an all-zero clip
+  (every bin empty) z-scores to all zeros. The rule is relative to the clip, so the
+  z-scores are invariant to gain (as long as the gain moves no bin under the float32
+  underflow).
+* Browser mode: empty bins read :data:`POWER_FLOOR`, ``-445.6`` dB where the
+  browser reports ``-inf``; every other bin is its formula's value.
 
 ``STD_EPSILON`` is 1e-7, TF.js's float32 backend epsilon that the browser
 recognizer adds in ``normalize``. It only matters for (near-)constant planes.
@@ -67,8 +71,7 @@ __all__ = [
     "SPECTROGRAM_SHAPE",
     "STD_EPSILON",
     "POWER_FLOOR",
-    "DYNAMIC_RANGE_DB",
-    "RELATIVE_POWER_FLOOR",
+    "EMPTY_RANGE_DB",
     "Mode",
     "blackman_window",
     "frame_waveform",
@@ -94,11 +97,9 @@ SPECTROGRAM_SHAPE = (NUM_FRAMES, NUM_BINS, 1)
 STD_EPSILON = 1e-7
 """Added to the plane's standard deviation before dividing (TF.js's float32 epsilon)."""
 POWER_FLOOR = float(np.finfo(np.float32).tiny)
-"""Smallest |X|^2 before the log: the smallest normal float32, 1.1754944e-38."""
-DYNAMIC_RANGE_DB = 100.0
-"""Model Maker mode: bins more than this far below the clip's loudest bin are clamped."""
-RELATIVE_POWER_FLOOR = 10.0 ** (-DYNAMIC_RANGE_DB / 10.0)
-"""``DYNAMIC_RANGE_DB`` as a power ratio (1e-10)."""
+"""A bin whose power |X|^2 is below this (the smallest normal float32, 1.1754944e-38) is empty."""
+EMPTY_RANGE_DB = 300.0
+"""Model Maker mode: a bin this far or further under the clip's loudest bin is empty too."""
 
 Mode = Literal["model_maker", "browser"]
 _MODES = ("model_maker", "browser")
@@ -159,14 +160,16 @@ def frame_waveform(waveform: np.ndarray) -> np.ndarray:
 
 
 def _log_magnitude(power: np.ndarray, mode: str) -> np.ndarray:
-    """``ln|X|`` of ``[..., 43, 232]`` powers after the floor of the module docstring."""
+    """``ln|X|`` ``[..., 43, 232]`` of powers ``|X|^2``, empty bins filled as the module docstring says."""
+    log_mag = 0.5 * np.log(np.maximum(power, POWER_FLOOR))
     if mode == "browser":
-        return 0.5 * np.log(np.maximum(power, POWER_FLOOR))
-    # Relative to the clip's loudest bin (the z-score ignores the shift): a silent
-    # plane is then exactly 0 everywhere, in float32 as in float64.
-    peak = np.maximum(power.max(axis=(-2, -1), keepdims=True), POWER_FLOOR)
-    floor = np.maximum(POWER_FLOOR, peak * RELATIVE_POWER_FLOOR)
-    return 0.5 * (np.log(np.maximum(power, floor)) - np.log(peak))
+        return log_mag
+    peak = power.max(axis=(-2, -1), keepdims=True)
+    empty = power < np.maximum(POWER_FLOOR, peak * 10.0 ** (-EMPTY_RANGE_DB / 10.0))
+    # the quietest non-empty bin of each clip; 0 where a clip has none (the plane is then constant)
+    quietest = np.where(empty, np.inf, log_mag).min(axis=(-2, -1), keepdims=True)
+    quietest = np.where(np.isfinite(quietest), quietest, 0.0)
+    return np.where(empty, quietest, log_mag)
 
 
 def spectrogram(waveform: np.ndarray, *, mode: Mode = "model_maker") -> np.ndarray:
@@ -282,19 +285,23 @@ def _make_layer_class():
             # would be a Flex op in TFLite; REAL and IMAG are builtins.
             real = tf.math.real(spectrum)[:, :, :NUM_BINS]
             imag = tf.math.imag(spectrum)[:, :, :NUM_BINS]
-            scale = tf.cast(scale, dtype)
+            scale = tf.cast(scale, dtype)  # [batch, 1]
             magnitude = tf.sqrt(real * real + imag * imag)  # |X| / scale
-            # Floors on |X| equal the reference's floors on |X|^2, square-rooted.
-            abs_floor = const(np.sqrt(POWER_FLOOR))
+            # Empty bins (|X|^2 < POWER_FLOOR on the unscaled clip) have |X| / scale under this
+            # (kept a normal float32 however large the scale, so the log stays finite).
+            empty_below = tf.maximum(const(np.sqrt(POWER_FLOOR)) / scale[:, :, tf.newaxis], const(POWER_FLOOR))
+            log_mag = tf.math.log(tf.maximum(magnitude, empty_below))  # ln|X| - ln(scale)
             if self.mode == "browser":
-                scale = scale[:, :, tf.newaxis]
-                floor = tf.maximum(abs_floor / scale, const(POWER_FLOOR))
-                log_mag = tf.math.log(tf.maximum(magnitude, floor)) + tf.math.log(scale)
+                log_mag += tf.math.log(scale)[:, :, tf.newaxis]
                 out = const(_DB_PER_NEPER) * (log_mag - const(np.log(FFT_SIZE)))
-            else:  # relative to the loudest bin, the scale cancels
-                peak = tf.maximum(tf.reduce_max(magnitude, axis=[1, 2], keepdims=True), abs_floor)
-                floor = tf.maximum(abs_floor, peak * const(np.sqrt(RELATIVE_POWER_FLOOR)))
-                log_mag = tf.math.log(tf.maximum(magnitude, floor)) - tf.math.log(peak)
+            else:  # the scale cancels in the z-score
+                peak = tf.reduce_max(magnitude, axis=[1, 2], keepdims=True)
+                empty = magnitude < tf.maximum(empty_below, peak * const(10.0 ** (-EMPTY_RANGE_DB / 20.0)))
+                # the quietest non-empty bin; 0 where there is none (the plane is then constant)
+                none = const(np.finfo(np.float32).max)
+                quietest = tf.reduce_min(tf.where(empty, none, log_mag), axis=[1, 2], keepdims=True)
+                quietest = tf.where(quietest < none, quietest, const(0.0))
+                log_mag = tf.where(empty, quietest, log_mag)
                 mean = tf.reduce_mean(log_mag, axis=[1, 2], keepdims=True)
                 centred = log_mag - mean
                 std = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=[1, 2], keepdims=True))

@@ -1,19 +1,20 @@
 """The browser-FFT front end: window, shapes, NumPy reference vs Keras layer vs TFLite, finiteness.
 
-Agreement is measured on real speech (Speech Commands clips resampled to 44.1 kHz
-by :func:`mm_browserfft.audio.load_audio`). The bounds asserted are the measured
-ones with a small margin (numbers from TF 2.21 / LiteRT 2.3 on x86-64, 40 clips):
+Agreement is measured on real speech (the Speech Commands clips of tests/data
+resampled to 44.1 kHz by :func:`mm_browserfft.audio.load_audio`). The bounds asserted
+are the measured ones with a margin (numbers from TF 2.21 / LiteRT 2.3 on x86-64, 40 clips):
 
 =========================================  =========  ============
 model_maker mode (z)                       max        99.9th pct
 =========================================  =========  ============
 Keras, run by TensorFlow (float64 graph)   0          0
-TFLite (float32 graph, RFFT2D in double)   8.0e-5     9.9e-6
+TFLite (float32 graph, RFFT2D in double)   3.2e-3     3.0e-5
 =========================================  =========  ============
 
 The TFLite differences are the float32 rounding of the windowed samples, largest on
-bins 80-100 dB under the clip's loudest bin. (A float32 TensorFlow FFT in the Keras
-graph measured 3e-4 to 7e-4 there: hence the float64 graph outside
+the quietest bins, 100-200 dB under the clip's loudest bin, that Model Maker mode keeps
+as the browser reports them (docs/frontend.md). (A float32 TensorFlow FFT in the Keras
+graph measured 3e-4 to 7e-4 on bins 80-90 dB under: hence the float64 graph outside
 :func:`~mm_browserfft.frontend.float32_graph`.)
 """
 
@@ -28,7 +29,7 @@ from mm_browserfft import frontend as fe
 from mm_browserfft.audio import load_audio
 from mm_browserfft.errors import InvalidInputError
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands"
+DATA = pathlib.Path(__file__).resolve().parent / "data" / "speech_commands"
 MODES = ("model_maker", "browser")
 # Browser-mode (dB) comparisons are made on bins within this range of the clip's
 # loudest bin: below it a float32 FFT returns rounding noise, not the signal.
@@ -247,6 +248,7 @@ def test_tflite_has_builtin_ops_only(tflite_models):
     allowed = {
         "ABS", "PAD", "RESHAPE", "STRIDED_SLICE", "CONCATENATION", "MUL", "RFFT2D", "REAL", "IMAG", "MAXIMUM",
         "REDUCE_MAX", "LOG", "FLOOR", "POW", "SUB", "MEAN", "SQUARED_DIFFERENCE", "SQRT", "ADD", "DIV",
+        "LESS", "REDUCE_MIN", "SELECT_V2",
     }  # fmt: skip
     for mode, model in tflite_models.items():
         interpreter = _interpreter(model, delegates=False)
@@ -259,7 +261,7 @@ def test_tflite_has_builtin_ops_only(tflite_models):
 
 def test_tflite_matches_reference_on_speech(tflite_models, speech):
     ref = fe.spectrogram(speech)
-    _assert_close_z(_tflite(tflite_models["model_maker"], speech), ref, max_abs=1e-4, p999=2e-5, median_clip_max=3e-5)
+    _assert_close_z(_tflite(tflite_models["model_maker"], speech), ref, max_abs=5e-3, p999=6e-5, median_clip_max=5e-5)
     db_ref = fe.spectrogram(speech, mode="browser")
     diff = np.abs(_tflite(tflite_models["browser"], speech) - db_ref)[_loud_bins(speech)]
     assert diff.max() <= 0.05 and np.percentile(diff, 99.9) <= 5e-3, (diff.max(), np.percentile(diff, 99.9))
@@ -290,11 +292,16 @@ def test_hard_inputs_are_finite_in_tf(tf, tflite_models, hard_inputs, runtime):
     else:
         z, db = _tflite(tflite_models["model_maker"], waves), _tflite(tflite_models["browser"], waves)
     ref_z = fe.spectrogram(waves)
+    # Constant and DC clips: beyond bin 2 every bin is the FFT's own rounding noise (float32
+    # here and in the browser, 140 dB under the frame; float64 in the reference, 300 dB
+    # under), so their planes are finite but not comparable.
+    rounding_noise = {"constant", "minus_full_scale", "dc_plus_sine"}
+    bound = np.sqrt(fe.NUM_FRAMES * fe.NUM_BINS)  # no z-score of a plane can exceed it
     for i, name in enumerate(names):
         assert np.all(np.isfinite(z[i])) and np.all(np.isfinite(db[i])), (runtime, name)
-        # constant and DC planes are dominated by float32 rounding beyond bin 2, and the
-        # relative floor bounds how far that can move the z-scores
-        np.testing.assert_allclose(z[i], ref_z[i], atol=2e-3, err_msg=f"{runtime} {name}")
+        assert np.all(np.abs(z[i]) <= bound), (runtime, name)
+        if name not in rounding_noise:
+            np.testing.assert_allclose(z[i], ref_z[i], atol=2e-3, err_msg=f"{runtime} {name}")
     silent = [names.index(n) for n in ("silence", "denormal_constant", "denormal_noise", "smallest_impulse")]
     assert np.all(z[silent] == 0.0), runtime
 
