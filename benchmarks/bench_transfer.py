@@ -1,4 +1,4 @@
-"""Transfer on real voices: head-only training from the bundled base vs a randomly initialised base.
+"""Transfer on real voices: the bundled base against a random base and Google's speech embedding.
 
 Ten classes of ``<data>/speech_commands`` (yes, no, up, down, left, right, stop, go,
 ``_unknown_``, ``_silence_``). Clips of speakers that
@@ -10,6 +10,16 @@ and the head is Model Maker's (dropout 0.5, Dense(10, softmax), Adam 1e-3,
 batch 32), trained for 100 epochs. The random base is the same 18w topology with
 fresh Glorot weights (seeded).
 
+The linear probe (the table of the base's model card): each embedding standardised
+and fed to a multinomial logistic regression (scikit-learn, L2, C = 1), trained on
+all training clips ("full") or on K = 5 / 20 / 50 per class (three draws), for the
+bundled base (``dense_1``), the random base and the teacher of the pretraining
+recipe (Google's speech_embedding, mean- and max-pooled over the window: 192
+values; ``tools/pretrain/teacher.py``), on the same windows in the same run. The
+teacher row is the anchor; it needs ``pip install -r benchmarks/requirements.txt``.
+
+The data folder is ``--data`` or ``$MM_BROWSERFFT_DATA`` (:mod:`mm_browserfft.datasets`).
+
 usage: python benchmarks/bench_transfer.py [--quick] [--data DIR] [--base DIR] [--json OUT]
 """
 
@@ -19,6 +29,7 @@ import argparse
 import glob
 import json
 import os
+import pathlib
 import sys
 import time
 from typing import Dict, List, Sequence, Tuple
@@ -38,14 +49,13 @@ CLASSES = ("yes", "no", "up", "down", "left", "right", "stop", "go", "_unknown_"
 """The ten classes, in label order."""
 K_VALUES = (5, 10, 20, 50)
 """Training clips per class."""
-DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 
 
-def load_split(data_dir: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Spectrograms and labels of the ten classes, split by speaker.
+def load_windows(data_dir: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Waveform windows and labels of the ten classes, split by speaker.
 
     Returns:
-      ``(train_x [n, 43, 232, 1], train_y [n], test_x [m, 43, 232, 1], test_y [m])``;
+      ``(train_w [n, 44032], train_y [n], test_w [m, 44032], test_y [m])`` at 44.1 kHz;
       one window per clip (clips shorter than 1 s are padded).
     """
     parts: Dict[bool, Tuple[List[np.ndarray], List[int]]] = {False: ([], []), True: ([], [])}
@@ -57,8 +67,14 @@ def load_split(data_dir: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     out = []
     for heldout in (False, True):
         xs, ys = parts[heldout]
-        out += [spectrogram(np.stack(xs)), np.asarray(ys, np.int64)]
+        out += [np.stack(xs), np.asarray(ys, np.int64)]
     return tuple(out)  # type: ignore[return-value]
+
+
+def load_split(data_dir: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`load_windows` as spectrograms: ``(train_x [n, 43, 232, 1], train_y, test_x [m, 43, 232, 1], test_y)``."""
+    train_w, train_y, test_w, test_y = load_windows(data_dir)
+    return spectrogram(train_w), train_y, spectrogram(test_w), test_y
 
 
 def tfjs_base(folder: str):
@@ -127,34 +143,84 @@ def transfer_curve(
     return results
 
 
-def run(quick: bool = False, *, data_dir: str = DEFAULT_DATA, base_dir: str = "") -> dict:
-    """The transfer curve of the bundled base against a random base.
+def teacher_embed(windows: np.ndarray) -> np.ndarray:
+    """The teacher's embedding of each window ``[n, 44032]``: mean and max over its 3 vectors, ``[n, 192]``."""
+    sys.path.insert(0, os.fspath(pathlib.Path(__file__).resolve().parents[1]))
+    from tools.pretrain.teacher import Teacher
+
+    teacher = Teacher()
+    vectors = np.stack([teacher.embed(w) for w in windows])  # [n, 3, 96]
+    return np.concatenate([vectors.mean(axis=1), vectors.max(axis=1)], axis=1)
+
+
+def linear_probe(train_e: np.ndarray, train_y: np.ndarray, test_e: np.ndarray, test_y: np.ndarray) -> float:
+    """Test accuracy of a standardised multinomial logistic regression (L2, C = 1)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000))
+    probe.fit(train_e, train_y)
+    return float(np.mean(probe.predict(test_e) == test_y))
+
+
+def probe_table(
+    embeddings: Dict[str, Tuple[np.ndarray, np.ndarray]], train_y, test_y, *, k_values: Sequence[int], draws: int
+) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """Linear-probe accuracy per embedding and K: ``{name: {"full"|"5"|...: {"mean", "std"}}}``."""
+    results: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for name, (train_e, test_e) in embeddings.items():
+        rows = {"full": {"mean": linear_probe(train_e, train_y, test_e, test_y), "std": 0.0}}
+        for k in k_values:
+            accs = []
+            for draw in range(draws):
+                idx = _draw(train_y, k, np.random.default_rng([k, draw]))
+                accs.append(linear_probe(train_e[idx], train_y[idx], test_e, test_y))
+            rows[str(k)] = {"mean": float(np.mean(accs)), "std": float(np.std(accs))}
+        results[name] = rows
+    return results
+
+
+PROBE_K = (5, 20, 50)
+"""Clips per class of the linear-probe rows."""
+
+
+def run(quick: bool = False, *, data_dir: str = "", base_dir: str = "") -> dict:
+    """The transfer curve and the linear-probe table of the bundled base against a random base and the teacher.
 
     Args:
       quick: K = 5 and 20 only, one draw, 40 epochs (a smoke run; numbers are noisier).
-      data_dir: the folder holding ``speech_commands/``.
+      data_dir: the folder holding ``speech_commands/`` (default ``$MM_BROWSERFFT_DATA``).
       base_dir: a TF.js 18w folder to judge instead of the bundled base.
 
     Returns:
       dict with ``classes``, ``train_clips``, ``test_clips``, ``k_values``, ``draws``,
-      ``epochs`` and ``accuracy`` (``{"bundled"|"random": {K or "full": {"mean", "std"}}}``).
+      ``epochs``, ``accuracy`` (``{"bundled"|"random": {K or "full": {"mean", "std"}}}``)
+      and ``probe`` (``{"bundled"|"random"|"teacher": {K or "full": {"mean", "std"}}}``).
     """
     import tensorflow as tf
 
+    from mm_browserfft.datasets import data_dir as default_data_dir
+
     start = time.time()
-    split = load_split(data_dir)
+    train_w, train_y, test_w, test_y = load_windows(data_dir or os.fspath(default_data_dir()))
+    split = (spectrogram(train_w), train_y, spectrogram(test_w), test_y)
     k_values, draws, epochs = ((5, 20), 1, 40) if quick else (K_VALUES, 3, 100)
     tf.keras.utils.set_random_seed(1234)
     bases = {"bundled": tfjs_base(base_dir or bundled_base_dir()), "random": build_18w()}
     accuracy = transfer_curve(bases, split, k_values=k_values, draws=draws, epochs=epochs)
+    embeddings = {name: (embed(base, split[0]), embed(base, split[2])) for name, base in bases.items()}
+    embeddings["teacher"] = (teacher_embed(train_w), teacher_embed(test_w))
+    probe = probe_table(embeddings, train_y, test_y, k_values=(5, 20) if quick else PROBE_K, draws=draws)
     return {
         "classes": list(CLASSES),
-        "train_clips": int(len(split[1])),
-        "test_clips": int(len(split[3])),
+        "train_clips": int(len(train_y)),
+        "test_clips": int(len(test_y)),
         "k_values": list(k_values),
         "draws": draws,
         "epochs": epochs,
         "accuracy": accuracy,
+        "probe": probe,
         "seconds": round(time.time() - start, 1),
     }
 
@@ -171,13 +237,20 @@ def format_table(result: dict) -> str:
         cells = [f"{acc[b][key]['mean']:.3f} +- {acc[b][key]['std']:.3f}" for b in ("bundled", "random")]
         label = key if key != "full" else f"full({result['train_clips']})"
         lines.append(f"{label:>6} | {cells[0]:>16} | {cells[1]:>16}")
+    probe = result["probe"]
+    names = ("bundled", "random", "teacher")
+    lines += ["", "linear probe (standardised embedding + logistic regression), same split",
+              f"{'K':>6} | " + " | ".join(f"{n:>16}" for n in names)]  # fmt: skip
+    for key in ["full"] + [k for k in probe["bundled"] if k != "full"]:
+        cells = [f"{probe[n][key]['mean']:.3f} +- {probe[n][key]['std']:.3f}" for n in names]
+        lines.append(f"{key:>6} | " + " | ".join(f"{c:>16}" for c in cells))
     return "\n".join(lines)
 
 
 def main(argv: "Sequence[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--data", default="", help="data folder (default: $MM_BROWSERFFT_DATA)")
     parser.add_argument("--base", default="", help="TF.js base folder (default: the bundled base)")
     parser.add_argument("--json", default="", help="also write the result here")
     args = parser.parse_args(argv)

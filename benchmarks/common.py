@@ -25,14 +25,10 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DIR = pathlib.Path(os.environ.get("MM_BROWSERFFT_SHARED", REPO_ROOT.parent / "shared")).resolve()
-"""``shared/`` beside the clone (or ``$MM_BROWSERFFT_SHARED``)."""
-SPEECH_DIR = SHARED_DIR / "data" / "speech_commands"
-"""Real Speech Commands clips: ``<label>/<speaker>_nohash_<n>.flac`` at 16 kHz."""
 WORDS = ("yes", "no", "up", "down", "left", "right", "stop", "go")
-"""The eight command words of the shared data."""
+"""The eight command words of the data set."""
 CLASSES = WORDS + ("_unknown_", "_silence_")
-"""The ten classes of the shared data (eight words, unknown words, silence)."""
+"""The ten classes of the data set (eight words, unknown words, silence)."""
 TUTORIAL_TRAIN_FILES = 150
 """Files per class that Model Maker's speech tutorial keeps for training + validation."""
 MB = 1e6
@@ -42,27 +38,25 @@ MIB = 1024.0 * 1024.0
 
 
 def speech_dir() -> pathlib.Path:
-    """The shared ``speech_commands`` folder.
+    """The data set's ``speech_commands`` folder: ``$MM_BROWSERFFT_DATA/speech_commands``.
 
     Raises:
-      DatasetError: it is missing (set ``MM_BROWSERFFT_SHARED``).
+      DatasetError: the variable is unset or the folder is missing (:mod:`mm_browserfft.datasets`).
     """
-    if not SPEECH_DIR.is_dir():
-        from mm_browserfft.errors import DatasetError
+    from mm_browserfft.datasets import speech_commands_dir
 
-        raise DatasetError("shared speech data not found (set MM_BROWSERFFT_SHARED)", path=SPEECH_DIR)
-    return SPEECH_DIR
+    return speech_commands_dir()
 
 
 def clips(label: str) -> List[pathlib.Path]:
-    """Every clip of one label folder of the shared data, sorted by name."""
+    """Every clip of one label folder of the data set, sorted by name."""
     return sorted((speech_dir() / label).glob("*.flac"))
 
 
 def speaker_split_folders(
     dest: "os.PathLike[str] | str", labels: Sequence[str], *, train_per_label: Optional[int] = None
 ) -> Tuple[str, str]:
-    """:func:`mm_browserfft.speakers.link_speaker_split` of the shared Speech Commands clips."""
+    """:func:`mm_browserfft.speakers.link_speaker_split` of the data set's Speech Commands clips."""
     from mm_browserfft.speakers import link_speaker_split
 
     return link_speaker_split(speech_dir(), dest, labels, train_per_label=train_per_label)

@@ -104,7 +104,12 @@ EMPTY_RANGE_DB = 300.0
 Mode = Literal["model_maker", "browser"]
 _MODES = ("model_maker", "browser")
 _DB_PER_NEPER = 20.0 / np.log(10.0)  # 20 log10(m) == _DB_PER_NEPER * ln(m)
-_MIN_SCALE = 1e-30  # the Keras layer scales a clip by the power of two under max(peak |sample|, this)
+_MIN_SCALE_EXPONENT = -100.0  # the Keras layer scales a clip by 2**floor(log2(peak |sample|)), at least 2**-100
+# Every constant of the Keras graph is representable in float16 (a float16 .tflite stores them so):
+# thresholds are compared in the log domain, and nothing is smaller than 6e-5 or larger than 6e4.
+_LN_EMPTY_MAGNITUDE = 0.5 * float(np.log(POWER_FLOOR))  # ln sqrt(POWER_FLOOR) = -43.67
+_LN_EMPTY_RANGE = EMPTY_RANGE_DB / _DB_PER_NEPER  # 300 dB = 34.54 nepers
+_NO_VALUE = 1e4  # larger than any log magnitude the graph computes
 
 
 def blackman_window(*, float32_taps: bool = True) -> np.ndarray:
@@ -272,8 +277,9 @@ def _make_layer_class():
             # exact division, added back in the log domain), so the squared magnitudes below
             # cannot overflow float32 for any finite input. Scaling and framing are exact in
             # float32; the arithmetic starts with the window.
-            peak_sample = tf.maximum(tf.reduce_max(tf.abs(x), axis=1, keepdims=True), np.float32(_MIN_SCALE))
-            scale = tf.pow(np.float32(2.0), tf.floor(tf.math.log(peak_sample) * np.float32(1.0 / np.log(2.0))))
+            peak_sample = tf.reduce_max(tf.abs(x), axis=1, keepdims=True)
+            exponent = tf.maximum(tf.floor(tf.math.log(peak_sample) * np.float32(1.0 / np.log(2.0))), _MIN_SCALE_EXPONENT)
+            scale = tf.pow(np.float32(2.0), exponent)
             x = tf.pad(x / scale, [[0, 0], [HOP_LENGTH, 0]])
             blocks = tf.reshape(x, [-1, NUM_FRAMES + 1, HOP_LENGTH])
             frames = tf.concat([blocks[:, :-1, :], blocks[:, 1:, :]], axis=-1)
@@ -285,23 +291,25 @@ def _make_layer_class():
             # would be a Flex op in TFLite; REAL and IMAG are builtins.
             real = tf.math.real(spectrum)[:, :, :NUM_BINS]
             imag = tf.math.imag(spectrum)[:, :, :NUM_BINS]
-            scale = tf.cast(scale, dtype)  # [batch, 1]
-            magnitude = tf.sqrt(real * real + imag * imag)  # |X| / scale
-            # Empty bins (|X|^2 < POWER_FLOOR on the unscaled clip) have |X| / scale under this
-            # (kept a normal float32 however large the scale, so the log stays finite).
-            empty_below = tf.maximum(const(np.sqrt(POWER_FLOOR)) / scale[:, :, tf.newaxis], const(POWER_FLOOR))
-            log_mag = tf.math.log(tf.maximum(magnitude, empty_below))  # ln|X| - ln(scale)
+            ln_scale = tf.cast(exponent * np.float32(np.log(2.0)), dtype)[:, :, tf.newaxis]  # [batch, 1, 1]
+            # ln(|X| / scale), |X|^2 / scale^2 held at or over 2**-126 (POWER_FLOOR, made at run time:
+            # a float16 model could not store it) so that no value is -inf, not even for calibration
+            tiny = tf.pow(const(2.0), const(-126.0))
+            ln_mag = 0.5 * tf.math.log(tf.maximum(real * real + imag * imag, tiny))
+            # Empty bins: |X|^2 < POWER_FLOOR on the unscaled clip (compared in the log domain), or
+            # EMPTY_RANGE_DB under the loudest bin (Model Maker mode). The loudest bin of a clip scaled
+            # to a peak sample in [1, 2) is at least ln 0.34, so the held bins above are always empty.
+            empty_below = const(_LN_EMPTY_MAGNITUDE) - ln_scale
             if self.mode == "browser":
-                log_mag += tf.math.log(scale)[:, :, tf.newaxis]
+                log_mag = tf.maximum(ln_mag, empty_below) + ln_scale
                 out = const(_DB_PER_NEPER) * (log_mag - const(np.log(FFT_SIZE)))
             else:  # the scale cancels in the z-score
-                peak = tf.reduce_max(magnitude, axis=[1, 2], keepdims=True)
-                empty = magnitude < tf.maximum(empty_below, peak * const(10.0 ** (-EMPTY_RANGE_DB / 20.0)))
+                peak = tf.reduce_max(ln_mag, axis=[1, 2], keepdims=True)
+                empty = ln_mag < tf.maximum(empty_below, peak - const(_LN_EMPTY_RANGE))
                 # the quietest non-empty bin; 0 where there is none (the plane is then constant)
-                none = const(np.finfo(np.float32).max)
-                quietest = tf.reduce_min(tf.where(empty, none, log_mag), axis=[1, 2], keepdims=True)
-                quietest = tf.where(quietest < none, quietest, const(0.0))
-                log_mag = tf.where(empty, quietest, log_mag)
+                quietest = tf.reduce_min(tf.where(empty, const(_NO_VALUE), ln_mag), axis=[1, 2], keepdims=True)
+                quietest = tf.where(quietest < const(_NO_VALUE), quietest, const(0.0))
+                log_mag = tf.where(empty, quietest, ln_mag)
                 mean = tf.reduce_mean(log_mag, axis=[1, 2], keepdims=True)
                 centred = log_mag - mean
                 std = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=[1, 2], keepdims=True))

@@ -10,11 +10,12 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, SPEECH_DIR
 
 sys.path.insert(0, str(REPO_ROOT))  # `benchmarks` is a folder of the repository, not part of the package
 
 from benchmarks import common, run  # noqa: E402
+from mm_browserfft.datasets import DATA_ENV  # noqa: E402
 from mm_browserfft.speakers import is_heldout_speaker, speaker_id  # noqa: E402
 
 
@@ -50,7 +51,8 @@ def test_discover_finds_every_benchmark_module():
     assert {"data", "frontend", "models", "training"} <= set(run.discover())
 
 
-def test_speaker_split_folders_keep_each_speaker_on_one_side(tmp_path):
+def test_speaker_split_folders_keep_each_speaker_on_one_side(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, str(SPEECH_DIR.parent))  # the benchmarks' data set: here the suite's own clips
     train_dir, test_dir = common.speaker_split_folders(tmp_path, ["yes", "_unknown_"], train_per_label=20)
     for label in ("yes", "_unknown_"):
         train = list((tmp_path / "train" / label).iterdir())

@@ -22,12 +22,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO_ROOT, SPEECH_DIR
+from conftest import REPO_ROOT, SPEECH_DIR, speaker_clips
 from mm_browserfft import __version__, cli
-from mm_browserfft.speakers import is_heldout_speaker, speaker_id
 
 LABELS = ("_silence_", "left", "no", "stop", "yes")
-TRAIN_PER_LABEL, TEST_PER_LABEL, EPOCHS = 80, 10, 20
+TRAIN_PER_LABEL, TEST_PER_LABEL, EPOCHS = 24, 10, 20
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -37,13 +36,6 @@ def run_cli(*args) -> tuple:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main([os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in args])
     return code, out.getvalue(), err.getvalue()
-
-
-def split_by_speaker(label: str):
-    """``(clips of speakers the base was pretrained on, clips of held-out speakers)`` of one label, sorted."""
-    clips = sorted((SPEECH_DIR / label).glob("*.flac"))
-    held = [is_heldout_speaker(speaker_id(c)) for c in clips]
-    return [c for c, h in zip(clips, held) if not h], [c for c, h in zip(clips, held) if h]
 
 
 def copy_clips(clips, folder: pathlib.Path) -> None:
@@ -61,10 +53,10 @@ def png_size(path: pathlib.Path) -> tuple:
 
 @pytest.fixture(scope="module")
 def words(tmp_path_factory) -> pathlib.Path:
-    """``train/<label>``: 80 clips of pretraining speakers; ``test/<label>``: 10 clips of held-out speakers."""
+    """``train/<label>``: 24 clips of pretraining speakers; ``test/<label>``: 10 clips of held-out speakers."""
     root = tmp_path_factory.mktemp("words")
     for label in LABELS:
-        seen, held = split_by_speaker(label)
+        seen, held = speaker_clips(label, heldout=False), speaker_clips(label, heldout=True)
         copy_clips(seen[:TRAIN_PER_LABEL], root / "train" / label)
         copy_clips(held[:TEST_PER_LABEL], root / "test" / label)
     return root
@@ -98,9 +90,9 @@ def bad_data(tmp_path):
     """Folders that each break one rule, made of real clips (2 per label) and one text file."""
     good = tmp_path / "good"
     for label in ("yes", "no"):
-        copy_clips(split_by_speaker(label)[1][:2], good / label)
+        copy_clips(speaker_clips(label, heldout=True)[:2], good / label)
     one_class = tmp_path / "one_class"
-    copy_clips(split_by_speaker("yes")[1][:2], one_class / "yes")
+    copy_clips(speaker_clips("yes", heldout=True)[:2], one_class / "yes")
     corrupt = tmp_path / "corrupt"
     shutil.copytree(good, corrupt)
     (corrupt / "no" / "notes.wav").write_text("not audio, just a text file named .wav\n")
@@ -146,7 +138,7 @@ def test_train_prints_one_line_per_epoch_and_writes_every_artifact(trained):
     assert len(epochs) == EPOCHS and all("val_acc" in line for line in epochs)
     assert "\r" not in stdout + stderr and "\x1b" not in stdout + stderr  # not a terminal: no bars
     assert re.search(r"^test accuracy [\d.]+ on 50 clips of the test folder$", stdout, re.M)
-    assert "400 files, 400 clips" in stderr  # the data summary of the training folder
+    assert f"{len(LABELS) * TRAIN_PER_LABEL} files, {len(LABELS) * TRAIN_PER_LABEL} clips" in stderr  # the data summary
     for name in ("model.tflite", "model.json", "labels.txt", "report.md", "report.json"):
         assert (out / name).is_file(), name
     assert (out / "saved_model" / "saved_model.pb").is_file()
@@ -383,18 +375,19 @@ def test_an_export_that_cannot_be_written_exits_1(bad_data, tmp_path):
     assert stderr.strip().splitlines()[-1].startswith(f"mm-browserfft: failed: {out / 'model.tflite'}: cannot write")
 
 
-# ---------------------------------------------------------------- the whole data set (slow)
+# ---------------------------------------------------------------- every label of the test data (slow)
 
 
 @pytest.mark.slow
-def test_train_on_all_of_speech_commands(tmp_path):
-    # Every label of shared/data/speech_commands. Speakers the bundled base was pretrained on train
+def test_train_on_every_label_of_the_test_data(tmp_path):
+    # Every label of tests/data/speech_commands. Speakers the bundled base was pretrained on train
     # the head (test split by speaker); speakers nobody has heard judge predict.
     train, heldout = tmp_path / "train", tmp_path / "heldout"
     labels = sorted(p.name for p in SPEECH_DIR.iterdir() if p.is_dir())
     assert len(labels) == 10
     for label in labels:
-        for folder, clips in zip((train, heldout), split_by_speaker(label)):
+        for folder, heldout_speakers in ((train, False), (heldout, True)):
+            clips = speaker_clips(label, heldout=heldout_speakers)
             (folder / label).mkdir(parents=True)
             for clip in clips:
                 os.symlink(clip, folder / label / clip.name)

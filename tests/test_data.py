@@ -296,7 +296,7 @@ def test_a_flac_cut_short_found_when_decoded_is_skipped_and_counted(tmp_path, sp
             shutil.copy(clip, tmp_path / word)
     whole = real_clips("up", 1)[0].read_bytes()
     (tmp_path / "yes" / "cut.flac").write_bytes(whole[: len(whole) // 2])
-    long = write_real_speech(str(tmp_path / "no" / "long_cut.flac"), ("up",), 70)
+    long = write_real_speech(str(tmp_path / "no" / "long_cut.flac"), ("up", "down"), 35)
     with open(long, "r+b") as handle:
         handle.truncate(os.path.getsize(long) // 2)
     with pytest.raises(AudioDecodeError, match="cut.flac"):

@@ -34,7 +34,7 @@ def _param(page: pathlib.Path):
     from mm_browserfft import model_maker
 
     needs = pytest.mark.skipif(not model_maker.is_available(), reason="needs the real Model Maker (tox -e mm043)")
-    return pytest.param(page, id=page.name, marks=[pytest.mark.env_dependent, needs])
+    return pytest.param(page, id=page.name, marks=[pytest.mark.env_dependent(env="mm043"), needs])
 
 
 @pytest.mark.slow

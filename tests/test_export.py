@@ -104,6 +104,17 @@ def test_float16_model_halves_the_size(serving_model, float_model, clips):
     np.testing.assert_allclose(run_tflite(model, clips), expected, atol=0.02)
 
 
+def test_float16_model_is_finite_on_digital_silence(serving_model, clips):
+    # A float16 .tflite stores the front end's constants in float16: none of them may underflow
+    # (a threshold of 1e-19 once became 0 there and gave NaN on clips with silent frames).
+    model = convert_to_tflite(serving_model, quantization_config=QuantizationConfig.for_float16())
+    silent = np.zeros_like(clips[:2])
+    silent[1, 20000:] = clips[1, 20000:]  # leading digital silence, then speech
+    probs = run_tflite(model, silent)
+    assert np.all(np.isfinite(probs))
+    np.testing.assert_allclose(probs, serving_model(silent, training=False).numpy(), atol=0.02)
+
+
 def test_int8_runs_int8_kernels_behind_a_float_front_end(serving_model, clips):
     config = QuantizationConfig.for_int8(clips, quantization_steps=3)
     model = convert_to_tflite(serving_model, quantization_config=config)

@@ -12,7 +12,7 @@ import pytest
 from mm_browserfft import model_maker
 from mm_browserfft.errors import BrowserFftError, ModelMakerUnavailableError
 
-pytestmark = [pytest.mark.env_dependent, pytest.mark.skipif(
+pytestmark = [pytest.mark.env_dependent(env="py311"), pytest.mark.skipif(
     model_maker.is_available(), reason="Model Maker is importable here: tests/modelmaker covers the bridge"
 )]
 

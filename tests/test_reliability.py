@@ -387,8 +387,8 @@ _MANY_CLIPS = """
 
 @pytest.mark.slow
 def test_twenty_thousand_clips_train_with_a_disk_cache_in_bounded_memory(tmp_path):
-    """20,000 one-second clips (hard links to 200 real ones) -> 20,000 windows; waveforms alone would be 3.5 GB."""
-    count, per_word = 20_000, 100
+    """20,000 one-second clips (hard links to 72 real ones) -> 20,000 windows; waveforms alone would be 3.5 GB."""
+    count, per_word = 20_000, 36
     sources = {word: real_clips(word, per_word) for word in ("yes", "no")}
     for word, clips in sources.items():
         (tmp_path / "data" / word).mkdir(parents=True)

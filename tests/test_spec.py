@@ -141,7 +141,9 @@ def test_augmentation_time_shift_masks_and_background(tmp_path):
     os.makedirs(tmp_path / "noise")
     sf.write(tmp_path / "noise" / "white.flac", noise, SAMPLE_RATE)
     t = np.arange(44032) / SAMPLE_RATE
-    tone = np.tile((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), (8, 1))
+    # a tone over a -60 dB noise floor: a bare tone's far bins would be FFT rounding noise only
+    floor = 1e-3 * np.random.default_rng(3).standard_normal(t.size)
+    tone = np.tile((0.5 * np.sin(2 * np.pi * 440 * t) + floor).astype(np.float32), (8, 1))
     masked = BrowserFftSpec(time_masks=2, time_mask_frames=10, freq_masks=2, freq_mask_bins=30, seed=0)
     x = masked.featurize(tone, is_training=True).numpy()
     zero_rows = (x == 0).all(axis=(2, 3)).sum(axis=1)

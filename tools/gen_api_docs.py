@@ -13,7 +13,8 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = [
     "audio_classifier", "model_spec", "spec", "data", "classifier", "config", "frontend", "audio", "base",
-    "tfjs", "export", "metadata", "predict", "inspection", "metrics", "speakers", "training", "report", "errors",
+    "tfjs", "export", "metadata", "predict", "inspection", "metrics", "speakers", "datasets", "training", "report",
+    "errors",
     "model_maker", "cli",
 ]  # fmt: skip
 

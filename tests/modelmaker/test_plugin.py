@@ -28,7 +28,7 @@ if not model_maker.is_available():
 pytestmark = pytest.mark.modelmaker
 
 WORDS = ("no", "up", "yes")  # already in Model Maker's (sorted) label order
-TRAIN_PER_WORD = 40
+TRAIN_PER_WORD = 24
 TEST_PER_WORD = 12
 ONE_SECOND_16K = 16000
 

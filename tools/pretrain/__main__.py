@@ -1,8 +1,11 @@
-"""``python -m tools.pretrain``: synthesise -> prepare -> train -> write ``mm_browserfft/assets/base/``.
+"""``python -m tools.pretrain``: synthesise -> new voices -> prepare (+ teacher) -> train -> write the base.
 
-Run from the repository root. Every stage is seeded; the synthetic clips and the
-prepared arrays live in the work folder (``--work``, outside the repository), and
-the synthesis step resumes when clips are already there.
+Run from the repository root after ``pip install -r tools/pretrain/requirements.txt``
+(the teacher and the vocoder: tools of this recipe only). The data folder is
+``--data`` or ``$MM_BROWSERFFT_DATA`` (:mod:`mm_browserfft.datasets`). Every stage
+is seeded; the synthetic clips, the new voices and the prepared arrays live in the
+work folder (``--work``, outside the repository); synthesis and voices resume when
+their clips are there, training resumes from ``<work>/backup`` after a kill.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import os
 import shutil
 from typing import Sequence
 
-from . import prepare, synth, train
+from mm_browserfft.datasets import data_dir
+
+from . import prepare, synth, train, voices
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -31,12 +36,16 @@ def export_base(work_dir: str, folder: str) -> str:
 
 def main(argv: "Sequence[str] | None" = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.pretrain", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.path.join(_REPO, "..", "shared", "data"), help="Speech Commands subset")
+    parser.add_argument("--data", default=None, help="Speech Commands subset (default: $MM_BROWSERFFT_DATA)")
     parser.add_argument("--work", default="/work/pretrain_work", help="scratch folder outside the repository")
     parser.add_argument("--clips-per-word", type=int, default=24, help="synthetic clips per word")
-    parser.add_argument("--real-copies", type=int, default=8, help="augmented copies of each real clip")
+    parser.add_argument("--real-copies", type=int, default=6, help="augmented copies of each real clip")
+    parser.add_argument("--voices-per-clip", type=int, default=6, help="WORLD voices made of each real clip")
+    parser.add_argument("--voice-copies", type=int, default=2, help="augmented copies of each new voice")
     parser.add_argument("--synth-copies", type=int, default=3, help="augmented copies of each synthetic clip")
-    parser.add_argument("--epochs", type=int, default=26, help="training epochs (0: fit --minutes)")
+    parser.add_argument("--epochs", type=int, default=24, help="training epochs (0: fit --minutes)")
+    parser.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teacher regression")
+    parser.add_argument("--init", default="bundled", help="base to start from: bundled, a folder, a URL, or random")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of training with --epochs 0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join(_REPO, "mm_browserfft", "assets", "base"))
@@ -46,14 +55,19 @@ def main(argv: "Sequence[str] | None" = None) -> None:
         os.path.join(args.work, "synth"), clips_per_word=args.clips_per_word, seed=args.seed
     )
     print(f"synth: {sum(counts.values())} clips of {len(counts)} words")
+    data = args.data or os.fspath(data_dir())
+    speech = [p for p, word in prepare.real_clips(data)[0] if word != prepare.SILENCE]
+    made = voices.make_voices(speech, args.work, voices_per_clip=args.voices_per_clip, seed=args.seed)
+    print(f"voices: {made} new clips from {len(speech)} real training clips")
     sizes = prepare.prepare(
-        args.data, args.work, real_copies=args.real_copies, synth_copies=args.synth_copies, seed=args.seed
-    )
+        data, args.work, real_copies=args.real_copies, voice_copies=args.voice_copies,
+        synth_copies=args.synth_copies, seed=args.seed,
+    )  # fmt: skip
     print(f"prepare: {sizes}")
     docs = os.path.join(_REPO, "docs")
     metrics = train.train(
-        args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed,
-        curves_png=os.path.join(docs, "images", "pretrain-curves.png"),
+        args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed, distill_weight=args.distill_weight,
+        init=args.init, curves_png=os.path.join(docs, "images", "pretrain-curves.png"),
     )  # fmt: skip
     shutil.copyfile(os.path.join(args.work, "train_metrics.json"), os.path.join(docs, "pretrain-metrics.json"))
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))

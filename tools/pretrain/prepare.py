@@ -1,4 +1,4 @@
-"""Build the pretraining set: augmented float16 spectrograms of real and synthetic words.
+"""Build the pretraining set: augmented spectrograms of words, and the teacher's embeddings of the same audio.
 
 Sources (every clip resampled to 44.1 kHz by :func:`mm_browserfft.audio.load_audio`):
 
@@ -6,6 +6,8 @@ Sources (every clip resampled to 44.1 kHz by :func:`mm_browserfft.audio.load_aud
   ``<data>/speech_commands_v0.01_sample``; a clip whose speaker is held out
   (:func:`mm_browserfft.speakers.is_heldout_speaker`) goes to the validation set,
   unaugmented; the others get ``real_copies`` augmented copies each;
+* new voices of the real training clips ``<work>/voices/<folder>/*.flac`` (see
+  ``voices.py``), ``voice_copies`` augmented copies each;
 * synthetic clips ``<work>/synth/<word>/*.flac`` (see ``synth.py``), ``synth_copies`` each;
 * the noise class ``_silence_``: training ``_silence_`` clips plus random cuts of
   the recordings in ``<data>/background_noise``.
@@ -14,9 +16,11 @@ Labels are words (one class per word, real and synthetic merged; ``_unknown_/<wo
 files are labelled with their word). Augmentation, all in the waveform domain:
 speed/vocal-tract perturbation by resampling, random placement in the 44032-sample
 window, a smooth random equaliser, gain, background noise at 0-30 dB SNR and a
-low-level hiss. Outputs in ``<work>/prep/``: ``train_x.npy`` ``[n, 43, 232]``
-float16, ``train_y.npy`` int32, ``train_real.npy`` bool, ``val_x.npy``/``val_y.npy``
-and ``labels.json``. Written through memory maps, so RAM stays small.
+low-level hiss. Every augmented window is also heard by the teacher
+(``teacher.py``: the same audio at 16 kHz). Outputs in ``<work>/prep/``:
+``train_x.npy`` ``[n, 43, 232]`` float16, ``train_t.npy`` ``[n, 3, 96]`` float16
+(teacher embeddings), ``train_y.npy`` int32, ``train_real.npy`` bool, the same
+``val_*`` arrays, and ``labels.json``. Written through memory maps, so RAM stays small.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from mm_browserfft.audio import load_audio, resample, split_windows
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH, spectrogram
 from mm_browserfft.speakers import is_heldout_speaker, speaker_id
 
-__all__ = ["SILENCE", "Clip", "real_clips", "synth_clips", "augment", "prepare"]
+__all__ = ["SILENCE", "Clip", "real_clips", "synth_clips", "voice_clips", "augment", "prepare"]
 
 SILENCE = "_silence_"
 """The noise / no-speech class."""
@@ -68,6 +72,11 @@ def synth_clips(synth_dir: str) -> List[Clip]:
     """Synthetic clips ``<synth_dir>/<word>/*.flac`` as ``(path, word)``."""
     paths = sorted(glob.glob(os.path.join(synth_dir, "*", "*.flac")))
     return [(p, os.path.basename(os.path.dirname(p))) for p in paths]
+
+
+def voice_clips(voices_dir: str) -> List[Clip]:
+    """New voices ``<voices_dir>/<folder>/*.flac`` (``voices.py``) as ``(path, word)``."""
+    return [(p, _word_of(p)) for p in sorted(glob.glob(os.path.join(voices_dir, "*", "*.flac")))]
 
 
 def _trim(x: np.ndarray, *, threshold_db: float = -35.0) -> np.ndarray:
@@ -188,14 +197,20 @@ def _noise_window(x: Optional[np.ndarray], rng: np.random.Generator, noises: Seq
 
 
 _NOISES: List[np.ndarray] = []
+_TEACHER: list = []
 
 
 def _init_worker(noise_paths: Sequence[str]) -> None:
+    from .teacher import Teacher
+
     _NOISES[:] = [load_audio(p) for p in noise_paths]
+    _TEACHER[:] = [Teacher()]
 
 
-def _job(job: Tuple[Optional[str], bool, int, int, int]) -> np.ndarray:
-    """Spectrograms ``[copies, 43, 232]`` float16 for ``job = (path, synthetic, copies, seed, index)``.
+def _job(job: Tuple[Optional[str], bool, int, int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Spectrograms ``[copies, 43, 232]`` and teacher embeddings ``[copies, 3, 96]`` (float16) of one job.
+
+    ``job = (path, synthetic, copies, seed, index)``;
 
     ``copies == 0`` means one unaugmented window (validation); ``path is None`` a pure background cut;
     a path in a ``_silence_`` folder a noise-class window.
@@ -209,23 +224,29 @@ def _job(job: Tuple[Optional[str], bool, int, int, int]) -> np.ndarray:
         windows = np.stack([_noise_window(x, rng, _NOISES) for _ in range(copies)])
     else:
         windows = np.stack([augment(x, rng, _NOISES, synthetic=synthetic) for _ in range(copies)])
-    return spectrogram(windows)[..., 0].astype(np.float16)
+    targets = np.stack([_TEACHER[0].embed(w) for w in windows])
+    return spectrogram(windows)[..., 0].astype(np.float16), targets.astype(np.float16)
 
 
 def _write(out_dir: str, name: str, jobs: List[Tuple], labels: List[int], pool: Pool) -> None:
     counts = [max(j[2], 1) for j in jobs]
     total = int(sum(counts))
     x = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_x.npy"), "w+", np.float16, (total, 43, 232))
+    t = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_t.npy"), "w+", np.float16, (total, 3, 96))
     y = np.empty(total, np.int32)
     real = np.empty(total, bool)
     row = 0
-    for job, label, spec in zip(jobs, labels, pool.imap(_job, jobs, chunksize=16)):
+    for job, label, (spec, target) in zip(jobs, labels, pool.imap(_job, jobs, chunksize=16)):
         x[row : row + len(spec)] = spec
+        t[row : row + len(spec)] = target
         y[row : row + len(spec)] = label
         real[row : row + len(spec)] = not job[1]
         row += len(spec)
+        if row // 5000 != (row - len(spec)) // 5000:
+            print(f"prepare {name}: {row}/{total} rows", flush=True)
     x.flush()
-    del x
+    t.flush()
+    del x, t
     np.save(os.path.join(out_dir, f"{name}_y.npy"), y)
     np.save(os.path.join(out_dir, f"{name}_real.npy"), real)
 
@@ -235,6 +256,7 @@ def prepare(
     work_dir: str,
     *,
     real_copies: int = 8,
+    voice_copies: int = 2,
     synth_copies: int = 3,
     background_cuts: int = 2000,
     seed: int = 0,
@@ -247,7 +269,8 @@ def prepare(
     """
     train_real, val_real = real_clips(data_dir)
     synth = synth_clips(os.path.join(work_dir, "synth"))
-    words = sorted({w for _, w in train_real + val_real + synth} - {SILENCE})
+    voices = voice_clips(os.path.join(work_dir, "voices"))
+    words = sorted({w for _, w in train_real + val_real + synth + voices} - {SILENCE})
     labels = [SILENCE] + words
     index = {w: i for i, w in enumerate(labels)}
     out_dir = os.path.join(work_dir, "prep")
@@ -256,9 +279,10 @@ def prepare(
         json.dump(labels, f)
 
     train_jobs = [(p, False, real_copies, seed, i) for i, (p, _) in enumerate(train_real)]
+    train_jobs += [(p, False, voice_copies, seed, 2_000_000 + i) for i, (p, _) in enumerate(voices)]
     train_jobs += [(p, True, synth_copies, seed, 100_000 + i) for i, (p, _) in enumerate(synth)]
     train_jobs += [(None, False, 1, seed, 1_000_000 + i) for i in range(background_cuts)]
-    train_labels = [index[w] for _, w in train_real + synth] + [index[SILENCE]] * background_cuts
+    train_labels = [index[w] for _, w in train_real + voices + synth] + [index[SILENCE]] * background_cuts
     val_jobs = [(p, False, 0, seed, 0) for p, _ in val_real]
     val_labels = [index[w] for _, w in val_real]
 
@@ -274,13 +298,14 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
     parser.add_argument("--work", default="/work/pretrain_work")
     parser.add_argument("--real-copies", type=int, default=8)
+    parser.add_argument("--voice-copies", type=int, default=2)
     parser.add_argument("--synth-copies", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     sizes = prepare(
-        args.data, args.work, real_copies=args.real_copies, synth_copies=args.synth_copies,
-        seed=args.seed, workers=args.workers,
+        args.data, args.work, real_copies=args.real_copies, voice_copies=args.voice_copies,
+        synth_copies=args.synth_copies, seed=args.seed, workers=args.workers,
     )  # fmt: skip
     print(f"prepare: {sizes}")
 

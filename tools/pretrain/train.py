@@ -2,9 +2,15 @@
 
 Two stages:
 
-1. the 18w body with a wide softmax over every word of the prepared set (plus
-   ``_silence_``), trained with Adam, a cosine learning-rate decay, label
-   smoothing and SpecAugment-style masks, sized to a wall-clock budget;
+1. the 18w body, trained jointly (a) to classify every word of the prepared set
+   (plus ``_silence_``) with a wide softmax after ``dense_1`` (label smoothing),
+   and (b) to reproduce the teacher's embeddings of the same audio (knowledge
+   distillation: a linear projection ``teacher_projection`` from ``dense_1``
+   regresses the teacher's 3 x 96 per-window vectors, standardised per
+   dimension, mean squared error times ``distill_weight``); Adam, a cosine
+   learning-rate decay and SpecAugment-style masks. It starts from the weights of
+   a base (``init``: the bundled one by default) or from scratch, and resumes
+   after an interruption (Keras ``BackupAndRestore`` in ``<work>/backup``);
 2. the 20-unit ``dense_2`` of the 18w vocabulary (:data:`mm_browserfft.base.BASE_LABELS_18W`:
    ``_silence_`` -> ``_background_noise_``, words outside the vocabulary -> ``_unknown_``)
    fitted on the frozen ``dense_1`` embeddings, so the shipped model is exactly
@@ -31,7 +37,10 @@ import numpy as np  # noqa: E402
 
 from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w  # noqa: E402
 
-__all__ = ["map_to_18w", "train_body", "fit_18w_head", "train"]
+__all__ = ["map_to_18w", "build_student", "train_body", "fit_18w_head", "train"]
+
+PROJECTION_LAYER = "teacher_projection"
+"""The linear layer from ``dense_1`` to the teacher's (standardised) embedding space."""
 
 SILENCE = "_silence_"
 _BACKGROUND, _UNKNOWN = BASE_LABELS_18W[0], BASE_LABELS_18W[1]
@@ -61,11 +70,14 @@ def _batches_class():
     tf = _tf()
 
     class SpectrogramBatches(tf.keras.utils.Sequence):
-        """Shuffled float32 batches ``([b, 43, 232, 1], one-hot [b, classes])`` with SpecAugment masks."""
+        """Shuffled batches ``([b, 43, 232, 1], (one-hot [b, classes], teacher [b, 288]))`` with SpecAugment masks.
 
-        def __init__(self, x: np.ndarray, y: np.ndarray, num_classes: int, *, batch_size: int, seed: int):
+        ``teacher`` is the standardised teacher embedding of the same (unmasked) audio.
+        """
+
+        def __init__(self, x, y, t, num_classes: int, *, batch_size: int, seed: int):
             super().__init__()
-            self.x, self.y, self.num_classes, self.batch_size = x, y, num_classes, batch_size
+            self.x, self.y, self.t, self.num_classes, self.batch_size = x, y, t, num_classes, batch_size
             self.rng = np.random.default_rng(seed)
             self.order = self.rng.permutation(len(x))
 
@@ -76,12 +88,44 @@ def _batches_class():
             idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
             xb = _spec_augment(self.x[idx].astype(np.float32), self.rng)
             yb = np.eye(self.num_classes, dtype=np.float32)[self.y[idx]]
-            return xb[..., None], yb
+            return xb[..., None], (yb, self.t[idx])
 
         def on_epoch_end(self) -> None:
             self.order = self.rng.permutation(len(self.x))
 
     return SpectrogramBatches
+
+
+def build_student(num_classes: int, target_dim: int):
+    """The 18w body with two outputs: word probabilities ``[b, num_classes]`` and ``[b, target_dim]`` teacher space."""
+    tf = _tf()
+    body = build_18w(num_classes, name="browser_fft_pretrain")
+    inputs = tf.keras.Input(shape=body.input_shape[1:], name="spectrogram")
+    x, embedding = inputs, None
+    for layer in body.layers:
+        x = layer(x)
+        if layer.name == EMBEDDING_LAYER:
+            embedding = x
+    projection = tf.keras.layers.Dense(target_dim, name=PROJECTION_LAYER)(embedding)
+    return tf.keras.Model(inputs, [x, projection], name="browser_fft_student")
+
+
+def _warm_start(student, init: str) -> None:
+    """Copy every layer up to ``dense_1`` from the base ``init`` (a :func:`~mm_browserfft.base.load_base` source)."""
+    from mm_browserfft.base import load_base
+
+    base = load_base(init)
+    for layer in base.layers:
+        if layer.name == "dense_2" or not layer.get_weights():
+            continue
+        student.get_layer(layer.name).set_weights(layer.get_weights())
+
+
+def standardise_targets(t_train: np.ndarray, *others: np.ndarray):
+    """Flatten ``[n, 3, 96]`` teacher embeddings to ``[n, 288]`` float32, standardised by the training statistics."""
+    flat = t_train.reshape(len(t_train), -1).astype(np.float32)
+    mean, std = flat.mean(axis=0), flat.std(axis=0) + 1e-6
+    return [(flat - mean) / std] + [(o.reshape(len(o), -1).astype(np.float32) - mean) / std for o in others]
 
 
 def __getattr__(name: str):
@@ -105,6 +149,7 @@ def map_to_18w(labels: Sequence[str]) -> np.ndarray:
 def _measure_step_seconds(model, batches, *, steps: int = 12) -> float:
     x, y = batches[0]
     model.train_on_batch(x, y)
+    steps = max(1, min(steps, len(batches) - 1))
     start = time.perf_counter()
     for i in range(1, steps + 1):
         x, y = batches[i]
@@ -115,65 +160,92 @@ def _measure_step_seconds(model, batches, *, steps: int = 12) -> float:
 def train_body(
     x: np.ndarray,
     y: np.ndarray,
+    t: np.ndarray,
     val_x: np.ndarray,
     val_y: np.ndarray,
+    val_t: np.ndarray,
     num_classes: int,
     *,
     minutes: float,
     batch_size: int = 128,
     learning_rate: float = 1e-3,
     label_smoothing: float = 0.1,
+    distill_weight: float = 1.0,
+    init: str = "bundled",
     seed: int = 0,
     epochs: int = 0,
     max_epochs: int = 60,
-    checkpoint: str = "",
+    work_dir: str = "",
 ):
-    """Stage 1: the 18w body with a ``num_classes`` softmax, trained for about ``minutes``.
+    """Stage 1: the 18w body, word softmax plus teacher regression, trained for about ``minutes``.
 
     Args:
-      x: float16 ``[n, 43, 232]`` z-scored spectrograms; y: int ``[n]`` word indices.
-      val_x, val_y: the held-out-speaker validation set, same layout.
+      x: float16 ``[n, 43, 232]`` z-scored spectrograms; y: int ``[n]`` word indices;
+        t: float32 ``[n, d]`` standardised teacher embeddings of the same audio.
+      val_x, val_y, val_t: the held-out-speaker validation set, same layout.
       minutes: wall-clock budget, used to size the run when ``epochs`` is 0.
+      distill_weight: weight of the teacher regression (mean squared error) beside the cross-entropy.
+      init: a base to start from (``"bundled"``, a folder or URL), or ``"random"``.
       epochs: a fixed number of epochs (reproducible; 0 = fit ``minutes``).
-      checkpoint: if set, the weights are saved there after every epoch.
+      work_dir: if set, weights are saved to ``pretrain.weights.h5`` after every epoch and
+        ``backup/`` lets an interrupted run resume where it stopped.
 
     Returns:
-      ``(model, history dict, epochs, seconds per epoch measured up front)``.
+      ``(student, history dict, epochs, seconds per epoch measured up front)``.
     """
     tf = _tf()
     tf.keras.utils.set_random_seed(seed)
-    model = build_18w(num_classes, name="browser_fft_pretrain")
-    batches = _batches_class()(x, y, num_classes, batch_size=batch_size, seed=seed)
-    probe = build_18w(num_classes)
-    probe.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy")
-    step = _measure_step_seconds(probe, batches)
-    del probe
+
+    def compiled(learning):
+        student = build_student(num_classes, t.shape[1])
+        if init != "random":
+            _warm_start(student, init)
+        student.compile(
+            optimizer=tf.keras.optimizers.Adam(learning),
+            loss=[tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), "mse"],
+            loss_weights=[1.0, distill_weight],
+            metrics=[["accuracy"], []],
+        )
+        return student
+
+    batches = _batches_class()(x, y, t, num_classes, batch_size=batch_size, seed=seed)
+    step = _measure_step_seconds(compiled(learning_rate), batches)
     epoch_seconds = step * len(batches) * 1.08  # validation and batch assembly
     if epochs <= 0:
         epochs = int(max(1, min(max_epochs, math.floor(minutes * 60 / epoch_seconds))))
     print(f"train: {len(x)} examples, {num_classes} classes, {epoch_seconds:.0f} s/epoch -> {epochs} epochs")
-    schedule = tf.keras.optimizers.schedules.CosineDecay(
-        learning_rate, decay_steps=epochs * len(batches), warmup_target=None, alpha=0.02
-    )
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(schedule),
-        loss=tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-        metrics=["accuracy"],
-    )
+    tf.keras.utils.set_random_seed(seed)
+    batches = _batches_class()(x, y, t, num_classes, batch_size=batch_size, seed=seed)
+    schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * len(batches), alpha=0.02)
+    student = compiled(schedule)
+    callbacks = []
+    if work_dir:
+        callbacks = [
+            tf.keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "pretrain.weights.h5"), save_weights_only=True),
+            tf.keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),
+        ]
     val_onehot = np.eye(num_classes, dtype=np.float32)[val_y]
-    history = model.fit(
+    history = student.fit(
         batches,
         epochs=epochs,
-        validation_data=(val_x.astype(np.float32)[..., None], val_onehot),
-        callbacks=[tf.keras.callbacks.ModelCheckpoint(checkpoint, save_weights_only=True)] if checkpoint else [],
+        validation_data=(val_x.astype(np.float32)[..., None], (val_onehot, val_t)),
+        callbacks=callbacks,
         verbose=2,
     )
-    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}, epochs, epoch_seconds
+    return student, {k: [float(v) for v in vals] for k, vals in history.history.items()}, epochs, epoch_seconds
 
 
 def _embeddings(body, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
     tf = _tf()
-    embed = tf.keras.Model(body.inputs, body.get_layer(EMBEDDING_LAYER).output)
+    inputs = tf.keras.Input(shape=body.input_shape[1:])
+    h = inputs
+    for layer in body.layers:  # the layers up to dense_1, applied anew (they may already sit in two graphs)
+        if isinstance(layer, tf.keras.layers.InputLayer):
+            continue
+        h = layer(h)
+        if layer.name == EMBEDDING_LAYER:
+            break
+    embed = tf.keras.Model(inputs, h)
     out = [embed.predict_on_batch(x[i : i + batch_size].astype(np.float32)[..., None]) for i in range(0, len(x), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
@@ -224,11 +296,11 @@ def plot_curves(history: Dict[str, List[float]], path: str) -> None:
 
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax_loss.plot(epochs, history["loss"], label="train (augmented)")
-    ax_loss.plot(epochs, history["val_loss"], label="held-out speakers")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (label smoothing 0.1)", title="loss")
-    ax_acc.plot(epochs, history["accuracy"], label="train (augmented)")
-    ax_acc.plot(epochs, history["val_accuracy"], label="held-out speakers")
+    ax_loss.plot(epochs, _series(history, PROJECTION_LAYER + "_loss"), label="train (augmented)")
+    ax_loss.plot(epochs, _series(history, "val_" + PROJECTION_LAYER + "_loss"), label="held-out speakers")
+    ax_loss.set(xlabel="epoch", ylabel="MSE to the standardised teacher", title="distillation loss")
+    ax_acc.plot(epochs, _series(history, "accuracy"), label="train (augmented)")
+    ax_acc.plot(epochs, _series(history, "val_accuracy"), label="held-out speakers")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="word accuracy (all pretraining classes)")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
@@ -238,11 +310,51 @@ def plot_curves(history: Dict[str, List[float]], path: str) -> None:
     plt.close(fig)
 
 
+def drop_words(labels: Sequence[str], holdout: Sequence[str], *arrays_and_y):
+    """Remove every row of the words in ``holdout`` and their classes.
+
+    Args:
+      labels: class names; holdout: words to hold out of pretraining.
+      arrays_and_y: ``(y, array, array, ...)`` row-aligned; ``y`` indexes ``labels``.
+
+    Returns:
+      ``(labels without holdout, y re-indexed, arrays...)`` of the kept rows.
+    """
+    unknown = sorted(set(holdout) - set(labels))
+    if unknown:
+        raise ValueError(f"held-out words not in the prepared set: {unknown}")
+    y, *arrays = arrays_and_y
+    kept_labels = [w for w in labels if w not in set(holdout)]
+    new_index = np.array([kept_labels.index(w) if w in kept_labels else -1 for w in labels])
+    keep = new_index[y] >= 0
+    return (kept_labels, new_index[y][keep], *[a[keep] for a in arrays])
+
+
+def _series(history: Dict[str, List[float]], name: str) -> List[float]:
+    """The one history entry ending in ``name`` (Keras names multi-output metrics after the layer)."""
+    val = name.startswith("val_")
+    metric = name[4:] if val else name
+    keys = [k for k in history if k.endswith(metric) and k.startswith("val_") == val]
+    if len(keys) != 1:
+        raise KeyError(f"{name!r}: expected one match in {sorted(history)}")
+    return history[keys[0]]
+
+
 def train(
-    work_dir: str, *, minutes: float = 25.0, epochs: int = 0, seed: int = 0, curves_png: str = ""
+    work_dir: str,
+    *,
+    minutes: float = 25.0,
+    epochs: int = 0,
+    seed: int = 0,
+    distill_weight: float = 1.0,
+    init: str = "bundled",
+    holdout_words: Sequence[str] = (),
+    curves_png: str = "",
 ) -> Dict[str, object]:
     """Run both stages on ``<work_dir>/prep``; returns the metrics (also written to ``train_metrics.json``).
 
+    ``holdout_words`` are left out entirely (every real, new-voice and synthetic row of
+    them, in training and validation), to measure transfer to words the base never heard.
     Writes ``<work_dir>/base.weights.h5`` (the 18w model) and, if ``curves_png`` is given, the curves.
     """
     prep = os.path.join(work_dir, "prep")
@@ -252,20 +364,29 @@ def train(
     y = np.load(os.path.join(prep, "train_y.npy"))
     val_x = np.load(os.path.join(prep, "val_x.npy"))
     val_y = np.load(os.path.join(prep, "val_y.npy"))
+    t, val_t = standardise_targets(np.load(os.path.join(prep, "train_t.npy")), np.load(os.path.join(prep, "val_t.npy")))
+    if holdout_words:
+        all_labels = labels
+        labels, y, x, t = drop_words(all_labels, holdout_words, y, x, t)
+        _, val_y, val_x, val_t = drop_words(all_labels, holdout_words, val_y, val_x, val_t)
     start = time.time()
-    body, history, epochs, epoch_seconds = train_body(
-        x, y, val_x, val_y, len(labels), minutes=minutes, epochs=epochs, seed=seed,
-        checkpoint=os.path.join(work_dir, "pretrain.weights.h5"),
+    student, history, epochs, epoch_seconds = train_body(
+        x, y, t, val_x, val_y, val_t, len(labels), minutes=minutes, epochs=epochs, seed=seed,
+        distill_weight=distill_weight, init=init, work_dir=work_dir,
     )  # fmt: skip
-    model = fit_18w_head(body, x, y, labels, seed=seed)
+    model = fit_18w_head(student, x, y, labels, seed=seed)
     val_18w = map_to_18w(labels)[val_y]
     metrics = {
         "train_examples": int(len(x)),
         "pretrain_classes": len(labels),
         "heldout_clips": int(len(val_x)),
         "epochs": epochs,
+        "init": init,
+        "distill_weight": distill_weight,
+        "holdout_words": list(holdout_words),
         "seconds_per_epoch_estimate": round(epoch_seconds, 1),
-        "heldout_word_accuracy_pretrain_head": round(history["val_accuracy"][-1], 4),
+        "heldout_word_accuracy_pretrain_head": round(_series(history, "val_accuracy")[-1], 4),
+        "heldout_teacher_mse": round(_series(history, "val_" + PROJECTION_LAYER + "_loss")[-1], 4),
         "heldout_accuracy_18w": round(_accuracy(model, val_x, val_18w), 4),
         "train_minutes": round((time.time() - start) / 60, 1),
         "params": int(model.count_params()),
@@ -285,9 +406,15 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--epochs", type=int, default=26, help="epochs of stage 1 (0: fit --minutes)")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of stage 1 with --epochs 0")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teacher regression")
+    parser.add_argument("--init", default="bundled", help="base to start from: bundled, a folder, a URL, or random")
+    parser.add_argument("--holdout-words", default="", help="comma-separated words to leave out entirely")
     parser.add_argument("--curves", default=os.path.join("docs", "images", "pretrain-curves.png"))
     args = parser.parse_args(argv)
-    metrics = train(args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed, curves_png=args.curves)
+    metrics = train(
+        args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed, distill_weight=args.distill_weight,
+        init=args.init, holdout_words=[w for w in args.holdout_words.split(",") if w], curves_png=args.curves,
+    )  # fmt: skip
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
 
 

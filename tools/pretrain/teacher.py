@@ -1,0 +1,93 @@
+"""The distillation teacher: Google's speech_embedding (Lin et al. 2020), run offline.
+
+The two TFLite models ship in the PyPI wheel ``pyopen-wakeword==1.1.0``
+(Apache-2.0), a requirement of this recipe only (``tools/pretrain/requirements.txt``):
+
+* ``melspectrogram.tflite``: float32 ``[1, n]`` samples at 16 kHz on the int16 scale
+  -> ``[1, 1, frames, 32]`` log-mel (25 ms window, 10 ms hop), then ``mel / 10 + 2``;
+* ``embedding_model.tflite``: ``[batch, 76, 32, 1]`` (76 mel frames, 0.76 s) -> ``[batch, 1, 1, 96]``.
+
+A student window (44032 samples at 44.1 kHz, 0.998 s) is resampled to 16 kHz
+(15976 samples, 97 mel frames) and gives :data:`TEACHER_WINDOWS` = 3 embeddings,
+8 mel frames (80 ms) apart. Nothing else of the wheel is used (its wake-word heads
+are CC BY-NC-SA). The teacher is never imported by the package.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Tuple
+
+import numpy as np
+
+from mm_browserfft.audio import resample
+from mm_browserfft.frontend import SAMPLE_RATE
+
+__all__ = ["TEACHER_RATE", "TEACHER_WINDOWS", "TEACHER_DIM", "Teacher"]
+
+TEACHER_RATE = 16000
+"""Hz: the teacher's sample rate."""
+TEACHER_WINDOWS = 3
+"""Embeddings per student window (mel frames 0, 8 and 16 onwards, 76 frames each)."""
+TEACHER_DIM = 96
+"""Size of one teacher embedding."""
+_MEL_FRAMES = 76
+_MEL_STEP = 8
+_TEACHER_PEAK = 0.5  # the teacher hears every window at this peak level (the student is gain-invariant)
+
+
+def _model_paths() -> Tuple[str, str]:
+    try:
+        models = resources.files("pyopen_wakeword") / "models"
+    except ModuleNotFoundError as exc:  # pragma: no cover - the recipe's requirements say so
+        raise RuntimeError("the teacher needs `pip install -r tools/pretrain/requirements.txt`") from exc
+    return str(models / "melspectrogram.tflite"), str(models / "embedding_model.tflite")
+
+
+class Teacher:
+    """Google's speech embedding of 44.1 kHz student windows.
+
+    One instance holds two LiteRT interpreters (one thread each); make one per process.
+    """
+
+    def __init__(self) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        mel_path, embedding_path = _model_paths()
+        self._mel = Interpreter(model_path=mel_path, num_threads=1)
+        self._embedding = Interpreter(model_path=embedding_path, num_threads=1)
+        self._mel_len = -1
+        index = self._embedding.get_input_details()[0]["index"]
+        self._embedding.resize_tensor_input(index, [TEACHER_WINDOWS, _MEL_FRAMES, 32, 1])
+        self._embedding.allocate_tensors()
+
+    def _log_mel(self, samples: np.ndarray) -> np.ndarray:
+        """``[frames, 32]`` log-mel of float32 ``[n]`` samples at 16 kHz on the int16 scale."""
+        index = self._mel.get_input_details()[0]["index"]
+        if samples.size != self._mel_len:
+            self._mel.resize_tensor_input(index, [1, samples.size])
+            self._mel.allocate_tensors()
+            self._mel_len = samples.size
+        self._mel.set_tensor(index, samples[np.newaxis].astype(np.float32))
+        self._mel.invoke()
+        return self._mel.get_tensor(self._mel.get_output_details()[0]["index"])[0, 0] / 10.0 + 2.0
+
+    def embed(self, window: np.ndarray) -> np.ndarray:
+        """The teacher's embeddings of one student window.
+
+        Args:
+          window: float32 ``[44032]`` samples at 44.1 kHz (any level: it is peak-normalised).
+
+        Returns:
+          float32 ``[3, 96]``: embeddings of 0.76 s spans starting 0, 80 and 160 ms in.
+        """
+        x = resample(np.asarray(window, np.float32), SAMPLE_RATE, TEACHER_RATE)
+        peak = float(np.max(np.abs(x)))
+        x = x * (_TEACHER_PEAK * 32767.0 / peak) if peak > 0 else x
+        mel = self._log_mel(x)
+        spans = np.stack([mel[i * _MEL_STEP : i * _MEL_STEP + _MEL_FRAMES] for i in range(TEACHER_WINDOWS)])
+        index = self._embedding.get_input_details()[0]["index"]
+        self._embedding.set_tensor(index, spans[..., np.newaxis].astype(np.float32))
+        self._embedding.invoke()
+        out = self._embedding.get_tensor(self._embedding.get_output_details()[0]["index"])
+        return out.reshape(TEACHER_WINDOWS, TEACHER_DIM).astype(np.float32)
