@@ -59,7 +59,9 @@ def run(quick: bool = False) -> dict:
     frames = fe.frame_waveform(waves).reshape(-1, fe.FFT_SIZE)  # [batch * 43, 2048] float32
     tf_frames, tf_waves = tf.constant(frames), tf.constant(waves)
     tf_frames64 = tf.cast(tf_frames, tf.float64)
-    layer = fe.BrowserFftLayer()
+    from mm_browserfft.layers import BrowserFftLayer
+
+    layer = BrowserFftLayer()
     traced_float32 = tf.function(layer)
     with fe.float32_graph():
         traced_float32.get_concrete_function(tf.TensorSpec([None, fe.WAVEFORM_LENGTH], tf.float32))

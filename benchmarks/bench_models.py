@@ -68,7 +68,8 @@ def _frontend_only_tflite(path: str) -> None:
     import tensorflow as tf
 
     from mm_browserfft.export import convert_to_tflite, write_tflite_atomically
-    from mm_browserfft.frontend import WAVEFORM_LENGTH, BrowserFftLayer
+    from mm_browserfft.frontend import WAVEFORM_LENGTH
+    from mm_browserfft.layers import BrowserFftLayer
 
     model = tf.keras.Sequential([tf.keras.Input(shape=(WAVEFORM_LENGTH,)), BrowserFftLayer(), tf.keras.layers.Flatten()])
     write_tflite_atomically(convert_to_tflite(model), path)

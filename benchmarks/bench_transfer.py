@@ -46,20 +46,23 @@ from mm_browserfft.frontend import spectrogram
 from mm_browserfft.speakers import is_heldout_speaker, speaker_id
 
 CLASSES = ("yes", "no", "up", "down", "left", "right", "stop", "go", "_unknown_", "_silence_")
+UNSEEN_WORD_CLASSES = ("go", "left", "_unknown_", "_silence_")
+"""The unseen-word task: two command words that a base pretrained with ``--holdout-words go,left``
+never heard (in any voice, real or synthetic), beside other words and silence."""
 """The ten classes, in label order."""
 K_VALUES = (5, 10, 20, 50)
 """Training clips per class."""
 
 
-def load_windows(data_dir: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Waveform windows and labels of the ten classes, split by speaker.
+def load_windows(data_dir: str, classes: Sequence[str] = CLASSES) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Waveform windows and labels of ``classes`` (label ``i`` is ``classes[i]``), split by speaker.
 
     Returns:
       ``(train_w [n, 44032], train_y [n], test_w [m, 44032], test_y [m])`` at 44.1 kHz;
       one window per clip (clips shorter than 1 s are padded).
     """
     parts: Dict[bool, Tuple[List[np.ndarray], List[int]]] = {False: ([], []), True: ([], [])}
-    for label, name in enumerate(CLASSES):
+    for label, name in enumerate(classes):
         for path in sorted(glob.glob(os.path.join(data_dir, "speech_commands", name, "*.flac"))):
             xs, ys = parts[is_heldout_speaker(speaker_id(path))]
             xs.append(split_windows(load_audio(path), pad_short=True)[0])
@@ -105,7 +108,7 @@ def train_head(emb: np.ndarray, y: np.ndarray, *, epochs: int, seed: int):
         [
             tf.keras.layers.Input(shape=(emb.shape[1],)),
             tf.keras.layers.Dropout(0.5),
-            tf.keras.layers.Dense(len(CLASSES), activation="softmax"),
+            tf.keras.layers.Dense(int(y.max()) + 1, activation="softmax"),
         ]
     )
     head.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
@@ -115,7 +118,7 @@ def train_head(emb: np.ndarray, y: np.ndarray, *, epochs: int, seed: int):
 
 def _draw(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of ``k`` random examples of every class (all of a class that has fewer)."""
-    return np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k] for c in range(len(CLASSES))])
+    return np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k] for c in range(int(y.max()) + 1)])
 
 
 def _accuracy(head, emb: np.ndarray, y: np.ndarray) -> float:
@@ -144,13 +147,12 @@ def transfer_curve(
 
 
 def teacher_embed(windows: np.ndarray) -> np.ndarray:
-    """The teacher's embedding of each window ``[n, 44032]``: mean and max over its 3 vectors, ``[n, 192]``."""
+    """The teacher's embedding of each window ``[n, 44032]`` (``tools/pretrain/teacher.py``): ``[n, 192]``."""
     sys.path.insert(0, os.fspath(pathlib.Path(__file__).resolve().parents[1]))
     from tools.pretrain.teacher import Teacher
 
     teacher = Teacher()
-    vectors = np.stack([teacher.embed(w) for w in windows])  # [n, 3, 96]
-    return np.concatenate([vectors.mean(axis=1), vectors.max(axis=1)], axis=1)
+    return np.stack([teacher.embed(w) for w in windows])
 
 
 def linear_probe(train_e: np.ndarray, train_y: np.ndarray, test_e: np.ndarray, test_y: np.ndarray) -> float:
@@ -185,13 +187,14 @@ PROBE_K = (5, 20, 50)
 """Clips per class of the linear-probe rows."""
 
 
-def run(quick: bool = False, *, data_dir: str = "", base_dir: str = "") -> dict:
+def run(quick: bool = False, *, data_dir: str = "", base_dir: str = "", classes: Sequence[str] = CLASSES) -> dict:
     """The transfer curve and the linear-probe table of the bundled base against a random base and the teacher.
 
     Args:
       quick: K = 5 and 20 only, one draw, 40 epochs (a smoke run; numbers are noisier).
       data_dir: the folder holding ``speech_commands/`` (default ``$MM_BROWSERFFT_DATA``).
       base_dir: a TF.js 18w folder to judge instead of the bundled base.
+      classes: the task (default: the ten classes; :data:`UNSEEN_WORD_CLASSES` for unseen words).
 
     Returns:
       dict with ``classes``, ``train_clips``, ``test_clips``, ``k_values``, ``draws``,
@@ -203,7 +206,7 @@ def run(quick: bool = False, *, data_dir: str = "", base_dir: str = "") -> dict:
     from mm_browserfft.datasets import data_dir as default_data_dir
 
     start = time.time()
-    train_w, train_y, test_w, test_y = load_windows(data_dir or os.fspath(default_data_dir()))
+    train_w, train_y, test_w, test_y = load_windows(data_dir or os.fspath(default_data_dir()), classes)
     split = (spectrogram(train_w), train_y, spectrogram(test_w), test_y)
     k_values, draws, epochs = ((5, 20), 1, 40) if quick else (K_VALUES, 3, 100)
     tf.keras.utils.set_random_seed(1234)
@@ -213,7 +216,7 @@ def run(quick: bool = False, *, data_dir: str = "", base_dir: str = "") -> dict:
     embeddings["teacher"] = (teacher_embed(train_w), teacher_embed(test_w))
     probe = probe_table(embeddings, train_y, test_y, k_values=(5, 20) if quick else PROBE_K, draws=draws)
     return {
-        "classes": list(CLASSES),
+        "classes": list(classes),
         "train_clips": int(len(train_y)),
         "test_clips": int(len(test_y)),
         "k_values": list(k_values),
@@ -229,7 +232,7 @@ def format_table(result: dict) -> str:
     """The curve as a plain-text table: one row per K, a column per base."""
     acc = result["accuracy"]
     lines = [
-        f"10-class test accuracy on {result['test_clips']} clips of held-out speakers "
+        f"{len(result['classes'])}-class test accuracy on {result['test_clips']} clips of held-out speakers "
         f"(head on K clips/class of other speakers; mean +- std over {result['draws']} draws)",
         f"{'K':>6} | {'bundled base':>16} | {'random base':>16}",
     ]
@@ -252,9 +255,11 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--data", default="", help="data folder (default: $MM_BROWSERFFT_DATA)")
     parser.add_argument("--base", default="", help="TF.js base folder (default: the bundled base)")
+    parser.add_argument("--unseen-words", action="store_true", help=f"the task {UNSEEN_WORD_CLASSES} instead of ten classes")
     parser.add_argument("--json", default="", help="also write the result here")
     args = parser.parse_args(argv)
-    result = run(args.quick, data_dir=args.data, base_dir=args.base)
+    classes = UNSEEN_WORD_CLASSES if args.unseen_words else CLASSES
+    result = run(args.quick, data_dir=args.data, base_dir=args.base, classes=classes)
     print(format_table(result))
     if args.json:
         with open(args.json, "w") as f:

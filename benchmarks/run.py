@@ -119,7 +119,27 @@ def _adapt_transfer(raw: Dict) -> Dict:
         ["clips per class", "bundled base", "random init", "difference (points)"],
         cells,
     )
-    return {"rows": rows, "tables": [detail], "details": raw}
+    tables = [detail]
+    probe = raw.get("probe")
+    if probe:
+        probe_cells = []
+        for key in probe["bundled"]:
+            bundled, teacher = probe["bundled"][key]["mean"], probe["teacher"][key]["mean"]
+            clips = f"all {raw['train_clips']} clips" if key == "full" else f"{key} clips per class"
+            rows.append(row(
+                f"linear probe: {len(raw['classes'])}-class accuracy, {clips}, {raw['test_clips']} clips of held-out speakers",
+                100 * bundled, "%", reference=100 * teacher, reference_label="Google speech_embedding (teacher), same run",
+                ratio=100 * (bundled - teacher), ratio_of="points over the teacher",
+                target=">= teacher - 0.5 points", met=bundled >= teacher - 0.005,
+                note="" if bundled >= teacher - 0.005 else f"{100 * (teacher - bundled):.1f} points short of the teacher's probe",
+            ))  # fmt: skip
+            probe_cells.append([key] + [f"{100 * probe[n][key]['mean']:.1f} +- {100 * probe[n][key]['std']:.1f}"
+                                        for n in ("bundled", "random", "teacher")])  # fmt: skip
+        tables.append(table(
+            "Linear probe (standardised embedding + logistic regression): accuracy (%), same split, same run",
+            ["clips per class", "bundled base", "random init", "teacher (speech_embedding)"], probe_cells,
+        ))  # fmt: skip
+    return {"rows": rows, "tables": tables, "details": raw}
 
 
 ADAPTERS: Dict[str, Callable[[Dict], Dict]] = {"frontend": _adapt_frontend, "transfer": _adapt_transfer}

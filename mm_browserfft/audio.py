@@ -26,6 +26,7 @@ __all__ = [
     "num_windows",
     "window_offsets",
     "split_windows",
+    "pad_to_window",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
@@ -242,6 +243,21 @@ def split_windows(waveform: np.ndarray, *, pad_short: bool = False) -> np.ndarra
     if x.size < WAVEFORM_LENGTH:
         if count == 0:
             return np.zeros((0, WAVEFORM_LENGTH), np.float32)
-        missing = WAVEFORM_LENGTH - x.size
-        return np.pad(x, (missing // 2, missing - missing // 2))[np.newaxis]
+        return pad_to_window(x)[np.newaxis]
     return x[: count * WAVEFORM_LENGTH].reshape(count, WAVEFORM_LENGTH)
+
+
+def pad_to_window(waveform: np.ndarray) -> np.ndarray:
+    """The one rule for a clip shorter than a window: zeros on both sides, the clip centred.
+
+    Args:
+      waveform: float32 ``[n]``, ``n <= 44032``, at 44.1 kHz.
+
+    Returns:
+      float32 ``[44032]``: ``(44032 - n) // 2`` zeros, the clip, then the remaining zeros.
+    """
+    x = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    missing = WAVEFORM_LENGTH - x.size
+    if missing < 0:
+        raise InvalidInputError(f"a clip of {x.size} samples is longer than one window ({WAVEFORM_LENGTH})")
+    return np.pad(x, (missing // 2, missing - missing // 2))

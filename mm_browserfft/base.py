@@ -146,7 +146,7 @@ def _download(url: str, dest: str, *, limit: int, optional: bool = False) -> boo
             os.remove(part)
 
 
-def _complete(folder: str, sha256: Optional[str]) -> bool:
+def _complete(folder: str, sha256: Optional[tfjs.Sha256]) -> bool:
     """Whether ``folder`` holds a model.json (matching ``sha256``) and every shard it names."""
     if not os.path.isfile(os.path.join(folder, tfjs.MODEL_JSON)):
         return False
@@ -154,7 +154,7 @@ def _complete(folder: str, sha256: Optional[str]) -> bool:
     return all(os.path.isfile(p) for p in tfjs.shard_paths(spec, folder))
 
 
-def _fetch_into(url: str, folder: str, sha256: Optional[str]) -> None:
+def _fetch_into(url: str, folder: str, sha256: Optional[tfjs.Sha256]) -> None:
     json_path = os.path.join(folder, tfjs.MODEL_JSON)
     _download(url, json_path, limit=tfjs.MAX_JSON_BYTES)
     with open(json_path, "rb") as f:
@@ -178,14 +178,15 @@ def _fetch_into(url: str, folder: str, sha256: Optional[str]) -> None:
 
 
 def fetch_tfjs(
-    url: str, *, sha256: Optional[str] = None, cache_dir: Optional[str] = None, offline: Optional[bool] = None
+    url: str, *, sha256: Optional[tfjs.Sha256] = None, cache_dir: Optional[str] = None, offline: Optional[bool] = None
 ) -> str:
     """Download a TF.js layers model (model.json, shards, metadata.json if any) once into a cache.
 
     Args:
       url: ``http(s)://.../model.json``; shards are fetched relative to it.
-      sha256: expected hex sha256 of ``model.json``; checked before the shards are fetched
-        and again whenever the cached copy is used.
+      sha256: expected hex sha256 of ``model.json``, or a manifest pinning every file
+        (:func:`mm_browserfft.tfjs.file_hashes`); checked before the shards are fetched and
+        again whenever the cached copy is used.
       cache_dir: cache root; default :func:`default_cache_dir`. The model goes to
         ``<cache_dir>/<sha256 of url>/``.
       offline: never touch the network (default: ``$MM_BROWSERFFT_OFFLINE``).
@@ -232,7 +233,7 @@ def fetch_tfjs(
 def load_base(
     source: str = "bundled",
     *,
-    sha256: Optional[str] = None,
+    sha256: Optional[tfjs.Sha256] = None,
     cache_dir: Optional[str] = None,
     offline: Optional[bool] = None,
 ):
@@ -242,7 +243,8 @@ def load_base(
       source: ``"bundled"`` (:func:`bundled_base_dir`), a local TF.js model folder or
         ``model.json`` path, or an ``http(s)://.../model.json`` URL (e.g.
         :data:`OFFICIAL_18W_URL`), downloaded once with :func:`fetch_tfjs`.
-      sha256: expected hex sha256 of ``model.json``, if any.
+      sha256: expected hex sha256 of ``model.json``, or a manifest of every file's
+        (:func:`mm_browserfft.tfjs.file_hashes`), if any.
       cache_dir: download cache root (URLs only).
       offline: forbid network access (URLs only; default ``$MM_BROWSERFFT_OFFLINE``).
 

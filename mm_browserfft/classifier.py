@@ -400,7 +400,8 @@ class AudioClassifier:
           vocab_filename: accepted for Model Maker compatibility (audio models have no vocabulary).
           saved_model_filename: SavedModel folder name (SAVED_MODEL: the waveform serving model).
           tfjs_folder_name: TF.js folder name (TFJS: spectrogram in, with speech-commands ``metadata.json``).
-          export_format: an :class:`mm_browserfft.config.ExportFormat` or a list of them; TFLITE by default.
+          export_format: an :class:`mm_browserfft.config.ExportFormat` (or Model Maker's enum, or a
+            name) or a list of them; TFLITE by default.
           **kwargs: ``with_metadata``, ``export_metadata_json_file`` and
             ``quantization_config`` (``"default"`` is the spec's default) for TFLITE;
             others are ignored with a warning.
@@ -415,9 +416,9 @@ class AudioClassifier:
 
         del vocab_filename  # no vocabulary in audio models (Model Maker ignores it as well)
         model = self._require_model()
-        formats = export_format if export_format is not None else [ExportFormat[f] for f in self.DEFAULT_EXPORT_FORMAT]
-        formats = [formats] if isinstance(formats, (ExportFormat, str)) else list(formats)
-        formats = [ExportFormat[f.upper()] if isinstance(f, str) else f for f in formats]
+        formats = export_format if export_format is not None else list(self.DEFAULT_EXPORT_FORMAT)
+        formats = list(formats) if isinstance(formats, (list, tuple, set)) else [formats]
+        formats = [ExportFormat.coerce(f) for f in formats]
         for fmt in formats:
             if fmt.name not in self.ALLOWED_EXPORT_FORMAT:
                 raise InvalidInputError(f"export format {fmt} is not supported; choose from {self.ALLOWED_EXPORT_FORMAT}")
@@ -444,10 +445,11 @@ class AudioClassifier:
             elif fmt == ExportFormat.SAVED_MODEL:
                 from .export import save_saved_model
 
-                save_saved_model(self.create_serving_model(), os.path.join(export_dir, saved_model_filename))
-                with open(os.path.join(export_dir, saved_model_filename, label_filename), "w", encoding="utf-8") as f:
-                    f.write("\n".join(self.index_to_label))
-            else:
+                save_saved_model(
+                    self.create_serving_model(), os.path.join(export_dir, saved_model_filename),
+                    labels=list(self.index_to_label), label_filename=label_filename,
+                )  # fmt: skip
+            elif fmt == ExportFormat.TFJS:
                 from .tfjs import save_tfjs, speech_commands_metadata
 
                 save_tfjs(

@@ -249,7 +249,7 @@ def _cmd_demo(args) -> int:
 
     _check_output_dir(args.export_dir)
     result = run_demo(args.export_dir, epochs=args.epochs, seed=args.seed)
-    _print_trained(result, held_out="clips of speakers not used for training")
+    _print_trained(result, held_out="clips of speakers not used for training (nor by the bundled base)")
     return EXIT_OK
 
 

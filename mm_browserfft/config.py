@@ -29,6 +29,24 @@ class ExportFormat(enum.Enum):
     LABEL = "LABEL"
     TFJS = "TFJS"
 
+    @classmethod
+    def coerce(cls, value) -> "ExportFormat":
+        """One export format from ours, another enum of the same names (Model Maker's
+        ``tflite_model_maker.config.ExportFormat``, as migrated code passes it) or a name
+        (any case).
+
+        Raises:
+          InvalidInputError: ``value`` names no format.
+        """
+        if isinstance(value, cls):
+            return value
+        name = value.name if isinstance(value, enum.Enum) else value
+        if isinstance(name, str) and name.upper() in cls.__members__:
+            return cls[name.upper()]
+        from .errors import InvalidInputError
+
+        raise InvalidInputError(f"unknown export format {value!r}; choose from {sorted(cls.__members__)}")
+
 
 def _as_list(value) -> Optional[list]:
     return None if value is None else list(value) if isinstance(value, (list, tuple)) else [value]

@@ -2,7 +2,7 @@
 
 The serving model maps waveforms ``[batch, 44032]`` (float32, 44.1 kHz) to
 probabilities ``[batch, N]``; its first layer is
-:class:`~mm_browserfft.frontend.BrowserFftLayer`. The ``.tflite`` has a fixed
+:class:`~mm_browserfft.layers.BrowserFftLayer`. The ``.tflite`` has a fixed
 batch of 1 (input float32 ``[1, 44032]``, output float32 ``[1, N]``) and builtin
 ops only, as the Task Library and MediaPipe audio classifiers require.
 
@@ -171,21 +171,57 @@ def write_tflite_atomically(data: bytes, path: "os.PathLike[str] | str") -> None
         raise ExportError(f"cannot write the file ({exc.strerror or exc})", path=target) from None
 
 
-def save_saved_model(serving_model, path: str) -> None:
+def save_saved_model(serving_model, path: str, *, labels: Optional[List[str]] = None, label_filename: str = "labels.txt") -> None:
     """A SavedModel whose ``serving_default`` maps ``audio_clip`` ``[None, 44032]`` to ``probability`` ``[None, N]``.
 
-    Written with ``tf.saved_model.save`` so it is the same under Keras 3 and Keras 2.
+    Written with ``tf.saved_model.save`` so it is the same under Keras 3 and Keras 2. The
+    front end is traced as :func:`~mm_browserfft.frontend.float32_graph` builds it (float32,
+    TFLite builtin ops), so ``tf.lite.TFLiteConverter.from_saved_model`` converts the folder,
+    as it did Model Maker's. ``labels`` (one per line) are written inside it. The folder is
+    written beside ``path`` and swapped into place: a failure leaves a previous export whole.
+
+    Raises:
+      ExportError: the folder cannot be written.
     """
+    import shutil
+
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec([None, WAVEFORM_LENGTH], tf.float32, name="audio_clip")])
-    def serve(audio_clip):
-        return {"probability": serving_model(audio_clip, training=False)}
-
+    signature = [tf.TensorSpec([None, WAVEFORM_LENGTH], tf.float32, name="audio_clip")]
     holder = tf.Module()
-    holder.model = serving_model
-    holder.serve = serve
-    tf.saved_model.save(holder, path, signatures={"serving_default": serve})
+    if hasattr(serving_model, "stateless_call"):  # Keras 3: the weights go in as constants
+        # A SavedModel with variables makes TFLite's converter keep them as resource variables
+        # (VAR_HANDLE, uninitialised in most runtimes): constants convert to a plain model.
+        trainable = [tf.constant(v) for v in serving_model.trainable_variables]
+        non_trainable = [tf.constant(v) for v in serving_model.non_trainable_variables]
+
+        def probability(audio_clip):
+            return serving_model.stateless_call(trainable, non_trainable, audio_clip, training=False)[0]
+
+    else:  # Keras 2: the converter of that era freezes variables itself
+
+        def probability(audio_clip):
+            return serving_model(audio_clip, training=False)
+
+        holder.model = serving_model
+    holder.serve = tf.function(lambda audio_clip: {"probability": probability(audio_clip)}, input_signature=signature)
+    with frontend.float32_graph():
+        concrete = holder.serve.get_concrete_function()  # saved as it is: saving does not trace it again
+    target = os.path.abspath(os.fspath(path))
+    temp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
+    try:
+        tf.saved_model.save(holder, temp, signatures={"serving_default": concrete})
+        if labels is not None:
+            with open(os.path.join(temp, label_filename), "w", encoding="utf-8") as handle:
+                handle.write("\n".join(labels))
+        old = target + f".{secrets.token_hex(4)}.old"
+        if os.path.exists(target):
+            os.replace(target, old)
+        os.replace(temp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise ExportError(f"cannot write the SavedModel ({exc.strerror or exc})", path=target) from None
 
 
 def run_tflite(model: ModelSource, waveforms: np.ndarray, *, num_threads: int = 1) -> np.ndarray:

@@ -3,8 +3,8 @@
 One set of constants, two implementations that agree:
 
 * :func:`spectrogram` -- the NumPy reference (float64 arithmetic on float32 frames);
-* :class:`BrowserFftLayer` -- a Keras layer for the serving model, usable under
-  Keras 3 and Keras 2 (tf-keras). When TensorFlow runs it (``predict``, SavedModel)
+* :class:`mm_browserfft.layers.BrowserFftLayer` -- a Keras layer for the serving model,
+  usable under Keras 3 and Keras 2 (tf-keras). When TensorFlow runs it (``predict``, SavedModel)
   it computes in float64 and equals the reference to float32 output rounding.
   Traced inside :func:`float32_graph` (as :mod:`mm_browserfft.export` and the
   training input pipeline do) it builds a float32 graph of TFLite builtin ops only
@@ -76,8 +76,8 @@ __all__ = [
     "blackman_window",
     "frame_waveform",
     "spectrogram",
-    "BrowserFftLayer",
     "float32_graph",
+    "is_float32_graph",
 ]
 
 SAMPLE_RATE = 44100
@@ -104,12 +104,6 @@ EMPTY_RANGE_DB = 300.0
 Mode = Literal["model_maker", "browser"]
 _MODES = ("model_maker", "browser")
 _DB_PER_NEPER = 20.0 / np.log(10.0)  # 20 log10(m) == _DB_PER_NEPER * ln(m)
-_MIN_SCALE_EXPONENT = -100.0  # the Keras layer scales a clip by 2**floor(log2(peak |sample|)), at least 2**-100
-# Every constant of the Keras graph is representable in float16 (a float16 .tflite stores them so):
-# thresholds are compared in the log domain, and nothing is smaller than 6e-5 or larger than 6e4.
-_LN_EMPTY_MAGNITUDE = 0.5 * float(np.log(POWER_FLOOR))  # ln sqrt(POWER_FLOOR) = -43.67
-_LN_EMPTY_RANGE = EMPTY_RANGE_DB / _DB_PER_NEPER  # 300 dB = 34.54 nepers
-_NO_VALUE = 1e4  # larger than any log magnitude the graph computes
 
 
 def blackman_window(*, float32_taps: bool = True) -> np.ndarray:
@@ -208,7 +202,7 @@ _FLOAT32_GRAPH = contextvars.ContextVar("mm_browserfft_float32_graph", default=F
 
 @contextlib.contextmanager
 def float32_graph() -> Iterator[None]:
-    """Trace :class:`BrowserFftLayer` as TFLite runs it: float32, builtin ops only.
+    """Trace :class:`~mm_browserfft.layers.BrowserFftLayer` as TFLite runs it: float32, builtin ops only.
 
     Outside this context the layer computes in float64 (``tf.signal.rfft`` on float64
     is neither a TFLite builtin nor a Flex op). Wrap the tracing of a serving model
@@ -233,109 +227,6 @@ def float32_graph() -> Iterator[None]:
         _FLOAT32_GRAPH.reset(token)
 
 
-def _keras():
-    """The Keras that ``tf.keras`` resolves to (Keras 3, or Keras 2 / tf-keras)."""
-    import tensorflow as tf
-
-    return tf.keras
-
-
-def _make_layer_class():
-    import tensorflow as tf
-
-    keras = _keras()
-
-    class BrowserFftLayer(keras.layers.Layer):
-        """Keras layer: waveform ``[batch, 44032]`` -> spectrogram ``[batch, 43, 232, 1]``.
-
-        The graph equals :func:`spectrogram` (same framing, window, floor and
-        normalisation): float64 arithmetic when TensorFlow runs it, float32 builtin
-        TFLite ops when traced inside :func:`float32_graph`. Output is float32.
-
-        Args:
-          mode: ``"model_maker"`` (z-scored ln|X|) or ``"browser"`` (dB).
-          name: the layer's name.
-        """
-
-        def __init__(self, *, mode: Mode = "model_maker", name: str = "browser_fft", **kwargs):
-            _check_mode(mode)
-            kwargs.setdefault("trainable", False)
-            super().__init__(name=name, **kwargs)
-            self.mode = mode
-            self._window = blackman_window(float32_taps=mode == "model_maker")
-
-        def call(self, waveform):
-            # float64 arithmetic when TensorFlow runs the layer; float32 (TFLite builtins)
-            # while a graph is traced for conversion under float32_graph().
-            dtype = tf.float32 if _FLOAT32_GRAPH.get() else tf.float64
-
-            def const(value):
-                return tf.constant(value, dtype)
-
-            x = tf.reshape(tf.cast(waveform, tf.float32), [-1, WAVEFORM_LENGTH])
-            # Work on the clip divided by the power of two at or below its peak sample (an
-            # exact division, added back in the log domain), so the squared magnitudes below
-            # cannot overflow float32 for any finite input. Scaling and framing are exact in
-            # float32; the arithmetic starts with the window.
-            peak_sample = tf.reduce_max(tf.abs(x), axis=1, keepdims=True)
-            exponent = tf.maximum(tf.floor(tf.math.log(peak_sample) * np.float32(1.0 / np.log(2.0))), _MIN_SCALE_EXPONENT)
-            scale = tf.pow(np.float32(2.0), exponent)
-            x = tf.pad(x / scale, [[0, 0], [HOP_LENGTH, 0]])
-            blocks = tf.reshape(x, [-1, NUM_FRAMES + 1, HOP_LENGTH])
-            frames = tf.concat([blocks[:, :-1, :], blocks[:, 1:, :]], axis=-1)
-            frames = tf.cast(frames, dtype) * const(self._window)
-            spectrum = tf.signal.rfft(frames, fft_length=[FFT_SIZE])
-            if dtype != tf.float32:
-                spectrum = spectrum[:, :, :NUM_BINS]  # TensorFlow slices complex tensors cheaply
-            # Keep 232 of 1025 bins before the magnitude. Slicing the complex tensor itself
-            # would be a Flex op in TFLite; REAL and IMAG are builtins.
-            real = tf.math.real(spectrum)[:, :, :NUM_BINS]
-            imag = tf.math.imag(spectrum)[:, :, :NUM_BINS]
-            ln_scale = tf.cast(exponent * np.float32(np.log(2.0)), dtype)[:, :, tf.newaxis]  # [batch, 1, 1]
-            # ln(|X| / scale), |X|^2 / scale^2 held at or over 2**-126 (POWER_FLOOR, made at run time:
-            # a float16 model could not store it) so that no value is -inf, not even for calibration
-            tiny = tf.pow(const(2.0), const(-126.0))
-            ln_mag = 0.5 * tf.math.log(tf.maximum(real * real + imag * imag, tiny))
-            # Empty bins: |X|^2 < POWER_FLOOR on the unscaled clip (compared in the log domain), or
-            # EMPTY_RANGE_DB under the loudest bin (Model Maker mode). The loudest bin of a clip scaled
-            # to a peak sample in [1, 2) is at least ln 0.34, so the held bins above are always empty.
-            empty_below = const(_LN_EMPTY_MAGNITUDE) - ln_scale
-            if self.mode == "browser":
-                log_mag = tf.maximum(ln_mag, empty_below) + ln_scale
-                out = const(_DB_PER_NEPER) * (log_mag - const(np.log(FFT_SIZE)))
-            else:  # the scale cancels in the z-score
-                peak = tf.reduce_max(ln_mag, axis=[1, 2], keepdims=True)
-                empty = ln_mag < tf.maximum(empty_below, peak - const(_LN_EMPTY_RANGE))
-                # the quietest non-empty bin; 0 where there is none (the plane is then constant)
-                quietest = tf.reduce_min(tf.where(empty, const(_NO_VALUE), ln_mag), axis=[1, 2], keepdims=True)
-                quietest = tf.where(quietest < const(_NO_VALUE), quietest, const(0.0))
-                log_mag = tf.where(empty, quietest, ln_mag)
-                mean = tf.reduce_mean(log_mag, axis=[1, 2], keepdims=True)
-                centred = log_mag - mean
-                std = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=[1, 2], keepdims=True))
-                out = centred / (std + const(STD_EPSILON))
-            return tf.expand_dims(tf.cast(out, tf.float32), -1)
-
-        def compute_output_shape(self, input_shape):
-            return (input_shape[0],) + SPECTROGRAM_SHAPE
-
-        def get_config(self):
-            config = super().get_config()
-            config.update({"mode": self.mode})
-            return config
-
-    return BrowserFftLayer
-
-
-_LAYER_CLASSES: dict = {}
-
-
-def __getattr__(name: str):
-    """Build :class:`BrowserFftLayer` lazily, so importing this module needs no TensorFlow."""
-    if name == "BrowserFftLayer":
-        keras = _keras()
-        key = id(keras)
-        if key not in _LAYER_CLASSES:
-            _LAYER_CLASSES[key] = _make_layer_class()
-        return _LAYER_CLASSES[key]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def is_float32_graph() -> bool:
+    """Whether :func:`float32_graph` is active here (the layer reads it when traced)."""
+    return _FLOAT32_GRAPH.get()

@@ -42,14 +42,15 @@ def describe_tflite(path) -> Dict:
     """A JSON-ready description of a .tflite model.
 
     Returns:
-      dict with ``file``, ``size_bytes``, ``metadata`` (as Model Maker's JSON, or None),
+      dict with ``file``, ``size_bytes``, ``metadata`` (as Model Maker's JSON, or None when the
+      model has none),
       ``labels``, ``inputs``/``outputs`` (name, shape, dtype, quantized), ``ops``
       (name -> count), ``tensor_dtypes`` (dtype -> count over all tensors) and
       ``quantization`` (``"float32"``, ``"float16"``, ``"dynamic_range"`` or ``"int8"``).
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    from .metadata import read_labels, read_metadata
+    from .metadata import has_metadata, read_labels, read_metadata
 
     p = pathlib.Path(path)
     if not p.is_file():
@@ -61,7 +62,7 @@ def describe_tflite(path) -> Dict:
         raise ModelFormatError(f"not a loadable .tflite model ({exc})", path=p) from None
     ops = operator_names(content)
     dtypes = collections.Counter(np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details())
-    metadata = read_metadata(content)
+    metadata = read_metadata(content) if has_metadata(content) else None
     return {
         "file": os.fspath(p),
         "size_bytes": len(content),

@@ -60,6 +60,7 @@ __all__ = [
     "metadata_json",
     "pack_metadata",
     "write_classifier_metadata",
+    "has_metadata",
     "read_metadata",
     "read_associated_files",
     "Operator",
@@ -879,6 +880,20 @@ def write_classifier_metadata(
     if not outputs[0] or outputs[0][-1] != num_labels:
         raise InvalidInputError(f"the model's output shape {outputs[0]} does not end in {num_labels} (the label count)")
     return pack_metadata(model, metadata, files)
+
+
+def has_metadata(model: ModelSource) -> bool:
+    """Whether a ``.tflite`` file or bytes carries ``TFLITE_METADATA``.
+
+    Raises:
+      ModelFormatError: not a TFLite model, or corrupt.
+    """
+    data, path = _load(model)
+    try:
+        root = _model_root(_split_zip(data)[0])
+        return any(name == METADATA_NAME for name, _ in _metadata_entries(root))
+    except (_Corrupt, struct.error) as exc:
+        raise ModelFormatError(f"not a valid TFLite model: {exc}", path=path) from None
 
 
 def read_metadata(model: ModelSource) -> dict:

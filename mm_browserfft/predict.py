@@ -15,7 +15,7 @@ from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from .audio import iter_audio_blocks
+from .audio import iter_audio_blocks, pad_to_window
 from .errors import InvalidInputError, ModelFormatError
 from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 
@@ -181,7 +181,7 @@ def stream_predictions(
         drop = min(next_start - consumed, pending.size)
         pending, consumed = pending[drop:], consumed + drop
     if total and next_start == 0 and not windows:  # shorter than one window
-        windows.append(np.pad(pending, (0, WAVEFORM_LENGTH - pending.size)))
+        windows.append(pad_to_window(pending))  # centred, as training pads short clips
         starts.append(0)
     if windows:
         yield from flush()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -47,6 +47,37 @@ def _keras():
     return tf.keras
 
 
+def _flat_base(model):
+    """A base as one flat Sequential ending ``dense_1[, dropout], softmax Dense``.
+
+    Accepts the 18w layout (``... dense_1, dropout_2, dense_2``) and Teachable Machine's
+    audio export (``... dense_1`` then a nested Sequential holding ``NewHeadDense``),
+    whose nested head is unpacked.
+
+    Raises:
+      ModelFormatError: any other layout.
+    """
+    keras = _keras()
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        layers += [inner for inner in layer.layers if not isinstance(inner, keras.layers.InputLayer)] if isinstance(
+            layer, keras.Model
+        ) else [layer]
+    names = [layer.name for layer in layers]
+    tail = layers[names.index(EMBEDDING_LAYER) + 1 :] if EMBEDDING_LAYER in names else []
+    kinds = [type(layer).__name__ for layer in tail]
+    if kinds not in (["Dropout", "Dense"], ["Dense"]):
+        raise ModelFormatError(
+            f"the base must end in {EMBEDDING_LAYER}, an optional dropout and a softmax Dense (the 18w model, or a "
+            f"Teachable Machine audio export with its nested head); got layers {names}"
+        )
+    if len(layers) == len(model.layers) and isinstance(model, keras.Sequential):
+        return model
+    return keras.Sequential([keras.Input(shape=SPECTROGRAM_SHAPE), *layers], name=model.name)
+
+
 class BrowserFftSpec:
     """Model Maker's ``BrowserFftSpec``: browser-FFT spectrograms, the 18w base, a softmax head.
 
@@ -58,7 +89,9 @@ class BrowserFftSpec:
       base_model: where the pretrained base comes from: ``"bundled"`` (shipped with
         the package), a folder or ``http(s)`` URL of a TF.js layers model (see
         :func:`mm_browserfft.base.load_base`), or a Keras model with the 18w topology.
-      base_sha256: expected SHA-256 of the base's ``model.json`` (URL and folder sources).
+      base_sha256: expected SHA-256 of the base's ``model.json``, or a manifest of every file's
+        (``{path: sha256}``, :func:`mm_browserfft.tfjs.file_hashes`) that pins the weights too
+        (URL and folder sources).
       pad_short_clips: zero-pad (centred) waveforms shorter than 44032 samples to one
         window instead of dropping them as Model Maker does.
       background_noise: folder of noise recordings (any audio format) to mix into
@@ -84,7 +117,7 @@ class BrowserFftSpec:
         strategy: Any = None,
         *,
         base_model: Any = "bundled",
-        base_sha256: Optional[str] = None,
+        base_sha256: Optional[Union[str, Mapping[str, str]]] = None,
         pad_short_clips: bool = False,
         background_noise: Optional[Union[str, "os.PathLike[str]"]] = None,
         background_snr_db: Tuple[float, float] = (0.0, 20.0),
@@ -130,6 +163,7 @@ class BrowserFftSpec:
         self._noise_bank = None
         self._rng = None
         self._frontend = None
+        self._preprocess = None
 
     # ------------------------------------------------------------------ properties
 
@@ -164,13 +198,27 @@ class BrowserFftSpec:
                 self._base = load_base(os.fspath(self.base_source), sha256=self.base_sha256)
             else:
                 self._base = self.base_source
-            names = [layer.name for layer in self._base.layers]
-            if EMBEDDING_LAYER not in names or names.index(EMBEDDING_LAYER) != len(names) - 3:
-                raise ModelFormatError(
-                    f"the base must be a flat 18w model ending in {EMBEDDING_LAYER}, dropout, softmax; "
-                    f"got layers {names}"
-                )
+            self._base = _flat_base(self._base)
         return self._base
+
+    @property
+    def _tfjs_sc_model(self):
+        """Compatibility name (Model Maker's attribute, reached by its tests and by notebooks): :attr:`base`,
+        the 18w model ``[None, 43, 232, 1]`` -> ``[None, 20]``."""
+        return self.base
+
+    @property
+    def _preprocess_model(self):
+        """Compatibility name (Model Maker's attribute): the front end as a Keras model,
+        waveform ``[None, 44032]`` -> spectrogram ``[None, 43, 232, 1]`` (Model Maker mode)."""
+        if self._preprocess is None:
+            from .layers import BrowserFftLayer
+
+            keras = _keras()
+            self._preprocess = keras.Sequential(
+                [keras.Input(shape=(WAVEFORM_LENGTH,)), BrowserFftLayer()], name="sc_preproc_model"
+            )
+        return self._preprocess
 
     # ------------------------------------------------------------------ models
 
@@ -207,7 +255,7 @@ class BrowserFftSpec:
 
     def create_serving_model(self, training_model):
         """Front end + training model: waveform ``[batch, 44032]`` -> probabilities ``[batch, N]``."""
-        from .frontend import BrowserFftLayer
+        from .layers import BrowserFftLayer
 
         keras = _keras()
         with self.strategy.scope():
@@ -356,7 +404,7 @@ class BrowserFftSpec:
         import tensorflow as tf
 
         if self._frontend is None:
-            from .frontend import BrowserFftLayer
+            from .layers import BrowserFftLayer
 
             self._frontend = BrowserFftLayer()
         x = tf.reshape(tf.cast(waveforms, tf.float32), [-1, WAVEFORM_LENGTH])

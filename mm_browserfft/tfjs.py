@@ -30,7 +30,7 @@ import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -50,6 +50,8 @@ __all__ = [
     "speech_commands_metadata",
     "read_labels",
     "shard_paths",
+    "Sha256",
+    "file_hashes",
 ]
 
 MODEL_JSON = "model.json"
@@ -62,6 +64,10 @@ SPEECH_COMMANDS_VERSION = "0.4.0"
 """``tfjsSpeechCommandsVersion`` written into metadata.json (what Teachable Machine writes)."""
 MAX_JSON_BYTES = 64 * 1024 * 1024
 """Refuse ``model.json`` (or a manifest file) larger than this."""
+
+Sha256 = Union[str, Mapping[str, str]]
+"""What a caller may pin a model with: the hex sha256 of ``model.json``, or a manifest
+``{relative path: hex sha256}`` naming ``model.json`` and every weight shard (see :func:`file_hashes`)."""
 
 _DTYPES = {"float32": "<f4", "int32": "<i4"}
 _QUANTIZED = {"uint8": "<u1", "uint16": "<u2", "float16": "<f2"}
@@ -235,6 +241,36 @@ def _model_json_path(path: "os.PathLike[str] | str") -> str:
     return os.path.join(path, MODEL_JSON) if os.path.isdir(path) or not path.endswith(".json") else path
 
 
+def _json_digest(sha256: Optional[Sha256], path: str) -> Optional[str]:
+    """The expected digest of ``model.json`` from a :data:`Sha256` (None: unchecked)."""
+    if sha256 is None or isinstance(sha256, str):
+        return sha256
+    if MODEL_JSON not in sha256:
+        raise UnsafeModelError(f"the sha256 manifest does not name {MODEL_JSON}", path=path)
+    return sha256[MODEL_JSON]
+
+
+def _check_digest(data: bytes, expected: str, path: str) -> None:
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected.lower():
+        raise UnsafeModelError(f"sha256 {digest} does not match the expected {expected}", path=path)
+
+
+def file_hashes(folder: "os.PathLike[str] | str") -> Dict[str, str]:
+    """The sha256 manifest of a TF.js model folder: ``{"model.json": hex, "<shard>": hex, ...}``.
+
+    Pass it as ``sha256=`` (or ``BrowserFftSpec(base_sha256=...)``) to pin every file, weights included.
+    """
+    folder = os.fspath(folder)
+    spec = read_model_json(folder)
+    paths = [p for g in spec["weightsManifest"] for p in g["paths"]]
+    out = {}
+    for rel, full in zip([MODEL_JSON] + paths, [os.path.join(folder, MODEL_JSON)] + shard_paths(spec, folder)):
+        with open(full, "rb") as handle:
+            out[rel] = hashlib.sha256(handle.read()).hexdigest()
+    return out
+
+
 def _load_json(path: str, *, sha256: Optional[str] = None) -> Any:
     try:
         size = os.path.getsize(path)
@@ -245,9 +281,7 @@ def _load_json(path: str, *, sha256: Optional[str] = None) -> Any:
     except OSError as exc:
         raise ModelFormatError(f"cannot read: {exc.strerror or exc}", path=path) from None
     if sha256 is not None:
-        digest = hashlib.sha256(raw).hexdigest()
-        if digest != sha256.lower():
-            raise UnsafeModelError(f"sha256 {digest} does not match the expected {sha256}", path=path)
+        _check_digest(raw, sha256, path)
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -307,12 +341,12 @@ def _manifest(groups: Any, path: str) -> List[Dict[str, Any]]:
     return out
 
 
-def read_model_json(path: "os.PathLike[str] | str", *, sha256: Optional[str] = None) -> Dict[str, Any]:
+def read_model_json(path: "os.PathLike[str] | str", *, sha256: Optional[Sha256] = None) -> Dict[str, Any]:
     """Read and validate a TF.js layers model's JSON.
 
     Args:
       path: the model folder or its ``model.json``.
-      sha256: expected hex sha256 of the ``model.json`` bytes, if any.
+      sha256: expected hex sha256 of the ``model.json`` bytes, or a :data:`Sha256` manifest, if any.
 
     Returns:
       ``{"format", "generatedBy", "convertedBy", "modelTopology": {"class_name", "config"},
@@ -326,7 +360,7 @@ def read_model_json(path: "os.PathLike[str] | str", *, sha256: Optional[str] = N
       UnsafeModelError: sha256 mismatch, oversized file.
     """
     path = _model_json_path(path)
-    doc = _load_json(path, sha256=sha256)
+    doc = _load_json(path, sha256=_json_digest(sha256, path))
     if not isinstance(doc, dict):
         raise ModelFormatError("model.json is not a JSON object", path=path)
     topology = _topology(doc, path)
@@ -386,8 +420,10 @@ def _decode(buf: bytes, offset: int, entry: Mapping[str, Any]) -> np.ndarray:
     return raw.astype(np.float32 if entry["dtype"] == "float32" else np.int32).reshape(shape)
 
 
-def _read_weights(spec: Mapping[str, Any], json_path: str) -> Dict[str, np.ndarray]:
+def _read_weights(spec: Mapping[str, Any], json_path: str, sha256: Optional[Sha256] = None) -> Dict[str, np.ndarray]:
+    """Every weight; with a :data:`Sha256` manifest, every shard is checked against it first."""
     folder = os.path.dirname(json_path)
+    pinned = sha256 if sha256 is not None and not isinstance(sha256, str) else None
     total = sum(4 * math.prod(e["shape"]) for g in spec["weightsManifest"] for e in g["weights"])
     if total > MAX_WEIGHT_BYTES:
         raise UnsafeModelError(f"weights need {total} bytes, more than the {MAX_WEIGHT_BYTES} allowed", path=json_path)
@@ -405,9 +441,13 @@ def _read_weights(spec: Mapping[str, Any], json_path: str) -> Dict[str, np.ndarr
                     f"shards {group['paths']} hold {sum(sizes)} bytes, the manifest needs {expected}", path=json_path
                 )
             chunks = []
-            for f in files:
+            for rel, f in zip(group["paths"], files):
                 with open(f, "rb") as fh:
                     chunks.append(fh.read())
+                if pinned is not None:
+                    if rel not in pinned:
+                        raise UnsafeModelError(f"the sha256 manifest does not name the shard {rel}", path=json_path)
+                    _check_digest(chunks[-1], pinned[rel], f)
         except OSError as exc:
             raise ModelFormatError(f"cannot read weights: {exc}", path=json_path) from None
         buf = b"".join(chunks)
@@ -420,12 +460,13 @@ def _read_weights(spec: Mapping[str, Any], json_path: str) -> Dict[str, np.ndarr
     return out
 
 
-def read_weights(model_dir_or_json: "os.PathLike[str] | str", *, sha256: Optional[str] = None) -> Dict[str, np.ndarray]:
+def read_weights(model_dir_or_json: "os.PathLike[str] | str", *, sha256: Optional[Sha256] = None) -> Dict[str, np.ndarray]:
     """Read every weight of a TF.js layers model.
 
     Args:
       model_dir_or_json: the model folder or its ``model.json``.
-      sha256: expected hex sha256 of ``model.json``, if any.
+      sha256: expected hex sha256 of ``model.json``, or a :data:`Sha256` manifest that pins
+        every shard too, if any.
 
     Returns:
       ``{manifest name: array}``, e.g. ``"conv2d_1/kernel"`` -> float32 ``[2, 8, 1, 8]``;
@@ -438,7 +479,7 @@ def read_weights(model_dir_or_json: "os.PathLike[str] | str", *, sha256: Optiona
         :data:`MAX_WEIGHT_BYTES` of weights.
     """
     path = _model_json_path(model_dir_or_json)
-    return _read_weights(read_model_json(path, sha256=sha256), path)
+    return _read_weights(read_model_json(path, sha256=sha256), path, sha256)
 
 
 # --------------------------------------------------------------------------------------------
@@ -644,7 +685,7 @@ def _layer_refs(refs: Any) -> List[Tuple[str, int, int]]:
     return [_ref(refs)] if isinstance(refs[0], str) else [_ref(r) for r in refs]
 
 
-def load_tfjs(path: "os.PathLike[str] | str", *, sha256: Optional[str] = None):
+def load_tfjs(path: "os.PathLike[str] | str", *, sha256: Optional[Sha256] = None):
     """Load a TF.js layers model as a ``tf.keras`` model with its weights set.
 
     Layers are built only from :data:`SUPPORTED_LAYERS` (plus ``InputLayer``,
@@ -653,7 +694,9 @@ def load_tfjs(path: "os.PathLike[str] | str", *, sha256: Optional[str] = None):
 
     Args:
       path: the model folder or its ``model.json``.
-      sha256: expected hex sha256 of ``model.json``, if any.
+      sha256: expected hex sha256 of ``model.json`` (the weights are then checked only
+        against the manifest's sizes), or a :data:`Sha256` manifest from
+        :func:`file_hashes` that pins every shard too, if any.
 
     Returns:
       an uncompiled ``keras.Model`` (``keras.Sequential`` when the file holds one).
@@ -665,7 +708,7 @@ def load_tfjs(path: "os.PathLike[str] | str", *, sha256: Optional[str] = None):
     """
     json_path = _model_json_path(path)
     spec = read_model_json(json_path, sha256=sha256)
-    builder = _Builder(_read_weights(spec, json_path))
+    builder = _Builder(_read_weights(spec, json_path, sha256))
     try:
         model = builder.model(spec["modelTopology"])
     except _Unsafe as exc:

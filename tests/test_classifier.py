@@ -14,7 +14,8 @@ from conftest import SPEECH_DIR, WORDS
 from mm_browserfft import audio_classifier, config, tfjs
 from mm_browserfft.audio_classifier import AudioClassifier, BrowserFftSpec, DataLoader
 from mm_browserfft.base import bundled_base_dir
-from mm_browserfft.errors import DatasetError
+from mm_browserfft.errors import DatasetError, InvalidInputError
+from mm_browserfft.export import run_tflite
 from mm_browserfft.metadata import read_associated_files
 from mm_browserfft.speakers import link_speaker_split
 
@@ -119,10 +120,40 @@ def test_export_labels_saved_model_and_tfjs(trained, tmp_path):
     windows = data.waveforms()[0][:2]
     expected = model.create_serving_model()(windows, training=False).numpy()
     np.testing.assert_allclose(serve(tf.constant(windows))["probability"].numpy(), expected, atol=1e-5)
+    assert (tmp_path / "saved_model" / "labels.txt").read_text() == "cat\ndog"
+    # convertible, as Model Maker's SavedModel was: the front end is the float32 builtin-ops graph
+    converted = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved_model")).convert()
+    np.testing.assert_allclose(run_tflite(converted, windows), expected, atol=2e-3)
+    if hasattr(tf.keras.layers, "TFSMLayer"):  # Keras 3 loads a SavedModel as a layer
+        layer = tf.keras.layers.TFSMLayer(str(tmp_path / "saved_model"), call_endpoint="serving_default")
+        np.testing.assert_allclose(layer(tf.constant(windows))["probability"].numpy(), expected, atol=2e-3)
+    else:  # Keras 2 loads it as a model
+        reloaded_keras = tf.keras.models.load_model(str(tmp_path / "saved_model"))
+        np.testing.assert_allclose(reloaded_keras.signatures["serving_default"](tf.constant(windows))["probability"], expected, atol=2e-3)
     assert tfjs.read_labels(tmp_path / "tfjs") == ["cat", "dog"]
     reloaded = tfjs.load_tfjs(tmp_path / "tfjs")
     spectrograms = model.model_spec.featurize(windows)
     np.testing.assert_allclose(reloaded(spectrograms).numpy(), model.model(spectrograms).numpy(), atol=2e-3)
+
+
+def test_export_formats_match_by_name_whatever_enum_migrated_code_passes(trained, tmp_path):
+    import enum
+
+    class ModelMakerExportFormat(enum.Enum):  # the shape of tflite_model_maker.config.ExportFormat
+        TFLITE = "TFLITE"
+        SAVED_MODEL = "SAVED_MODEL"
+        LABEL = "LABEL"
+        TFJS = "TFJS"
+
+    model, _ = trained
+    model.export(str(tmp_path / "theirs"), export_format=ModelMakerExportFormat.TFLITE, export_metadata_json_file=False)
+    assert os.listdir(tmp_path / "theirs") == ["model.tflite"]  # not a TF.js folder
+    model.export(str(tmp_path / "named"), export_format=["label"])
+    assert os.listdir(tmp_path / "named") == ["labels.txt"]
+    for wrong in ("TFLIT", 3, ModelMakerExportFormat):
+        with pytest.raises(InvalidInputError, match="unknown export format"):
+            model.export(str(tmp_path / "wrong"), export_format=wrong)
+    assert not (tmp_path / "wrong").exists() or os.listdir(tmp_path / "wrong") == []
 
 
 def test_head_only_training_changes_only_the_head_and_never_the_base(trained, spec):

@@ -24,7 +24,7 @@ def serving_model():
     import tensorflow as tf
 
     from mm_browserfft.base import build_18w
-    from mm_browserfft.frontend import BrowserFftLayer
+    from mm_browserfft.layers import BrowserFftLayer
 
     tf.keras.utils.set_random_seed(0)
     return tf.keras.Sequential(
@@ -144,7 +144,7 @@ def test_configs_that_cannot_hold_a_float_waveform_are_refused(serving_model, cl
 def test_serving_model_must_return_a_score_matrix():
     import tensorflow as tf
 
-    from mm_browserfft.frontend import BrowserFftLayer
+    from mm_browserfft.layers import BrowserFftLayer
 
     spectrogram_out = tf.keras.Sequential([tf.keras.layers.Input((WAVEFORM_LENGTH,)), BrowserFftLayer()])
     with pytest.raises(InvalidInputError, match=r"one \[1, N\] tensor"):

@@ -28,6 +28,7 @@ import pytest
 from mm_browserfft import frontend as fe
 from mm_browserfft.audio import load_audio
 from mm_browserfft.errors import InvalidInputError
+from mm_browserfft.layers import BrowserFftLayer
 
 DATA = pathlib.Path(__file__).resolve().parent / "data" / "speech_commands"
 MODES = ("model_maker", "browser")
@@ -146,17 +147,19 @@ def test_bad_input_is_rejected():
 
 @pytest.fixture(scope="module")
 def tf():
-    return pytest.importorskip("tensorflow")
+    import tensorflow
+
+    return tensorflow
 
 
 def _keras(tf, waves: np.ndarray, mode: str) -> np.ndarray:
-    layer = fe.BrowserFftLayer(mode=mode)
+    layer = BrowserFftLayer(mode=mode)
     return np.asarray(layer(tf.constant(waves)))
 
 
 def _convert(tf, mode: str) -> bytes:
     """The layer as a TFLite flatbuffer, input float32 [1, 44032], builtin ops only."""
-    layer = fe.BrowserFftLayer(mode=mode)
+    layer = BrowserFftLayer(mode=mode)
     fn = tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec([1, fe.WAVEFORM_LENGTH], tf.float32)])
     with fe.float32_graph():
         concrete = fn.get_concrete_function()
@@ -208,14 +211,14 @@ def _loud_bins(waves: np.ndarray) -> np.ndarray:
 
 def test_keras_layer_shapes_and_config(tf):
     for mode in MODES:
-        layer = fe.BrowserFftLayer(mode=mode)
+        layer = BrowserFftLayer(mode=mode)
         out = layer(tf.zeros([2, fe.WAVEFORM_LENGTH]))
         assert tuple(out.shape) == (2,) + fe.SPECTROGRAM_SHAPE
         assert tuple(layer.compute_output_shape((None, fe.WAVEFORM_LENGTH))) == (None,) + fe.SPECTROGRAM_SHAPE
         clone = type(layer).from_config(layer.get_config())
         assert clone.mode == mode and not clone.trainable
     with pytest.raises(InvalidInputError, match="mode"):
-        fe.BrowserFftLayer(mode="log")
+        BrowserFftLayer(mode="log")
 
 
 def test_keras_layer_matches_reference_on_speech(tf, speech):
@@ -230,7 +233,7 @@ def test_keras_layer_browser_mode_matches_reference_on_speech(tf, speech):
 
 
 def test_float32_graph_switches_the_traced_precision(tf):
-    layer = fe.BrowserFftLayer()
+    layer = BrowserFftLayer()
     signature = tf.TensorSpec([1, fe.WAVEFORM_LENGTH], tf.float32)
 
     def fft_input_dtypes(concrete) -> set:
@@ -312,3 +315,26 @@ def test_keras_layer_is_finite_up_to_the_largest_float32(tf):
     wave = (3.4e38 * rng.uniform(-1, 1, fe.WAVEFORM_LENGTH)).astype(np.float32)
     assert np.all(np.isfinite(_keras(tf, wave[np.newaxis], "model_maker")))
     np.testing.assert_allclose(_keras(tf, wave[np.newaxis], "model_maker")[0], fe.spectrogram(wave), atol=1e-3)
+
+
+def test_keras_layer_stays_float32_under_a_mixed_float16_policy(tf, speech):
+    keras = tf.keras
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = keras.Sequential([keras.Input(shape=(fe.WAVEFORM_LENGTH,)), BrowserFftLayer()])
+        out = model(tf.constant(speech[:2]))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert out.dtype == tf.float32
+    np.testing.assert_allclose(np.asarray(out), fe.spectrogram(speech[:2]), atol=1e-5)
+
+
+def test_keras_layer_is_a_registered_serializable_class(tf, tmp_path):
+    model = tf.keras.Sequential([tf.keras.Input(shape=(fe.WAVEFORM_LENGTH,)), BrowserFftLayer(mode="browser")])
+    path = tmp_path / "frontend.keras"
+    model.save(path)
+    loaded = tf.keras.models.load_model(path)  # no custom_objects: the class is registered
+    (layer,) = [layer for layer in loaded.layers if isinstance(layer, BrowserFftLayer)]
+    assert layer.mode == "browser"
+    wave = np.random.default_rng(4).uniform(-0.5, 0.5, (1, fe.WAVEFORM_LENGTH)).astype(np.float32)
+    np.testing.assert_allclose(loaded(wave), model(wave), atol=1e-5)

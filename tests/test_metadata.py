@@ -78,7 +78,7 @@ def bare_model() -> bytes:
     """A small float classifier: front end + Dense(5), no metadata."""
     import tensorflow as tf
 
-    from mm_browserfft.frontend import BrowserFftLayer
+    from mm_browserfft.layers import BrowserFftLayer
 
     tf.keras.utils.set_random_seed(1)
     serving = tf.keras.Sequential(

@@ -12,7 +12,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from mm_browserfft import config
-from mm_browserfft.errors import InvalidInputError
+from mm_browserfft.errors import InvalidInputError, ModelFormatError
 from mm_browserfft.frontend import SAMPLE_RATE, spectrogram
 from mm_browserfft.metadata import read_associated_files, read_metadata
 from mm_browserfft.spec import HEAD_LAYER, BrowserFftSpec
@@ -191,3 +191,44 @@ def test_export_tflite_dynamic_range_untrained(spec, tmp_path):
         spec.create_model(5), str(path), with_metadata=False, quantization_config=config.QuantizationConfig.for_dynamic()
     )
     assert os.path.getsize(path) < 2 * MB and not (tmp_path / "dynamic.json").exists()  # Model Maker: 1 MB +- 1 MB
+
+
+def test_model_maker_compatibility_names_preprocess_model_and_tfjs_sc_model(spec):
+    # Model Maker's own tests and notebooks reach into these two attributes.
+    waves = np.random.default_rng(5).uniform(-0.5, 0.5, (2, 44032)).astype(np.float32)
+    pre = spec._preprocess_model
+    assert tuple(pre.input_shape) == (None, 44032) and tuple(pre.output_shape) == (None, 43, 232, 1)
+    np.testing.assert_allclose(pre.predict(waves, verbose=0), spectrogram(waves), atol=1e-5)
+    assert spec._preprocess_model is pre
+    base = spec._tfjs_sc_model
+    assert base is spec.base
+    assert tuple(base.input_shape) == (None, 43, 232, 1) and tuple(base.output_shape) == (None, 20)
+
+
+def test_a_teachable_machine_audio_export_is_accepted_as_a_base(tmp_path):
+    # Teachable Machine's layout (tfjs-models speech-commands transfer learning): the 18w layers up
+    # to dense_1 in a functional model, then a nested Sequential holding NewHeadDense.
+    from mm_browserfft import tfjs
+    from mm_browserfft.base import build_18w
+
+    tf.keras.utils.set_random_seed(3)
+    body = build_18w()
+    inputs = tf.keras.Input(shape=(43, 232, 1), name="conv2d_1_input")
+    h = inputs
+    for layer in body.layers[: [layer.name for layer in body.layers].index("dense_1") + 1]:
+        h = layer(h)
+    head = tf.keras.Sequential(
+        [tf.keras.Input(shape=(2000,)), tf.keras.layers.Dense(3, activation="softmax", name="NewHeadDense")],
+        name="sequential_1",
+    )
+    folder = tfjs.save_tfjs(tf.keras.Model(inputs, head(h), name="model1"), tmp_path / "tm")
+    assert tfjs.load_tfjs(folder).layers[-1].name == "sequential_1"  # nested, as Teachable Machine writes it
+
+    spec = BrowserFftSpec(base_model=folder)
+    assert [layer.name for layer in spec.base.layers][-2:] == ["dense_1", "NewHeadDense"]
+    model = spec.create_model(2)
+    x = spectrogram(np.random.default_rng(6).uniform(-0.5, 0.5, (2, 44032)).astype(np.float32))
+    embed = spec.embedding_model(model)
+    np.testing.assert_allclose(embed(x).numpy(), spec.embedding_model(spec.base)(x).numpy(), atol=1e-5)
+    with pytest.raises(ModelFormatError, match="must end in dense_1"):
+        BrowserFftSpec(base_model=tf.keras.Sequential([tf.keras.Input(shape=(43, 232, 1)), tf.keras.layers.Flatten()])).base

@@ -440,6 +440,25 @@ def test_checks_sha256_of_model_json(good):
         tfjs.load_tfjs(good, sha256="0" * 64)
 
 
+def test_a_sha256_manifest_pins_every_shard(good):
+    # A shard of the right size but other bytes loads under a model.json digest (the sizes match),
+    # never under the manifest of every file's digest.
+    manifest = tfjs.file_hashes(good)
+    assert set(manifest) == {"model.json", "group1-shard1of2", "group1-shard2of2"}
+    assert tfjs.load_tfjs(good, sha256=manifest).count_params() == 6
+    shard = good / "group1-shard2of2"
+    data = bytearray(shard.read_bytes())
+    data[0] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    tfjs.load_tfjs(good, sha256=manifest["model.json"])  # the old check cannot see it
+    with pytest.raises(UnsafeModelError, match="group1-shard2of2: sha256"):
+        tfjs.load_tfjs(good, sha256=manifest)
+    with pytest.raises(UnsafeModelError, match="does not name the shard group1-shard1of2"):
+        tfjs.read_weights(good, sha256={"model.json": manifest["model.json"]})
+    with pytest.raises(UnsafeModelError, match="does not name model.json"):
+        tfjs.read_weights(good, sha256={"group1-shard1of2": manifest["group1-shard1of2"]})
+
+
 def test_rejects_missing_extra_and_misshapen_weights(good):
     def rename(doc):
         doc["weightsManifest"][0]["weights"][1]["name"] = "dense_9/bias"

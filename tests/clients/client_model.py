@@ -27,7 +27,8 @@ def _build(folder: pathlib.Path, speech_dir: pathlib.Path) -> None:
     import tensorflow as tf
 
     from mm_browserfft import audio, export, metadata
-    from mm_browserfft.frontend import WAVEFORM_LENGTH, BrowserFftLayer
+    from mm_browserfft.frontend import WAVEFORM_LENGTH
+    from mm_browserfft.layers import BrowserFftLayer
 
     tf.keras.utils.set_random_seed(0)
     serving = tf.keras.Sequential(

@@ -18,8 +18,8 @@ speed/vocal-tract perturbation by resampling, random placement in the 44032-samp
 window, a smooth random equaliser, gain, background noise at 0-30 dB SNR and a
 low-level hiss. Every augmented window is also heard by the teacher
 (``teacher.py``: the same audio at 16 kHz). Outputs in ``<work>/prep/``:
-``train_x.npy`` ``[n, 43, 232]`` float16, ``train_t.npy`` ``[n, 3, 96]`` float16
-(teacher embeddings), ``train_y.npy`` int32, ``train_real.npy`` bool, the same
+``train_x.npy`` ``[n, 43, 232]`` float16, ``train_t.npy`` ``[n, 192]`` float16
+(the teacher's pooled embeddings), ``train_y.npy`` int32, ``train_real.npy`` bool, the same
 ``val_*`` arrays, and ``labels.json``. Written through memory maps, so RAM stays small.
 """
 
@@ -37,6 +37,8 @@ import numpy as np
 from mm_browserfft.audio import load_audio, resample, split_windows
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH, spectrogram
 from mm_browserfft.speakers import is_heldout_speaker, speaker_id
+
+from .teacher import TEACHER_DIM
 
 __all__ = ["SILENCE", "Clip", "real_clips", "synth_clips", "voice_clips", "augment", "prepare"]
 
@@ -208,7 +210,7 @@ def _init_worker(noise_paths: Sequence[str]) -> None:
 
 
 def _job(job: Tuple[Optional[str], bool, int, int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """Spectrograms ``[copies, 43, 232]`` and teacher embeddings ``[copies, 3, 96]`` (float16) of one job.
+    """Spectrograms ``[copies, 43, 232]`` and teacher embeddings ``[copies, 192]`` (float16) of one job.
 
     ``job = (path, synthetic, copies, seed, index)``;
 
@@ -232,7 +234,7 @@ def _write(out_dir: str, name: str, jobs: List[Tuple], labels: List[int], pool: 
     counts = [max(j[2], 1) for j in jobs]
     total = int(sum(counts))
     x = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_x.npy"), "w+", np.float16, (total, 43, 232))
-    t = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_t.npy"), "w+", np.float16, (total, 3, 96))
+    t = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_t.npy"), "w+", np.float16, (total, TEACHER_DIM))
     y = np.empty(total, np.int32)
     real = np.empty(total, bool)
     row = 0
@@ -255,7 +257,7 @@ def prepare(
     data_dir: str,
     work_dir: str,
     *,
-    real_copies: int = 8,
+    real_copies: int = 6,
     voice_copies: int = 2,
     synth_copies: int = 3,
     background_cuts: int = 2000,
@@ -295,16 +297,18 @@ def prepare(
 
 def main(argv: "Sequence[str] | None" = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
+    parser.add_argument("--data", default=None, help="Speech Commands subset (default: $MM_BROWSERFFT_DATA)")
     parser.add_argument("--work", default="/work/pretrain_work")
-    parser.add_argument("--real-copies", type=int, default=8)
+    parser.add_argument("--real-copies", type=int, default=6)
     parser.add_argument("--voice-copies", type=int, default=2)
     parser.add_argument("--synth-copies", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    from mm_browserfft.datasets import data_dir
+
     sizes = prepare(
-        args.data, args.work, real_copies=args.real_copies, voice_copies=args.voice_copies,
+        args.data or os.fspath(data_dir()), args.work, real_copies=args.real_copies, voice_copies=args.voice_copies,
         synth_copies=args.synth_copies, seed=args.seed, workers=args.workers,
     )  # fmt: skip
     print(f"prepare: {sizes}")

@@ -7,10 +7,14 @@ The two TFLite models ship in the PyPI wheel ``pyopen-wakeword==1.1.0``
   -> ``[1, 1, frames, 32]`` log-mel (25 ms window, 10 ms hop), then ``mel / 10 + 2``;
 * ``embedding_model.tflite``: ``[batch, 76, 32, 1]`` (76 mel frames, 0.76 s) -> ``[batch, 1, 1, 96]``.
 
-A student window (44032 samples at 44.1 kHz, 0.998 s) is resampled to 16 kHz
-(15976 samples, 97 mel frames) and gives :data:`TEACHER_WINDOWS` = 3 embeddings,
-8 mel frames (80 ms) apart. Nothing else of the wheel is used (its wake-word heads
-are CC BY-NC-SA). The teacher is never imported by the package.
+A student window (44032 samples at 44.1 kHz, 0.998 s) is resampled to 16 kHz,
+padded with :data:`CONTEXT_S` = 0.25 s of silence on each side (so that some 0.76 s
+span holds the whole word wherever it sits), and gives 10 embeddings 8 mel frames
+(80 ms) apart; their mean and their maximum (192 values) are the target. Measured
+with one linear probe on held-out speakers (10 classes, every training clip): 0.932
+with the context, 0.794 without it (3 spans starting at 0-0.16 s miss late words).
+Nothing else of the wheel is used (its wake-word heads are CC BY-NC-SA). The teacher
+is never imported by the package.
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ import numpy as np
 from mm_browserfft.audio import resample
 from mm_browserfft.frontend import SAMPLE_RATE
 
-__all__ = ["TEACHER_RATE", "TEACHER_WINDOWS", "TEACHER_DIM", "Teacher"]
+__all__ = ["TEACHER_RATE", "CONTEXT_S", "TEACHER_DIM", "Teacher"]
 
 TEACHER_RATE = 16000
 """Hz: the teacher's sample rate."""
-TEACHER_WINDOWS = 3
-"""Embeddings per student window (mel frames 0, 8 and 16 onwards, 76 frames each)."""
-TEACHER_DIM = 96
-"""Size of one teacher embedding."""
+CONTEXT_S = 0.25
+"""Seconds of silence added before and after a window before the teacher hears it."""
+EMBEDDING_DIM = 96
+"""Size of one embedding of the teacher."""
+TEACHER_DIM = 2 * EMBEDDING_DIM
+"""Size of the target: mean and max over a window's embeddings."""
 _MEL_FRAMES = 76
 _MEL_STEP = 8
 _TEACHER_PEAK = 0.5  # the teacher hears every window at this peak level (the student is gain-invariant)
@@ -57,9 +63,7 @@ class Teacher:
         self._mel = Interpreter(model_path=mel_path, num_threads=1)
         self._embedding = Interpreter(model_path=embedding_path, num_threads=1)
         self._mel_len = -1
-        index = self._embedding.get_input_details()[0]["index"]
-        self._embedding.resize_tensor_input(index, [TEACHER_WINDOWS, _MEL_FRAMES, 32, 1])
-        self._embedding.allocate_tensors()
+        self._spans = -1
 
     def _log_mel(self, samples: np.ndarray) -> np.ndarray:
         """``[frames, 32]`` log-mel of float32 ``[n]`` samples at 16 kHz on the int16 scale."""
@@ -73,21 +77,28 @@ class Teacher:
         return self._mel.get_tensor(self._mel.get_output_details()[0]["index"])[0, 0] / 10.0 + 2.0
 
     def embed(self, window: np.ndarray) -> np.ndarray:
-        """The teacher's embeddings of one student window.
+        """The teacher's pooled embedding of one student window.
 
         Args:
           window: float32 ``[44032]`` samples at 44.1 kHz (any level: it is peak-normalised).
 
         Returns:
-          float32 ``[3, 96]``: embeddings of 0.76 s spans starting 0, 80 and 160 ms in.
+          float32 ``[192]``: mean then max over the embeddings of the 0.76 s spans, 80 ms
+          apart, of the window with :data:`CONTEXT_S` of silence on each side.
         """
         x = resample(np.asarray(window, np.float32), SAMPLE_RATE, TEACHER_RATE)
         peak = float(np.max(np.abs(x)))
         x = x * (_TEACHER_PEAK * 32767.0 / peak) if peak > 0 else x
-        mel = self._log_mel(x)
-        spans = np.stack([mel[i * _MEL_STEP : i * _MEL_STEP + _MEL_FRAMES] for i in range(TEACHER_WINDOWS)])
+        context = int(CONTEXT_S * TEACHER_RATE)
+        mel = self._log_mel(np.pad(x, context))
+        count = (len(mel) - _MEL_FRAMES) // _MEL_STEP + 1
+        spans = np.stack([mel[i * _MEL_STEP : i * _MEL_STEP + _MEL_FRAMES] for i in range(count)])
         index = self._embedding.get_input_details()[0]["index"]
+        if self._spans != count:
+            self._embedding.resize_tensor_input(index, [count, _MEL_FRAMES, 32, 1])
+            self._embedding.allocate_tensors()
+            self._spans = count
         self._embedding.set_tensor(index, spans[..., np.newaxis].astype(np.float32))
         self._embedding.invoke()
-        out = self._embedding.get_tensor(self._embedding.get_output_details()[0]["index"])
-        return out.reshape(TEACHER_WINDOWS, TEACHER_DIM).astype(np.float32)
+        vectors = self._embedding.get_tensor(self._embedding.get_output_details()[0]["index"]).reshape(count, EMBEDDING_DIM)
+        return np.concatenate([vectors.mean(axis=0), vectors.max(axis=0)]).astype(np.float32)

@@ -6,8 +6,9 @@ Two stages:
    (plus ``_silence_``) with a wide softmax after ``dense_1`` (label smoothing),
    and (b) to reproduce the teacher's embeddings of the same audio (knowledge
    distillation: a linear projection ``teacher_projection`` from ``dense_1``
-   regresses the teacher's 3 x 96 per-window vectors, standardised per
-   dimension, mean squared error times ``distill_weight``); Adam, a cosine
+   regresses the teacher's pooled embedding (mean and max, 192 values; see
+   ``teacher.py``), standardised per dimension, mean squared error times
+   ``distill_weight``); Adam, a cosine
    learning-rate decay and SpecAugment-style masks. It starts from the weights of
    a base (``init``: the bundled one by default) or from scratch, and resumes
    after an interruption (Keras ``BackupAndRestore`` in ``<work>/backup``);
@@ -70,7 +71,7 @@ def _batches_class():
     tf = _tf()
 
     class SpectrogramBatches(tf.keras.utils.Sequence):
-        """Shuffled batches ``([b, 43, 232, 1], (one-hot [b, classes], teacher [b, 288]))`` with SpecAugment masks.
+        """Shuffled batches ``([b, 43, 232, 1], (one-hot [b, classes], teacher [b, d]))`` with SpecAugment masks.
 
         ``teacher`` is the standardised teacher embedding of the same (unmasked) audio.
         """
@@ -122,7 +123,7 @@ def _warm_start(student, init: str) -> None:
 
 
 def standardise_targets(t_train: np.ndarray, *others: np.ndarray):
-    """Flatten ``[n, 3, 96]`` teacher embeddings to ``[n, 288]`` float32, standardised by the training statistics."""
+    """Teacher embeddings ``[n, ...]`` as ``[n, d]`` float32, standardised by the training statistics."""
     flat = t_train.reshape(len(t_train), -1).astype(np.float32)
     mean, std = flat.mean(axis=0), flat.std(axis=0) + 1e-6
     return [(flat - mean) / std] + [(o.reshape(len(o), -1).astype(np.float32) - mean) / std for o in others]
