@@ -125,7 +125,7 @@ def test_demo_runs_end_to_end_with_clean_logs(tmp_path):
                        r"\(nor by the bundled base\)$", done.stdout, re.M)  # fmt: skip
     heldout = [p for p in pathlib.Path(bundled_samples_dir()).glob("*/*.flac") if is_heldout_speaker(speaker_id(p))]
     assert int(result.group(2)) == len(heldout) == 34  # every bundled clip of a speaker the base never heard
-    assert float(result.group(1)) >= 0.6  # 5 classes (chance 0.2); measured MEASURED on 34 clips
+    assert float(result.group(1)) >= 0.6  # 5 classes (chance 0.2); measured 0.79 on 34 clips
     for noise in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "WARNING:absl", "Epoch 1/"):
         assert noise not in done.stderr + done.stdout
     for name in ("model.tflite", "labels.txt", "model.json", "report.md", "report.json"):
@@ -434,17 +434,17 @@ def test_train_on_every_label_of_the_test_data(tmp_path):
     code, stdout, stderr = run_cli("train", train, "--export", out, "--by-speaker", "--seed", "0")
     assert code == 0, stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["metrics"]["num_examples"] >= 100
-    assert report["metrics"]["accuracy"] >= 0.8  # measured 0.91 on 102 clips of 1325, 5 epochs, head only
+    assert report["metrics"]["num_examples"] >= 20  # whole speakers of the 240 training clips
+    assert report["metrics"]["accuracy"] >= 0.5  # 10 classes (chance 0.1); measured 0.60 on 20 clips
     assert re.search(r"^test accuracy [\d.]+ on \d+ clips of speakers not used for training$", stdout, re.M)
 
     code, stdout, _ = run_cli("evaluate", out / "model.tflite", heldout, "--json")
     assert code == 0
-    assert json.loads(stdout)["accuracy"] >= 0.75  # measured 0.82 on 980 clips of unseen speakers
+    assert json.loads(stdout)["accuracy"] >= 0.6  # measured 0.73 on 120 clips of unseen speakers
 
     clips = sorted(heldout.glob("*/*.flac"))
     code, stdout, _ = run_cli("predict", out / "model.tflite", *clips, "--json", "--top-k", "1")
     assert code == 0
     named = [r["windows"][0]["top_k"][0]["label"] for r in json.loads(stdout)]
     right = sum(name == clip.parent.name for name, clip in zip(named, clips))
-    assert right / len(clips) >= 0.75
+    assert right / len(clips) >= 0.6

@@ -338,6 +338,24 @@ def test_a_seed_gives_identical_splits_weights_and_metrics(tmp_path, random_base
     assert first[3] == second[3]
 
 
+def test_a_seed_gives_identical_weights_with_augmentation_on(tmp_path, random_base_dir):
+    # 288 clips: five batches of the front end per epoch, which tf.data may run in parallel
+    data_dir = link_real_clips(tmp_path / "data", ("yes", "no", "up", "down", "left", "right", "stop", "go"), 36)
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    sf.write(noise / "hiss.wav", np.random.default_rng(0).normal(0, 0.05, 88200).astype(np.float32), 44100)
+
+    def run(i):
+        spec = BrowserFftSpec(base_model=str(random_base_dir), seed=7, time_shift_s=0.1, time_masks=1,
+                              freq_masks=1, background_noise=noise, background_prob=0.8)  # fmt: skip
+        data = DataLoader.from_folder(spec, data_dir, seed=7)
+        model = audio_classifier.create(data, spec, batch_size=32, epochs=2, model_dir=str(tmp_path / f"m{i}"))
+        return model.model.get_layer("classification_head").get_weights()
+
+    first, second = run(0), run(1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
 # ============================================================================ scale
 
 

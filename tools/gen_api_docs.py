@@ -12,7 +12,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = [
-    "audio_classifier", "model_spec", "spec", "data", "classifier", "config", "frontend", "audio", "base",
+    "audio_classifier", "model_spec", "spec", "data", "classifier", "config", "frontend", "layers", "audio", "base",
     "tfjs", "export", "metadata", "predict", "inspection", "metrics", "speakers", "datasets", "training", "report",
     "errors",
     "model_maker", "cli",

@@ -34,15 +34,11 @@ import urllib.parse
 import numpy as np
 import pytest
 
+import chromium
 from conftest import real_clips
 
 JS_DIR = pathlib.Path(__file__).resolve().parent / "js"
 PACKAGES = ("@tensorflow/tfjs", "@tensorflow-models/speech-commands")
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-)  # fmt: skip
 
 LABELS = ("down", "go", "no", "yes")
 CLIPS = 8  # per label, trained on and predicted
@@ -194,17 +190,6 @@ def test_tfjs_on_node_matches_keras_and_tflite(node_modules, classifier, exporte
 # The recognizer in headless Chromium
 
 
-def _browser_missing() -> str:
-    for binary in (CHROMIUM, CHROMEDRIVER):
-        if shutil.which(binary) is None:
-            return f"{binary} is missing (apt-get install chromium chromium-driver)"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install selenium)"
-    return ""
-
-
 @pytest.fixture(scope="module")
 def site(node_modules, exported, tmp_path_factory):
     """http://127.0.0.1:PORT serving ``/js/`` (this folder: page + node_modules) and ``/data/`` (the exports)."""
@@ -228,37 +213,24 @@ def site(node_modules, exported, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    missing = _browser_missing()
-    if missing:
-        pytest.skip(missing)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(120)
-    try:
+def browser():
+    if chromium.missing():
+        pytest.skip(chromium.missing())
+    with chromium.driver() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.mark.browser
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_speech_commands_recognizer_in_chromium(chromium, site, classifier, read_back, variant):
+def test_speech_commands_recognizer_in_chromium(browser, site, classifier, read_back, variant):
     """create() + ensureModelLoaded() over http, wordLabels(), recognize(tensor): no microphone needed.
 
     TF.js picks its backend (Chromium headless with --disable-gpu: WebGL on SwiftShader).
     """
     urls = {"model": f"/data/{variant}/model.json", "metadata": f"/data/{variant}/metadata.json"}
     query = urllib.parse.urlencode({**urls, "specs": "/data/specs.json"})
-    chromium.get(f"{site}/js/recognizer.html?{query}")
-    result = chromium.execute_async_script("window.recognizerResult.then(arguments[arguments.length - 1]);")
+    browser.get(f"{site}/js/recognizer.html?{query}")
+    result = browser.execute_async_script("window.recognizerResult.then(arguments[arguments.length - 1]);")
     assert result["ok"], result.get("error")
     assert result["speechCommandsVersion"] == _pinned("@tensorflow-models/speech-commands")
     assert result["wordLabels"] == list(LABELS)

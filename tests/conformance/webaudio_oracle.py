@@ -13,59 +13,34 @@ Needs Debian's ``chromium`` and ``chromium-driver`` and ``selenium`` (the test e
 from __future__ import annotations
 
 import base64
-import pathlib
-import shutil
-from typing import Iterator
-
 import contextlib
+import pathlib
+from typing import Iterator
 
 import numpy as np
 
+import chromium
 from mm_browserfft.frontend import NUM_BINS, NUM_FRAMES, WAVEFORM_LENGTH
 
-__all__ = ["CHROMIUM", "CHROMEDRIVER", "missing", "browser", "browser_spectrograms"]
+__all__ = ["missing", "browser", "browser_spectrograms"]
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PAGE = pathlib.Path(__file__).resolve().parent / "analyser.html"
-_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-    "--autoplay-policy=no-user-gesture-required",
-)  # fmt: skip
 _BATCH = 8  # clips per script call (keeps each WebDriver message small)
 
 
 def missing() -> str:
     """Why the oracle cannot run here ("" when it can)."""
-    for binary in (CHROMIUM, CHROMEDRIVER):
-        if shutil.which(binary) is None:
-            return f"{binary} is missing (apt-get install chromium chromium-driver)"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install selenium)"
-    return ""
+    return chromium.missing()
 
 
 @contextlib.contextmanager
 def browser() -> Iterator[object]:
     """A headless Chromium (selenium WebDriver) with the oracle page loaded."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in _FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        driver.set_script_timeout(300)
+    with chromium.driver(extra_flags=["--autoplay-policy=no-user-gesture-required"], script_timeout_s=300) as driver:
         driver.get(PAGE.as_uri())
         if not driver.execute_script("return window.oracleReady === true"):
             raise RuntimeError(f"the oracle page did not load: {PAGE}")
         yield driver
-    finally:
-        driver.quit()
 
 
 def browser_spectrograms(waves: np.ndarray, *, driver=None) -> np.ndarray:
