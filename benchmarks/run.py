@@ -98,21 +98,31 @@ def _adapt_frontend(raw: Dict) -> Dict:
     return {"rows": rows, "tables": [detail], "details": raw}
 
 
+def _training_clips(raw: Dict, key: str) -> str:
+    """What a transfer row trained on: every training clip, or K per class."""
+    return f"all {raw['train_clips']} clips" if key == "full" else f"{key} clips per class"
+
+
+def _percent(stats: Dict[str, float]) -> str:
+    """``{"mean", "std"}`` of an accuracy as ``"85.1 +- 0.4"`` (percent)."""
+    return f"{100 * stats['mean']:.1f} +- {100 * stats['std']:.1f}"
+
+
 def _adapt_transfer(raw: Dict) -> Dict:
-    """bench_transfer's curve -> one row per K (bundled base against random init) and the curve's table."""
+    """bench_transfer's curve -> one row per K (bundled base against random init) and the curve's table,
+    and its linear probe -> one row per K (bundled base against the teacher) and the probe's table."""
     acc = raw["accuracy"]
     keys = [str(k) for k in raw["k_values"]] + ["full"]
     rows, cells = [], []
     for key in keys:
         bundled, random = acc["bundled"][key]["mean"], acc["random"][key]["mean"]
-        clips = f"all {raw['train_clips']} clips" if key == "full" else f"{key} clips per class"
+        clips = _training_clips(raw, key)
         rows.append(row(
             f"transfer: 10-class accuracy, head on {clips}, {raw['test_clips']} clips of held-out speakers",
             100 * bundled, "%", reference=100 * random, reference_label="randomly initialised base, same run",
             ratio=100 * (bundled - random), ratio_of="points over random init",
         ))  # fmt: skip
-        cells.append([key, f"{100 * bundled:.1f} +- {100 * acc['bundled'][key]['std']:.1f}",
-                      f"{100 * random:.1f} +- {100 * acc['random'][key]['std']:.1f}", round(100 * (bundled - random), 1)])
+        cells.append([key, _percent(acc["bundled"][key]), _percent(acc["random"][key]), round(100 * (bundled - random), 1)])
     detail = table(
         f"Transfer curve: accuracy (%) vs clips per class, mean +- std over {raw['draws']} draws, "
         f"{raw['epochs']} head epochs",
@@ -125,16 +135,15 @@ def _adapt_transfer(raw: Dict) -> Dict:
         probe_cells = []
         for key in probe["bundled"]:
             bundled, teacher = probe["bundled"][key]["mean"], probe["teacher"][key]["mean"]
-            clips = f"all {raw['train_clips']} clips" if key == "full" else f"{key} clips per class"
             rows.append(row(
-                f"linear probe: {len(raw['classes'])}-class accuracy, {clips}, {raw['test_clips']} clips of held-out speakers",
+                f"linear probe: {len(raw['classes'])}-class accuracy, {_training_clips(raw, key)}, "
+                f"{raw['test_clips']} clips of held-out speakers",
                 100 * bundled, "%", reference=100 * teacher, reference_label="Google speech_embedding (teacher), same run",
                 ratio=100 * (bundled - teacher), ratio_of="points over the teacher",
                 target=">= teacher - 0.5 points", met=bundled >= teacher - 0.005,
                 note="" if bundled >= teacher - 0.005 else f"{100 * (teacher - bundled):.1f} points short of the teacher's probe",
             ))  # fmt: skip
-            probe_cells.append([key] + [f"{100 * probe[n][key]['mean']:.1f} +- {100 * probe[n][key]['std']:.1f}"
-                                        for n in ("bundled", "random", "teacher")])  # fmt: skip
+            probe_cells.append([key] + [_percent(probe[n][key]) for n in ("bundled", "random", "teacher")])
         tables.append(table(
             "Linear probe (standardised embedding + logistic regression): accuracy (%), same split, same run",
             ["clips per class", "bundled base", "random init", "teacher (speech_embedding)"], probe_cells,

@@ -94,3 +94,21 @@ def test_markdown_page_shows_rows_misses_with_their_reason_and_failures():
     assert "Keras layer in tf.data" in why and "0.375 ms per clip on top" in why
     assert "benchmarks/bench_broken.py" in page.split("## Benchmarks that failed", 1)[1]
     assert "**Front end, batch of 8 clips, 1 thread**" in page
+
+
+def test_transfer_adapter_judges_the_probe_against_the_teacher_of_the_same_run():
+    def stats(mean):
+        return {"mean": mean, "std": 0.01}
+
+    raw = {
+        "classes": ["a", "b", "c"], "train_clips": 30, "test_clips": 12, "k_values": [5], "draws": 3, "epochs": 100,
+        "accuracy": {"bundled": {"5": stats(0.8), "full": stats(0.9)}, "random": {"5": stats(0.3), "full": stats(0.4)}},
+        "probe": {"bundled": {"full": stats(0.90), "5": stats(0.70)}, "random": {"full": stats(0.4), "5": stats(0.3)},
+                  "teacher": {"full": stats(0.903), "5": stats(0.80)}},
+    }  # fmt: skip
+    result = run.normalise("transfer", raw)
+    probe_rows = [r for r in result["rows"] if r["figure"].startswith("linear probe")]
+    assert [r["met"] for r in probe_rows] == [True, False]  # within 0.5 points of the teacher; 10 points short
+    assert "10.0 points short of the teacher's probe" in probe_rows[1]["note"]
+    assert probe_rows[0]["reference"] == pytest.approx(90.3)
+    assert len(result["tables"]) == 2
