@@ -3,9 +3,9 @@
 :class:`BrowserFftLayer` computes :func:`mm_browserfft.frontend.spectrogram` with
 TensorFlow ops, registered for Keras serialization (``mm_browserfft>BrowserFftLayer``).
 It builds one of two graphs of the same formula: float64 arithmetic when TensorFlow
-runs it (``predict``, SavedModel), equal to the NumPy reference; float32 TFLite builtin
-ops when traced inside :func:`mm_browserfft.frontend.float32_graph` (TFLite export,
-the training input pipeline). Whatever the Keras dtype policy (``mixed_float16``
+runs it (``predict``), equal to the NumPy reference; float32 TFLite builtin ops when
+traced inside :func:`mm_browserfft.frontend.float32_graph` (TFLite and SavedModel
+export, the training input pipeline). Whatever the Keras dtype policy (``mixed_float16``
 included), its input and output are float32: the layer's own policy is float32.
 
 Importing this module imports TensorFlow; :mod:`mm_browserfft.frontend` does not.
