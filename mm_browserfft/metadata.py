@@ -882,8 +882,8 @@ def write_classifier_metadata(
     return pack_metadata(model, metadata, files)
 
 
-def has_metadata(model: ModelSource) -> bool:
-    """Whether a ``.tflite`` file or bytes carries ``TFLITE_METADATA``.
+def _metadata_buffer(model: ModelSource) -> Tuple[Optional[bytes], Optional[str]]:
+    """``(the TFLITE_METADATA buffer or None when the model has none, the file's path)``.
 
     Raises:
       ModelFormatError: not a TFLite model, or corrupt.
@@ -891,9 +891,19 @@ def has_metadata(model: ModelSource) -> bool:
     data, path = _load(model)
     try:
         root = _model_root(_split_zip(data)[0])
-        return any(name == METADATA_NAME for name, _ in _metadata_entries(root))
+        indices = [index for name, index in _metadata_entries(root) if name == METADATA_NAME]
+        return (_buffer_data(root, indices[0]) if indices else None), path
     except (_Corrupt, struct.error) as exc:
         raise ModelFormatError(f"not a valid TFLite model: {exc}", path=path) from None
+
+
+def has_metadata(model: ModelSource) -> bool:
+    """Whether a ``.tflite`` file or bytes carries ``TFLITE_METADATA``.
+
+    Raises:
+      ModelFormatError: not a TFLite model, or corrupt.
+    """
+    return _metadata_buffer(model)[0] is not None
 
 
 def read_metadata(model: ModelSource) -> dict:
@@ -902,15 +912,9 @@ def read_metadata(model: ModelSource) -> dict:
     Raises:
       ModelFormatError: not a TFLite model, corrupt, or without ``TFLITE_METADATA``.
     """
-    data, path = _load(model)
-    try:
-        root = _model_root(_split_zip(data)[0])
-        indices = [index for name, index in _metadata_entries(root) if name == METADATA_NAME]
-        if not indices:
-            raise ModelFormatError("the model has no TFLite metadata", path=path)
-        buffer = _buffer_data(root, indices[0])
-    except (_Corrupt, struct.error) as exc:
-        raise ModelFormatError(f"not a valid TFLite model: {exc}", path=path) from None
+    buffer, path = _metadata_buffer(model)
+    if buffer is None:
+        raise ModelFormatError("the model has no TFLite metadata", path=path)
     return decode_metadata(buffer, source=path)
 
 
