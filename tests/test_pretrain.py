@@ -1,4 +1,4 @@
-"""The pretraining recipe's pure parts: vocabulary, augmentation, label mapping, masks."""
+"""The pretraining recipe's pure parts: vocabulary, training windows, parts, label mapping, masks."""
 
 import numpy as np
 import pytest
@@ -16,9 +16,9 @@ def test_vocabulary_covers_18w_and_speech_commands_words():
     assert list(synth.VOCABULARY) == sorted(vocab)
 
 
-def _tone(seconds: float) -> np.ndarray:
+def _tone(seconds: float, freq: float = 440.0) -> np.ndarray:
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    return (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 def _noises():
@@ -36,28 +36,6 @@ def test_augment_returns_one_finite_window(synthetic):
         assert np.sqrt(np.mean(window**2)) > 1e-3
 
 
-def test_place_keeps_a_short_word_whole_and_crops_a_long_one():
-    rng = np.random.default_rng(2)
-    short = np.ones(10_000, np.float32)
-    assert prepare._place(short, rng, centred_shift=0.05).sum() == pytest.approx(10_000)
-    long = np.ones(60_000, np.float32)
-    assert prepare._place(long, rng, centred_shift=0.05).shape == (WAVEFORM_LENGTH,)
-
-
-def test_shift_moves_content_and_zero_fills():
-    window = np.zeros(WAVEFORM_LENGTH, np.float32)
-    window[20_000] = 1.0
-    shifted = prepare._shift(window, np.random.default_rng(3), max_seconds=0.1)
-    (where,) = np.flatnonzero(shifted)
-    assert abs(where - 20_000) <= 0.1 * SAMPLE_RATE and shifted.sum() == 1.0
-
-
-def test_trim_drops_silence_around_a_word():
-    x = np.concatenate([np.zeros(20_000), _tone(0.3), np.zeros(20_000)]).astype(np.float32)
-    trimmed = prepare._trim(x)
-    assert abs(trimmed.size - _tone(0.3).size) <= 2 * 441
-
-
 def test_map_to_18w_sends_silence_to_background_and_other_words_to_unknown():
     mapped = train.map_to_18w(["_silence_", "yes", "cat", "zero", "tomorrow"])
     names = [BASE_LABELS_18W[i] for i in mapped]
@@ -71,3 +49,75 @@ def test_spec_augment_zeroes_at_most_one_time_and_one_frequency_band():
     zero_bins = (out == 0).all(axis=1).sum(axis=1)
     assert zero_frames.max() <= 6 and zero_bins.max() <= 24
     assert (out == 0).any() and (out == 1).any()
+
+
+def _clip(seconds: float, freq: float = 440.0) -> np.ndarray:
+    """A tone burst in the middle of a one-second clip (a stand-in word)."""
+    x = np.zeros(WAVEFORM_LENGTH, np.float32)
+    tone = _tone(seconds, freq) * np.hanning(int(seconds * SAMPLE_RATE)).astype(np.float32)
+    start = (WAVEFORM_LENGTH - tone.size) // 2
+    x[start : start + tone.size] = tone
+    return x
+
+
+def test_a_word_in_a_room_is_one_finite_window_with_a_longer_decay():
+    rng = np.random.default_rng(5)
+    dry = prepare.augment(_clip(0.2), np.random.default_rng(5), _noises(), synthetic=False, noise_probability=0.0)
+    wet = [prepare.augment_in_room(_clip(0.2), _clip(0.3, 880.0), rng, _noises()) for _ in range(8)]
+    for w in wet:
+        assert w.shape == (WAVEFORM_LENGTH,) and w.dtype == np.float32 and np.all(np.isfinite(w))
+        assert np.max(np.abs(w)) <= 1.0
+
+    def tail_energy(window):  # the 100 ms after the burst, relative to the whole window
+        end = (WAVEFORM_LENGTH + int(0.2 * SAMPLE_RATE)) // 2 + int(0.15 * SAMPLE_RATE)
+        return np.sum(window[end : end + 4410] ** 2) / np.sum(window**2)
+
+    assert np.median([tail_energy(w) for w in wet]) > tail_energy(dry)
+
+
+def test_word_pairs_cut_across_both_words():
+    rng = np.random.default_rng(6)
+    a, b = _clip(0.4, 300.0), _clip(0.4, 3000.0)
+    windows = [prepare.word_pair_window(a, b, rng, _noises()) for _ in range(40)]
+    assert all(w.shape == (WAVEFORM_LENGTH,) and np.all(np.isfinite(w)) for w in windows)
+    spectra = [np.abs(np.fft.rfft(w)) for w in windows]
+    bin_of = lambda hz: int(hz * WAVEFORM_LENGTH / SAMPLE_RATE)  # noqa: E731
+    low = np.array([s[bin_of(250) : bin_of(350)].sum() for s in spectra])
+    high = np.array([s[bin_of(2500) : bin_of(3500)].sum() for s in spectra])
+    share = high / (low + high)
+    assert (share < 0.2).any() and (share > 0.8).any() and ((share > 0.2) & (share < 0.8)).any()
+
+
+def test_drop_words_removes_rows_made_of_a_held_out_word_even_without_a_label():
+    labels = ["_silence_", "go", "left", "yes"]
+    y = np.array([1, 2, 3, -1, -1, 0])
+    sources = np.array([[1, 1], [2, 2], [3, 3], [3, 1], [3, 0], [0, 0]])
+    kept, new_y, rows = train.drop_words(labels, ["go"], y, sources, np.arange(6))
+    assert kept == ["_silence_", "left", "yes"]
+    assert rows.tolist() == [1, 2, 4, 5] and new_y.tolist() == [1, 2, -1, 0]
+    with pytest.raises(ValueError, match="not in the prepared set"):
+        train.drop_words(labels, ["stop"], y, sources)
+
+
+def test_load_prepared_concatenates_the_parts_there_and_reads_old_ones_without_sources(tmp_path):
+    for name, rows, label in (("train", 3, 1), ("pairs", 2, -1)):
+        np.save(tmp_path / f"{name}_x.npy", np.full((rows, 43, 232), label, np.float16))
+        np.save(tmp_path / f"{name}_t.npy", np.zeros((rows, 192), np.float16))
+        np.save(tmp_path / f"{name}_y.npy", np.full(rows, label, np.int32))
+    np.save(tmp_path / "pairs_src.npy", np.array([[1, 2], [2, 2]], np.int32))
+    x, y, t, sources, rows = train.load_prepared(str(tmp_path), ["train", "rooms", "pairs"])
+    assert rows == {"train": 3, "pairs": 2} and x.shape == (5, 43, 232) and t.shape == (5, 192)
+    assert y.tolist() == [1, 1, 1, -1, -1] and sources.tolist() == [[1, 1]] * 3 + [[1, 2], [2, 2]]
+    with pytest.raises(FileNotFoundError, match="no prepared part"):
+        train.load_prepared(str(tmp_path), ["rooms"])
+
+
+def test_unlabelled_rows_weigh_nothing_in_the_word_loss():
+    batches = train.SpectrogramBatches(
+        np.zeros((4, 43, 232), np.float16), np.array([2, -1, 0, -1]), np.ones((4, 192), np.float32), 3,
+        batch_size=4, seed=0,
+    )  # fmt: skip
+    x, (onehot, teacher), (word_weight, teacher_weight) = batches[0]
+    assert x.shape == (4, 43, 232, 1) and teacher.shape == (4, 192)
+    assert onehot.tolist() == [[0, 0, 1], [0, 0, 0], [1, 0, 0], [0, 0, 0]]
+    assert word_weight.tolist() == [1, 0, 1, 0] and teacher_weight.tolist() == [1, 1, 1, 1]

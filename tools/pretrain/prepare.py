@@ -34,13 +34,27 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mm_browserfft.audio import load_audio, resample, split_windows
+from mm_browserfft.audio import load_audio, split_windows
+from mm_browserfft.augment import (
+    mix_at_snr,
+    noise_cut,
+    perturb_speed,
+    place_in_window,
+    random_equalizer,
+    reverberate,
+    room_impulse_response,
+    time_shift,
+    trim_silence,
+)
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH, spectrogram
 from mm_browserfft.speakers import is_heldout_speaker, speaker_id
 
 from .teacher import TEACHER_DIM
 
-__all__ = ["SILENCE", "Clip", "real_clips", "synth_clips", "voice_clips", "augment", "prepare"]
+__all__ = [
+    "SILENCE", "TRAINING_PARTS", "Clip", "real_clips", "synth_clips", "voice_clips", "augment", "augment_in_room",
+    "word_pair_window", "prepare",
+]  # fmt: skip
 
 SILENCE = "_silence_"
 """The noise / no-speech class."""
@@ -81,66 +95,28 @@ def voice_clips(voices_dir: str) -> List[Clip]:
     return [(p, _word_of(p)) for p in sorted(glob.glob(os.path.join(voices_dir, "*", "*.flac")))]
 
 
-def _trim(x: np.ndarray, *, threshold_db: float = -35.0) -> np.ndarray:
-    """Cut leading/trailing samples quieter than ``threshold_db`` below the peak envelope."""
-    frame = 441
-    n = x.size // frame
-    if n < 2:
-        return x
-    energy = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1)) + 1e-9
-    active = np.flatnonzero(20 * np.log10(energy / energy.max()) > threshold_db)
-    return x[active[0] * frame : (active[-1] + 1) * frame]
+def _finish(window: np.ndarray, rng: np.random.Generator, noises: Sequence[np.ndarray], *,
+            noise_probability: float, max_snr_db: float) -> np.ndarray:
+    """Equaliser (70 %), a random level, background noise at 0..``max_snr_db`` dB SNR, a hiss: ``[44032]``."""
+    if rng.random() < 0.7:
+        window = random_equalizer(window, rng)
+    rms = float(np.sqrt(np.mean(window**2))) + 1e-9
+    window = window / rms * 0.1 * float(np.exp(rng.uniform(-1.5, 1.0)))
+    speech_rms = float(np.sqrt(np.mean(window**2)))
+    if rng.random() < noise_probability:
+        snr_db = rng.uniform(0.0, max_snr_db)
+        window = window + noise_cut(noises, rng) * speech_rms * 10 ** (-snr_db / 20)
+    hiss_db = rng.uniform(35.0, 60.0)
+    window = window + rng.standard_normal(WAVEFORM_LENGTH).astype(np.float32) * speech_rms * 10 ** (-hiss_db / 20)
+    return np.clip(window, -1.0, 1.0).astype(np.float32)
 
 
-def _place(x: np.ndarray, rng: np.random.Generator, *, centred_shift: float) -> np.ndarray:
-    """Put ``x`` into one zero window ``[44032]``.
-
-    A clip shorter than the window lands at a uniform random offset; a longer one is
-    cropped around its centre, shifted by up to ``centred_shift`` of the window.
-    """
-    out = np.zeros(WAVEFORM_LENGTH, np.float32)
-    if x.size <= WAVEFORM_LENGTH:
-        start = int(rng.integers(0, WAVEFORM_LENGTH - x.size + 1))
-        out[start : start + x.size] = x
-        return out
-    max_shift = int(centred_shift * WAVEFORM_LENGTH)
-    centre = (x.size - WAVEFORM_LENGTH) // 2 + int(rng.integers(-max_shift, max_shift + 1))
-    start = int(np.clip(centre, 0, x.size - WAVEFORM_LENGTH))
-    return x[start : start + WAVEFORM_LENGTH].copy()
-
-
-def _shift(window: np.ndarray, rng: np.random.Generator, *, max_seconds: float) -> np.ndarray:
-    """Shift a window ``[44032]`` in time by up to ``max_seconds`` either way, zero-filling."""
-    s = int(rng.integers(-max_seconds * SAMPLE_RATE, max_seconds * SAMPLE_RATE + 1))
-    out = np.zeros_like(window)
-    if s >= 0:
-        out[s:] = window[: window.size - s]
-    else:
-        out[:s] = window[-s:]
-    return out
-
-
-def _random_eq(x: np.ndarray, rng: np.random.Generator, *, max_db: float = 8.0) -> np.ndarray:
-    """Filter ``x`` with a smooth random gain curve (a few bumps, +-``max_db``) over 0-22 kHz."""
-    n_fft = 1 << int(np.ceil(np.log2(x.size)))  # a power of two: fast, and the wrap-around stays tiny
-    spectrum = np.fft.rfft(x, n=n_fft)
-    knots = rng.uniform(-max_db, max_db, size=6)
-    curve_db = np.interp(np.linspace(0, 1, spectrum.size), np.linspace(0, 1, knots.size), knots)
-    return np.fft.irfft(spectrum * 10 ** (curve_db / 20), n=n_fft)[: x.size].astype(np.float32)
-
-
-def _perturb_speed(x: np.ndarray, rng: np.random.Generator, *, max_factor: float) -> np.ndarray:
-    """Resample by a factor in ``[1/max_factor, max_factor]``: tempo, pitch and formants move together."""
-    factor = float(np.exp(rng.uniform(-np.log(max_factor), np.log(max_factor))))
-    return resample(x, SAMPLE_RATE, int(round(SAMPLE_RATE * factor)))
-
-
-def _noise_cut(noises: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """A random ``[44032]`` cut of a random background recording, unit RMS."""
-    noise = noises[int(rng.integers(len(noises)))]
-    start = int(rng.integers(0, noise.size - WAVEFORM_LENGTH))
-    cut = noise[start : start + WAVEFORM_LENGTH]
-    return cut / (np.sqrt(np.mean(cut**2)) + 1e-9)
+def _speech_window(x: np.ndarray, rng: np.random.Generator, *, synthetic: bool) -> np.ndarray:
+    """Speed-perturbed ``x`` in one window: a trimmed synthetic word placed at random, a real clip shifted."""
+    x = perturb_speed(x, rng, max_factor=1.18 if synthetic else 1.1)
+    if synthetic:
+        return place_in_window(trim_silence(x), rng, centred_shift=0.05)
+    return time_shift(split_windows(x, pad_short=True)[0], rng, max_seconds=0.15)
 
 
 def augment(
@@ -165,34 +141,68 @@ def augment(
     Returns:
       float32 ``[44032]``.
     """
-    x = _perturb_speed(x, rng, max_factor=1.18 if synthetic else 1.1)
-    if synthetic:
-        window = _place(_trim(x), rng, centred_shift=0.05)
-    else:
-        window = _shift(split_windows(x, pad_short=True)[0], rng, max_seconds=0.15)
-    if rng.random() < 0.7:
-        window = _random_eq(window, rng)
-    rms = float(np.sqrt(np.mean(window**2))) + 1e-9
-    window = window / rms * 0.1 * float(np.exp(rng.uniform(-1.5, 1.0)))
-    speech_rms = float(np.sqrt(np.mean(window**2)))
-    if rng.random() < noise_probability:
-        snr_db = rng.uniform(0.0, max_snr_db)
-        window = window + _noise_cut(noises, rng) * speech_rms * 10 ** (-snr_db / 20)
-    hiss_db = rng.uniform(35.0, 60.0)
-    window = window + rng.standard_normal(WAVEFORM_LENGTH).astype(np.float32) * speech_rms * 10 ** (-hiss_db / 20)
-    return np.clip(window, -1.0, 1.0).astype(np.float32)
+    window = _speech_window(x, rng, synthetic=synthetic)
+    return _finish(window, rng, noises, noise_probability=noise_probability, max_snr_db=max_snr_db)
+
+
+def augment_in_room(
+    x: np.ndarray, other: np.ndarray, rng: np.random.Generator, noises: Sequence[np.ndarray]
+) -> np.ndarray:
+    """One window of a real word said in a simulated room, sometimes over another word.
+
+    ``x`` and ``other`` are float32 clips at 44.1 kHz. The word is speed-perturbed and
+    shifted as in :func:`augment`, convolved with a :func:`~mm_browserfft.augment.room_impulse_response`
+    (RT60 0.15-0.9 s), and in 30 % of windows ``other`` (another speaker's word, in the same
+    room) is mixed 6-20 dB under it; then equaliser, level, noise and hiss as in :func:`augment`.
+    Returns float32 ``[44032]``.
+    """
+    window = reverberate(_speech_window(x, rng, synthetic=False), room_impulse_response(rng))
+    if rng.random() < 0.3:
+        babble = reverberate(_speech_window(other, rng, synthetic=False), room_impulse_response(rng))
+        window = mix_at_snr(window, babble, float(rng.uniform(6.0, 20.0)))
+    return _finish(window, rng, noises, noise_probability=0.85, max_snr_db=30.0)
+
+
+def word_pair_window(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, noises: Sequence[np.ndarray]) -> np.ndarray:
+    """A random one-window cut of two words said one after the other: fragments, boundaries, both words.
+
+    ``a`` and ``b`` (float32 at 44.1 kHz) are speed-perturbed and trimmed, joined with a
+    gap of -50..350 ms (negative: they overlap), padded by 0.4 s of silence on each side,
+    and cut at a uniform random offset, so that a window holds the end of one word, the
+    start of the next, both, or one whole. Half of them are put in a simulated room.
+    These windows have no word label; the teacher's embedding is their only target.
+    Returns float32 ``[44032]``.
+    """
+    a = trim_silence(perturb_speed(a, rng, max_factor=1.1))
+    b = trim_silence(perturb_speed(b, rng, max_factor=1.1))
+    b = b * float(np.exp(rng.uniform(-0.7, 0.7)))
+    gap = int(rng.uniform(-0.05, 0.35) * SAMPLE_RATE)
+    pad = int(0.4 * SAMPLE_RATE)
+    start_b = pad + a.size + max(gap, -min(a.size, b.size) // 2)
+    seq = np.zeros(start_b + b.size + pad, np.float32)
+    seq[pad : pad + a.size] += a
+    seq[start_b : start_b + b.size] += b
+    window = place_in_window(seq, rng, centred_shift=0.0) if seq.size <= WAVEFORM_LENGTH else None
+    if window is None:
+        offset = int(rng.integers(0, seq.size - WAVEFORM_LENGTH + 1))
+        window = seq[offset : offset + WAVEFORM_LENGTH].copy()
+    if not np.any(window):
+        window = place_in_window(a[:WAVEFORM_LENGTH], rng, centred_shift=0.0)
+    if rng.random() < 0.5:
+        window = reverberate(window, room_impulse_response(rng))
+    return _finish(window, rng, noises, noise_probability=0.7, max_snr_db=30.0)
 
 
 def _noise_window(x: Optional[np.ndarray], rng: np.random.Generator, noises: Sequence[np.ndarray]) -> np.ndarray:
     """One window of the noise class: a ``_silence_`` clip (or a background cut), maybe mixed, random gain."""
     if x is None:
-        window = _noise_cut(noises, rng)
+        window = noise_cut(noises, rng)
     else:
-        window = _shift(split_windows(x, pad_short=True)[0], rng, max_seconds=0.1)
+        window = time_shift(split_windows(x, pad_short=True)[0], rng, max_seconds=0.1)
     if rng.random() < 0.5:
-        window = window + _noise_cut(noises, rng) * float(np.sqrt(np.mean(window**2))) * rng.uniform(0.0, 1.0)
+        window = window + noise_cut(noises, rng) * float(np.sqrt(np.mean(window**2))) * rng.uniform(0.0, 1.0)
     if rng.random() < 0.5:
-        window = _random_eq(window, rng)
+        window = random_equalizer(window, rng)
     window = window / (np.sqrt(np.mean(window**2)) + 1e-9) * 0.1 * float(np.exp(rng.uniform(-4.0, 1.0)))
     window = window + rng.standard_normal(WAVEFORM_LENGTH).astype(np.float32) * 1e-4
     return np.clip(window, -1.0, 1.0).astype(np.float32)
@@ -209,40 +219,55 @@ def _init_worker(noise_paths: Sequence[str]) -> None:
     _TEACHER[:] = [Teacher()]
 
 
-def _job(job: Tuple[Optional[str], bool, int, int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """Spectrograms ``[copies, 43, 232]`` and teacher embeddings ``[copies, 192]`` (float16) of one job.
+Job = Tuple[str, Tuple[Optional[str], ...], int, int, int]
+"""``(kind, paths, copies, seed, index)``; kinds: ``val`` (one unaugmented window), ``word``,
+``synthetic``, ``noise`` (paths ``(None,)``: a background cut), ``room`` (paths: the word and
+a babble word) and ``pair`` (two words)."""
 
-    ``job = (path, synthetic, copies, seed, index)``;
+_KEEPS_REAL = {"val", "word", "noise", "room", "pair"}
 
-    ``copies == 0`` means one unaugmented window (validation); ``path is None`` a pure background cut;
-    a path in a ``_silence_`` folder a noise-class window.
-    """
-    path, synthetic, copies, seed, index = job
+
+def _windows(kind: str, clips: Sequence[Optional[np.ndarray]], copies: int, rng: np.random.Generator) -> np.ndarray:
+    """The ``[copies, 44032]`` windows of one job (``[1, 44032]`` for ``val``)."""
+    x = clips[0]
+    if kind == "val":
+        return split_windows(x, pad_short=True)[:1]
+    if kind == "noise":
+        return np.stack([_noise_window(x, rng, _NOISES) for _ in range(copies)])
+    if kind == "room":
+        return np.stack([augment_in_room(x, clips[1], rng, _NOISES) for _ in range(copies)])
+    if kind == "pair":
+        return np.stack([word_pair_window(x, clips[1], rng, _NOISES) for _ in range(copies)])
+    return np.stack([augment(x, rng, _NOISES, synthetic=kind == "synthetic") for _ in range(copies)])
+
+
+def _job(job: Job) -> Tuple[np.ndarray, np.ndarray]:
+    """Spectrograms ``[rows, 43, 232]`` and teacher embeddings ``[rows, 192]`` (float16) of one job."""
+    kind, paths, copies, seed, index = job
     rng = np.random.default_rng([seed, index])
-    x = None if path is None else load_audio(path)
-    if copies == 0:
-        windows = split_windows(x, pad_short=True)[:1]
-    elif path is None or os.path.basename(os.path.dirname(path)) == SILENCE:
-        windows = np.stack([_noise_window(x, rng, _NOISES) for _ in range(copies)])
-    else:
-        windows = np.stack([augment(x, rng, _NOISES, synthetic=synthetic) for _ in range(copies)])
+    clips = [None if p is None else load_audio(p) for p in paths]
+    windows = _windows(kind, clips, copies, rng)
     targets = np.stack([_TEACHER[0].embed(w) for w in windows])
     return spectrogram(windows)[..., 0].astype(np.float16), targets.astype(np.float16)
 
 
-def _write(out_dir: str, name: str, jobs: List[Tuple], labels: List[int], pool: Pool) -> None:
+def _write(out_dir: str, name: str, jobs: List[Job], labels: List[int], sources: List[Tuple[int, int]], pool) -> int:
+    """Run ``jobs`` and write the part ``name``: ``{name}_x/_t/_y/_real/_src.npy``; returns its rows.
+
+    ``labels`` is each job's word index (-1: no word label, teacher target only) and
+    ``sources`` the word indices of the clips it was made of (for holding words out).
+    """
     counts = [max(j[2], 1) for j in jobs]
     total = int(sum(counts))
     x = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_x.npy"), "w+", np.float16, (total, 43, 232))
     t = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_t.npy"), "w+", np.float16, (total, TEACHER_DIM))
     y = np.empty(total, np.int32)
     real = np.empty(total, bool)
+    src = np.empty((total, 2), np.int32)
     row = 0
-    for job, label, (spec, target) in zip(jobs, labels, pool.imap(_job, jobs, chunksize=16)):
-        x[row : row + len(spec)] = spec
-        t[row : row + len(spec)] = target
-        y[row : row + len(spec)] = label
-        real[row : row + len(spec)] = not job[1]
+    for job, label, source, (spec, target) in zip(jobs, labels, sources, pool.imap(_job, jobs, chunksize=16)):
+        rows = slice(row, row + len(spec))
+        x[rows], t[rows], y[rows], real[rows], src[rows] = spec, target, label, job[0] in _KEEPS_REAL, source
         row += len(spec)
         if row // 5000 != (row - len(spec)) // 5000:
             print(f"prepare {name}: {row}/{total} rows", flush=True)
@@ -251,6 +276,37 @@ def _write(out_dir: str, name: str, jobs: List[Tuple], labels: List[int], pool: 
     del x, t
     np.save(os.path.join(out_dir, f"{name}_y.npy"), y)
     np.save(os.path.join(out_dir, f"{name}_real.npy"), real)
+    np.save(os.path.join(out_dir, f"{name}_src.npy"), src)
+    return total
+
+
+TRAINING_PARTS = ("train", "rooms", "pairs")
+"""The training parts :func:`prepare` writes (``val`` is the validation part)."""
+
+
+def _part_jobs(part, train_real, voices, synth, index, *, real_copies, voice_copies, synth_copies,
+               background_cuts, room_copies, room_voice_copies, pairs, seed):
+    """``(jobs, labels, sources)`` of one training part (see :func:`prepare`)."""
+    speech = [(p, w) for p, w in train_real if w != SILENCE] + voices
+    if part == "train":
+        jobs = [("noise" if w == SILENCE else "word", (p,), real_copies, seed, i) for i, (p, w) in enumerate(train_real)]
+        jobs += [("word", (p,), voice_copies, seed, 2_000_000 + i) for i, (p, _) in enumerate(voices)]
+        jobs += [("synthetic", (p,), synth_copies, seed, 100_000 + i) for i, (p, _) in enumerate(synth)]
+        jobs += [("noise", (None,), 1, seed, 1_000_000 + i) for i in range(background_cuts)]
+        words = [w for _, w in train_real + voices + synth] + [SILENCE] * background_cuts
+        return jobs, [index[w] for w in words], [(index[w], index[w]) for w in words]
+    rng = np.random.default_rng([seed, 7, TRAINING_PARTS.index(part)])
+    if part == "rooms":
+        real_speech = speech[: len(speech) - len(voices)]
+        sources = [(c, room_copies) for c in real_speech] + [(c, room_voice_copies) for c in voices]
+        sources = [(c, n) for c, n in sources if n > 0]
+        others = [speech[int(k)] for k in rng.integers(0, len(speech), size=len(sources))]
+        jobs = [("room", (p, o[0]), n, seed, 3_000_000 + i) for i, (((p, _), n), o) in enumerate(zip(sources, others))]
+        return jobs, [index[w] for (_, w), _ in sources], [(index[w], index[o[1]]) for ((_, w), _), o in zip(sources, others)]
+    firsts = rng.integers(0, len(speech), size=pairs)
+    seconds = rng.integers(0, len(speech), size=pairs)
+    jobs = [("pair", (speech[a][0], speech[b][0]), 1, seed, 4_000_000 + i) for i, (a, b) in enumerate(zip(firsts, seconds))]
+    return jobs, [-1] * pairs, [(index[speech[a][1]], index[speech[b][1]]) for a, b in zip(firsts, seconds)]
 
 
 def prepare(
@@ -261,13 +317,24 @@ def prepare(
     voice_copies: int = 2,
     synth_copies: int = 3,
     background_cuts: int = 2000,
+    room_copies: int = 4,
+    room_voice_copies: int = 1,
+    pairs: int = 12000,
+    parts: Sequence[str] = ("val",) + TRAINING_PARTS,
     seed: int = 0,
     workers: int = 2,
 ) -> Dict[str, int]:
-    """Write the training and validation arrays to ``<work_dir>/prep`` (see the module docstring).
+    """Write the validation and training parts to ``<work_dir>/prep`` (see the module docstring).
+
+    Parts: ``val`` (held-out speakers, unaugmented); ``train`` (real clips x ``real_copies``,
+    new voices x ``voice_copies``, synthetic clips x ``synth_copies``, ``background_cuts``
+    noise windows); ``rooms`` (real words x ``room_copies`` and new voices x
+    ``room_voice_copies`` in simulated rooms, :func:`augment_in_room`); ``pairs``
+    (``pairs`` unlabelled cuts of two words, :func:`word_pair_window`). Each part is
+    seeded on its own, so rebuilding one leaves the others valid.
 
     Returns:
-      sizes: ``{"train": rows, "val": rows, "classes": n}``.
+      rows of each part written and ``classes``.
     """
     train_real, val_real = real_clips(data_dir)
     synth = synth_clips(os.path.join(work_dir, "synth"))
@@ -279,20 +346,22 @@ def prepare(
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "labels.json"), "w") as f:
         json.dump(labels, f)
-
-    train_jobs = [(p, False, real_copies, seed, i) for i, (p, _) in enumerate(train_real)]
-    train_jobs += [(p, False, voice_copies, seed, 2_000_000 + i) for i, (p, _) in enumerate(voices)]
-    train_jobs += [(p, True, synth_copies, seed, 100_000 + i) for i, (p, _) in enumerate(synth)]
-    train_jobs += [(None, False, 1, seed, 1_000_000 + i) for i in range(background_cuts)]
-    train_labels = [index[w] for _, w in train_real + voices + synth] + [index[SILENCE]] * background_cuts
-    val_jobs = [(p, False, 0, seed, 0) for p, _ in val_real]
-    val_labels = [index[w] for _, w in val_real]
-
     noise_paths = sorted(glob.glob(os.path.join(data_dir, _NOISE_DIR, "*.flac")))
+    sizes: Dict[str, int] = {"classes": len(labels)}
     with Pool(workers, initializer=_init_worker, initargs=(noise_paths,)) as pool:
-        _write(out_dir, "val", val_jobs, val_labels, pool)
-        _write(out_dir, "train", train_jobs, train_labels, pool)
-    return {"train": int(sum(max(j[2], 1) for j in train_jobs)), "val": len(val_jobs), "classes": len(labels)}
+        for part in parts:
+            if part == "val":
+                jobs = [("val", (p,), 0, seed, 0) for p, _ in val_real]
+                words_of = [index[w] for _, w in val_real]
+                sizes[part] = _write(out_dir, part, jobs, words_of, [(w, w) for w in words_of], pool)
+                continue
+            jobs, job_labels, sources = _part_jobs(
+                part, train_real, voices, synth, index, real_copies=real_copies, voice_copies=voice_copies,
+                synth_copies=synth_copies, background_cuts=background_cuts, room_copies=room_copies,
+                room_voice_copies=room_voice_copies, pairs=pairs, seed=seed,
+            )  # fmt: skip
+            sizes[part] = _write(out_dir, part, jobs, job_labels, sources, pool)
+    return sizes
 
 
 def main(argv: "Sequence[str] | None" = None) -> None:
@@ -302,6 +371,10 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--real-copies", type=int, default=6)
     parser.add_argument("--voice-copies", type=int, default=2)
     parser.add_argument("--synth-copies", type=int, default=3)
+    parser.add_argument("--room-copies", type=int, default=4)
+    parser.add_argument("--room-voice-copies", type=int, default=1)
+    parser.add_argument("--pairs", type=int, default=12000)
+    parser.add_argument("--parts", default=",".join(("val",) + TRAINING_PARTS), help="parts to (re)build")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
@@ -309,7 +382,8 @@ def main(argv: "Sequence[str] | None" = None) -> None:
 
     sizes = prepare(
         args.data or os.fspath(data_dir()), args.work, real_copies=args.real_copies, voice_copies=args.voice_copies,
-        synth_copies=args.synth_copies, seed=args.seed, workers=args.workers,
+        synth_copies=args.synth_copies, room_copies=args.room_copies, room_voice_copies=args.room_voice_copies,
+        pairs=args.pairs, parts=[p for p in args.parts.split(",") if p], seed=args.seed, workers=args.workers,
     )  # fmt: skip
     print(f"prepare: {sizes}")
 

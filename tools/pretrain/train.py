@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w  # noqa: E402
 
-__all__ = ["map_to_18w", "build_student", "train_body", "fit_18w_head", "train"]
+__all__ = ["map_to_18w", "build_student", "load_prepared", "drop_words", "train_body", "fit_18w_head", "train"]
 
 PROJECTION_LAYER = "teacher_projection"
 """The linear layer from ``dense_1`` to the teacher's (standardised) embedding space."""
@@ -71,9 +71,11 @@ def _batches_class():
     tf = _tf()
 
     class SpectrogramBatches(tf.keras.utils.Sequence):
-        """Shuffled batches ``([b, 43, 232, 1], (one-hot [b, classes], teacher [b, d]))`` with SpecAugment masks.
+        """Shuffled batches ``([b, 43, 232, 1], (one-hot [b, classes], teacher [b, d]), (w_word, w_teacher))``.
 
-        ``teacher`` is the standardised teacher embedding of the same (unmasked) audio.
+        SpecAugment masks on the spectrograms; ``teacher`` is the standardised teacher
+        embedding of the same (unmasked) audio. A row without a word label (``y == -1``)
+        has an all-zero one-hot and word weight 0: only the teacher teaches it.
         """
 
         def __init__(self, x, y, t, num_classes: int, *, batch_size: int, seed: int):
@@ -88,8 +90,11 @@ def _batches_class():
         def __getitem__(self, i: int):
             idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
             xb = _spec_augment(self.x[idx].astype(np.float32), self.rng)
-            yb = np.eye(self.num_classes, dtype=np.float32)[self.y[idx]]
-            return xb[..., None], (yb, self.t[idx])
+            labelled = self.y[idx] >= 0
+            yb = np.zeros((len(idx), self.num_classes), np.float32)
+            yb[np.flatnonzero(labelled), self.y[idx][labelled]] = 1.0
+            weights = (labelled.astype(np.float32), np.ones(len(idx), np.float32))
+            return xb[..., None], (yb, self.t[idx]), weights
 
         def on_epoch_end(self) -> None:
             self.order = self.rng.permutation(len(self.x))
@@ -148,13 +153,13 @@ def map_to_18w(labels: Sequence[str]) -> np.ndarray:
 
 
 def _measure_step_seconds(model, batches, *, steps: int = 12) -> float:
-    x, y = batches[0]
-    model.train_on_batch(x, y)
+    x, y, w = batches[0]
+    model.train_on_batch(x, y, sample_weight=w)
     steps = max(1, min(steps, len(batches) - 1))
     start = time.perf_counter()
     for i in range(1, steps + 1):
-        x, y = batches[i]
-        model.train_on_batch(x, y)
+        x, y, w = batches[i]
+        model.train_on_batch(x, y, sample_weight=w)
     return (time.perf_counter() - start) / steps
 
 
@@ -311,12 +316,14 @@ def plot_curves(history: Dict[str, List[float]], path: str) -> None:
     plt.close(fig)
 
 
-def drop_words(labels: Sequence[str], holdout: Sequence[str], *arrays_and_y):
-    """Remove every row of the words in ``holdout`` and their classes.
+def drop_words(labels: Sequence[str], holdout: Sequence[str], y: np.ndarray, sources: np.ndarray, *arrays):
+    """Remove every row made of any clip of the words in ``holdout``, and their classes.
 
     Args:
       labels: class names; holdout: words to hold out of pretraining.
-      arrays_and_y: ``(y, array, array, ...)`` row-aligned; ``y`` indexes ``labels``.
+      y: int ``[n]`` indices into ``labels`` (-1: no word label).
+      sources: int ``[n, 2]`` the word indices of the clips each row was made of.
+      arrays: more row-aligned arrays ``[n, ...]``.
 
     Returns:
       ``(labels without holdout, y re-indexed, arrays...)`` of the kept rows.
@@ -324,11 +331,34 @@ def drop_words(labels: Sequence[str], holdout: Sequence[str], *arrays_and_y):
     unknown = sorted(set(holdout) - set(labels))
     if unknown:
         raise ValueError(f"held-out words not in the prepared set: {unknown}")
-    y, *arrays = arrays_and_y
     kept_labels = [w for w in labels if w not in set(holdout)]
     new_index = np.array([kept_labels.index(w) if w in kept_labels else -1 for w in labels])
-    keep = new_index[y] >= 0
-    return (kept_labels, new_index[y][keep], *[a[keep] for a in arrays])
+    keep = np.all(new_index[sources] >= 0, axis=1)
+    new_y = np.where(y >= 0, new_index[np.maximum(y, 0)], -1)
+    return (kept_labels, new_y[keep], *[a[keep] for a in arrays])
+
+
+def load_prepared(prep: str, parts: Sequence[str]):
+    """The rows of the prepared ``parts`` that exist, concatenated.
+
+    Returns:
+      ``(x [n, 43, 232] float16, y [n] int32, t [n, 192] float16, sources [n, 2] int32, rows per part)``.
+    """
+    found = [p for p in parts if os.path.exists(os.path.join(prep, f"{p}_x.npy"))]
+    if not found:
+        raise FileNotFoundError(f"no prepared part of {list(parts)} in {prep}: run `python -m tools.pretrain.prepare`")
+
+    def part(name, p):
+        return np.load(os.path.join(prep, f"{p}_{name}.npy"))
+
+    ys = [part("y", p) for p in found]
+    srcs = []
+    for p, y in zip(found, ys):
+        path = os.path.join(prep, f"{p}_src.npy")
+        srcs.append(np.load(path) if os.path.exists(path) else np.stack([y, y], axis=1))
+    x = np.concatenate([part("x", p) for p in found])
+    t = np.concatenate([part("t", p) for p in found])
+    return x, np.concatenate(ys), t, np.concatenate(srcs), {p: int(len(y)) for p, y in zip(found, ys)}
 
 
 def _series(history: Dict[str, List[float]], name: str) -> List[float]:
@@ -350,35 +380,41 @@ def train(
     distill_weight: float = 1.0,
     init: str = "bundled",
     holdout_words: Sequence[str] = (),
+    parts: Sequence[str] = ("train", "rooms", "pairs"),
     curves_png: str = "",
 ) -> Dict[str, object]:
     """Run both stages on ``<work_dir>/prep``; returns the metrics (also written to ``train_metrics.json``).
 
     ``holdout_words`` are left out entirely (every real, new-voice and synthetic row of
-    them, in training and validation), to measure transfer to words the base never heard.
+    them, in training and validation, and every word pair with one of them), to measure
+    transfer to words the base never heard. ``parts`` are the prepared training parts
+    to train on (those that exist; see ``prepare.py``).
     Writes ``<work_dir>/base.weights.h5`` (the 18w model) and, if ``curves_png`` is given, the curves.
     """
     prep = os.path.join(work_dir, "prep")
     with open(os.path.join(prep, "labels.json")) as f:
         labels = json.load(f)
-    x = np.load(os.path.join(prep, "train_x.npy"))
-    y = np.load(os.path.join(prep, "train_y.npy"))
+    x, y, t, sources, part_rows = load_prepared(prep, parts)
     val_x = np.load(os.path.join(prep, "val_x.npy"))
     val_y = np.load(os.path.join(prep, "val_y.npy"))
-    t, val_t = standardise_targets(np.load(os.path.join(prep, "train_t.npy")), np.load(os.path.join(prep, "val_t.npy")))
+    val_t = np.load(os.path.join(prep, "val_t.npy"))
     if holdout_words:
         all_labels = labels
-        labels, y, x, t = drop_words(all_labels, holdout_words, y, x, t)
-        _, val_y, val_x, val_t = drop_words(all_labels, holdout_words, val_y, val_x, val_t)
+        labels, y, x, t = drop_words(all_labels, holdout_words, y, sources, x, t)
+        _, val_y, val_x, val_t = drop_words(all_labels, holdout_words, val_y, np.stack([val_y, val_y], 1), val_x, val_t)
+    t, val_t = standardise_targets(t, val_t)
     start = time.time()
     student, history, epochs, epoch_seconds = train_body(
         x, y, t, val_x, val_y, val_t, len(labels), minutes=minutes, epochs=epochs, seed=seed,
         distill_weight=distill_weight, init=init, work_dir=work_dir,
     )  # fmt: skip
-    model = fit_18w_head(student, x, y, labels, seed=seed)
+    labelled = y >= 0
+    model = fit_18w_head(student, x[labelled], y[labelled], labels, seed=seed)
     val_18w = map_to_18w(labels)[val_y]
     metrics = {
         "train_examples": int(len(x)),
+        "unlabelled_examples": int(np.sum(~labelled)),
+        "parts": part_rows,
         "pretrain_classes": len(labels),
         "heldout_clips": int(len(val_x)),
         "epochs": epochs,
@@ -410,11 +446,13 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teacher regression")
     parser.add_argument("--init", default="bundled", help="base to start from: bundled, a folder, a URL, or random")
     parser.add_argument("--holdout-words", default="", help="comma-separated words to leave out entirely")
+    parser.add_argument("--parts", default="train,rooms,pairs", help="prepared training parts to train on")
     parser.add_argument("--curves", default=os.path.join("docs", "images", "pretrain-curves.png"))
     args = parser.parse_args(argv)
     metrics = train(
         args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed, distill_weight=args.distill_weight,
-        init=args.init, holdout_words=[w for w in args.holdout_words.split(",") if w], curves_png=args.curves,
+        init=args.init, holdout_words=[w for w in args.holdout_words.split(",") if w],
+        parts=[p for p in args.parts.split(",") if p], curves_png=args.curves,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
 

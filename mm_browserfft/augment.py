@@ -1,0 +1,171 @@
+"""Waveform-domain augmentation: speed, placement, equaliser, rooms and noise (NumPy).
+
+Every function takes float32 samples at 44.1 kHz (:data:`~mm_browserfft.frontend.SAMPLE_RATE`)
+and a :class:`numpy.random.Generator`, so that a run is reproduced exactly by its seed.
+The pretraining recipe (``tools/pretrain``) builds its training windows from these;
+they are public so that users can make the same kinds of copies of their own clips.
+
+Room simulation is generated in code (:func:`room_impulse_response`): a direct path,
+a few early reflections and an exponentially decaying diffuse tail whose high
+frequencies die faster than its low ones, at a chosen reverberation time and
+direct-to-reverberant ratio. No recorded impulse response is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from .audio import resample
+from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+
+__all__ = [
+    "trim_silence",
+    "place_in_window",
+    "time_shift",
+    "random_equalizer",
+    "perturb_speed",
+    "noise_cut",
+    "mix_at_snr",
+    "room_impulse_response",
+    "reverberate",
+]
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x**2))) + 1e-9
+
+
+def trim_silence(x: np.ndarray, *, threshold_db: float = -35.0, frame: int = 441) -> np.ndarray:
+    """Cut leading and trailing frames quieter than ``threshold_db`` under the loudest frame.
+
+    Args:
+      x: float32 ``[n]``.
+      threshold_db: frame RMS level (dB relative to the loudest frame) below which a frame is silence.
+      frame: frame length in samples (10 ms at 44.1 kHz).
+
+    Returns:
+      float32 ``[m]``, ``m <= n``, a whole number of frames (``x`` itself if it has under two frames).
+    """
+    n = x.size // frame
+    if n < 2:
+        return x
+    energy = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1)) + 1e-9
+    active = np.flatnonzero(20 * np.log10(energy / energy.max()) > threshold_db)
+    return x[active[0] * frame : (active[-1] + 1) * frame]
+
+
+def place_in_window(x: np.ndarray, rng: np.random.Generator, *, centred_shift: float) -> np.ndarray:
+    """Put ``x`` into one zero window ``[44032]``.
+
+    A clip shorter than the window lands at a uniform random offset; a longer one is
+    cropped around its centre, the crop moved by up to ``centred_shift`` (a fraction of
+    the window) either way.
+    """
+    out = np.zeros(WAVEFORM_LENGTH, np.float32)
+    if x.size <= WAVEFORM_LENGTH:
+        start = int(rng.integers(0, WAVEFORM_LENGTH - x.size + 1))
+        out[start : start + x.size] = x
+        return out
+    max_shift = int(centred_shift * WAVEFORM_LENGTH)
+    centre = (x.size - WAVEFORM_LENGTH) // 2 + int(rng.integers(-max_shift, max_shift + 1))
+    start = int(np.clip(centre, 0, x.size - WAVEFORM_LENGTH))
+    return x[start : start + WAVEFORM_LENGTH].copy()
+
+
+def time_shift(window: np.ndarray, rng: np.random.Generator, *, max_seconds: float) -> np.ndarray:
+    """Shift ``window`` ``[n]`` by a uniform whole number of samples within ``+-max_seconds``, zero-filling."""
+    s = int(rng.integers(-max_seconds * SAMPLE_RATE, max_seconds * SAMPLE_RATE + 1))
+    out = np.zeros_like(window)
+    if s >= 0:
+        out[s:] = window[: window.size - s]
+    else:
+        out[:s] = window[-s:]
+    return out
+
+
+def random_equalizer(x: np.ndarray, rng: np.random.Generator, *, max_db: float = 8.0) -> np.ndarray:
+    """Filter ``x`` ``[n]`` with a smooth random gain curve over 0-22 kHz.
+
+    The curve interpolates six gains drawn uniformly in ``+-max_db`` dB: a cheap
+    microphone, a phone speaker, a hand over the mouth.
+    """
+    n_fft = 1 << int(np.ceil(np.log2(x.size)))  # a power of two: fast, and the wrap-around stays tiny
+    spectrum = np.fft.rfft(x, n=n_fft)
+    knots = rng.uniform(-max_db, max_db, size=6)
+    curve_db = np.interp(np.linspace(0, 1, spectrum.size), np.linspace(0, 1, knots.size), knots)
+    return np.fft.irfft(spectrum * 10 ** (curve_db / 20), n=n_fft)[: x.size].astype(np.float32)
+
+
+def perturb_speed(x: np.ndarray, rng: np.random.Generator, *, max_factor: float) -> np.ndarray:
+    """Resample ``x`` by a log-uniform factor in ``[1/max_factor, max_factor]``.
+
+    Tempo, pitch and formants move together (Ko et al. 2015's speed perturbation).
+    Returns float32 ``[round(n * factor)]`` (about).
+    """
+    factor = float(np.exp(rng.uniform(-np.log(max_factor), np.log(max_factor))))
+    return resample(x, SAMPLE_RATE, int(round(SAMPLE_RATE * factor)))
+
+
+def noise_cut(noises: Sequence[np.ndarray], rng: np.random.Generator, *, length: int = WAVEFORM_LENGTH) -> np.ndarray:
+    """A random ``[length]`` cut of a random recording in ``noises`` (each longer than ``length``), unit RMS."""
+    noise = noises[int(rng.integers(len(noises)))]
+    start = int(rng.integers(0, noise.size - length))
+    cut = noise[start : start + length]
+    return cut / (np.sqrt(np.mean(cut**2)) + 1e-9)
+
+
+def mix_at_snr(x: np.ndarray, other: np.ndarray, snr_db: float) -> np.ndarray:
+    """``x + other`` with ``other`` scaled to ``snr_db`` dB under ``x`` (by RMS). Both ``[n]``."""
+    return (x + other * (_rms(x) / _rms(other)) * 10 ** (-snr_db / 20)).astype(np.float32)
+
+
+def room_impulse_response(
+    rng: np.random.Generator,
+    *,
+    rt60_s: Tuple[float, float] = (0.15, 0.9),
+    drr_db: Tuple[float, float] = (-3.0, 12.0),
+    sample_rate: int = SAMPLE_RATE,
+) -> np.ndarray:
+    """A synthetic room impulse response.
+
+    A unit direct path at sample 0; 3 to 8 early reflections 1.5-40 ms later (random
+    sign, amplitude 0.15-0.6); and a diffuse tail of Gaussian noise under a 60 dB
+    exponential decay over the reverberation time, low-passed more and more as it
+    decays (air and walls absorb high frequencies first). The tail's energy is set so
+    that the direct-to-reverberant energy ratio is ``drr_db``.
+
+    Args:
+      rng: the random source.
+      rt60_s: range of the reverberation time (a log-uniform draw), seconds.
+      drr_db: range of the direct-to-reverberant ratio (a uniform draw), dB.
+      sample_rate: Hz.
+
+    Returns:
+      float32 ``[m]``, ``m = ceil(1.1 * rt60 * sample_rate)``, with ``ir[0] == 1``.
+    """
+    rt60 = float(np.exp(rng.uniform(np.log(rt60_s[0]), np.log(rt60_s[1]))))
+    length = int(np.ceil(1.1 * rt60 * sample_rate))
+    t = np.arange(length) / sample_rate
+    tail = rng.standard_normal(length) * np.exp(-6.908 * t / rt60)  # ln(1000): 60 dB of amplitude at rt60
+    smooth = np.convolve(tail, np.ones(6) / 6, mode="same")  # about a 5 kHz low-pass at 44.1 kHz
+    bright = np.exp(-t / (0.3 * rt60))
+    tail = bright * tail + (1 - bright) * smooth
+    onset = int(0.0015 * sample_rate)
+    tail[:onset] = 0.0  # the diffuse field arrives after the direct sound
+    early = np.zeros(length)
+    for delay in rng.uniform(0.0015, 0.040, size=int(rng.integers(3, 9))):
+        early[min(int(delay * sample_rate), length - 1)] += rng.choice([-1.0, 1.0]) * rng.uniform(0.15, 0.6)
+    reverberant = early + tail
+    drr = 10 ** (rng.uniform(*drr_db) / 10)
+    reverberant *= np.sqrt(1.0 / (drr * float(np.sum(reverberant**2)) + 1e-12))
+    reverberant[0] = 1.0
+    return reverberant.astype(np.float32)
+
+
+def reverberate(x: np.ndarray, ir: np.ndarray) -> np.ndarray:
+    """``x`` ``[n]`` convolved with ``ir`` ``[m]``, cut to ``[n]`` and scaled back to ``x``'s RMS."""
+    n_fft = 1 << int(np.ceil(np.log2(x.size + ir.size - 1)))
+    wet = np.fft.irfft(np.fft.rfft(x, n=n_fft) * np.fft.rfft(ir, n=n_fft), n=n_fft)[: x.size]
+    return (wet * (_rms(x) / _rms(wet))).astype(np.float32)

@@ -1,0 +1,93 @@
+"""Waveform augmentation: what each transform does to a signal, measured on the signal."""
+
+import numpy as np
+import pytest
+
+from mm_browserfft import augment
+from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+
+
+def _tone(seconds: float, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_trim_silence_drops_silence_around_a_word():
+    x = np.concatenate([np.zeros(20_000), _tone(0.3), np.zeros(20_000)]).astype(np.float32)
+    assert abs(augment.trim_silence(x).size - _tone(0.3).size) <= 2 * 441
+
+
+def test_place_in_window_keeps_a_short_word_whole_and_crops_a_long_one():
+    rng = np.random.default_rng(2)
+    assert augment.place_in_window(np.ones(10_000, np.float32), rng, centred_shift=0.05).sum() == pytest.approx(10_000)
+    assert augment.place_in_window(np.ones(60_000, np.float32), rng, centred_shift=0.05).shape == (WAVEFORM_LENGTH,)
+
+
+def test_time_shift_moves_content_and_zero_fills():
+    window = np.zeros(WAVEFORM_LENGTH, np.float32)
+    window[20_000] = 1.0
+    shifted = augment.time_shift(window, np.random.default_rng(3), max_seconds=0.1)
+    (where,) = np.flatnonzero(shifted)
+    assert abs(where - 20_000) <= 0.1 * SAMPLE_RATE and shifted.sum() == 1.0
+
+
+def test_random_equalizer_changes_level_per_band_within_its_range():
+    rng = np.random.default_rng(4)
+    noise = rng.standard_normal(WAVEFORM_LENGTH).astype(np.float32)
+    out = augment.random_equalizer(noise, rng, max_db=8.0)
+    ratio_db = 10 * np.log10(np.abs(np.fft.rfft(out)) ** 2 / np.abs(np.fft.rfft(noise)) ** 2)
+    bands = np.array([np.median(b) for b in np.array_split(ratio_db[100:-100], 20)])
+    assert np.all(np.abs(bands) <= 8.5) and bands.max() - bands.min() > 2.0
+
+
+def test_perturb_speed_scales_length_within_the_factor():
+    rng = np.random.default_rng(5)
+    lengths = [augment.perturb_speed(_tone(1.0), rng, max_factor=1.2).size for _ in range(20)]
+    assert min(lengths) >= SAMPLE_RATE / 1.2 - 2 and max(lengths) <= SAMPLE_RATE * 1.2 + 2
+    assert max(lengths) - min(lengths) > 0.05 * SAMPLE_RATE
+
+
+def test_mix_at_snr_sets_the_ratio_of_levels():
+    rng = np.random.default_rng(6)
+    x, n = _tone(1.0), rng.standard_normal(SAMPLE_RATE).astype(np.float32) * 3.0
+    mixed = augment.mix_at_snr(x, n, 12.0)
+    added = mixed - x
+    assert 10 * np.log10(np.mean(x**2) / np.mean(added**2)) == pytest.approx(12.0, abs=0.01)
+
+
+def test_noise_cut_is_a_unit_level_slice_of_one_recording():
+    recording = np.arange(3 * WAVEFORM_LENGTH, dtype=np.float32) + 1.0
+    cut = augment.noise_cut([recording], np.random.default_rng(7))
+    assert cut.shape == (WAVEFORM_LENGTH,) and np.sqrt(np.mean(cut**2)) == pytest.approx(1.0, rel=1e-5)
+    assert np.all(np.diff(cut) > 0)  # contiguous samples of the recording, in order
+
+
+def _schroeder_rt60(ir: np.ndarray) -> float:
+    """RT60 from the -5..-25 dB span of the backward-integrated energy decay (ISO 3382's T20)."""
+    edc = np.cumsum((ir[1:].astype(np.float64) ** 2)[::-1])[::-1]  # the diffuse field only
+    db = 10 * np.log10(edc / edc[0])
+    t5, t25 = np.argmax(db <= -5), np.argmax(db <= -25)
+    return 3.0 * (t25 - t5) / SAMPLE_RATE
+
+
+@pytest.mark.parametrize("rt60", [0.2, 0.5, 0.9])
+def test_room_impulse_response_decays_over_the_drawn_reverberation_time(rt60):
+    rng = np.random.default_rng(8)
+    measured = [_schroeder_rt60(augment.room_impulse_response(rng, rt60_s=(rt60, rt60))) for _ in range(5)]
+    assert np.median(measured) == pytest.approx(rt60, rel=0.2)
+
+
+def test_room_impulse_response_has_the_drawn_direct_to_reverberant_ratio():
+    ir = augment.room_impulse_response(np.random.default_rng(9), drr_db=(6.0, 6.0))
+    assert ir[0] == 1.0 and ir.dtype == np.float32
+    assert 10 * np.log10(1.0 / np.sum(ir[1:].astype(np.float64) ** 2)) == pytest.approx(6.0, abs=0.05)
+
+
+def test_reverberate_keeps_length_and_level_and_an_impulse_is_the_identity():
+    x = np.concatenate([_tone(0.3), np.zeros(int(0.2 * SAMPLE_RATE), np.float32)])
+    assert np.allclose(augment.reverberate(x, np.array([1.0], np.float32)), x, atol=1e-6)
+    ir = augment.room_impulse_response(np.random.default_rng(10), rt60_s=(0.8, 0.8), drr_db=(0.0, 0.0))
+    wet = augment.reverberate(x, ir)
+    assert wet.shape == x.shape and np.sqrt(np.mean(wet**2)) == pytest.approx(np.sqrt(np.mean(x**2)), rel=1e-4)
+    after = slice(x.size - 4410, x.size)  # 0.1 s after the dry burst ended, 0.2 s into silence: the room still rings
+    assert np.sum(x[after] ** 2) == 0 and np.sum(wet[after] ** 2) > 1e-3 * np.sum(wet**2)
