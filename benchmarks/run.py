@@ -34,6 +34,7 @@ BENCH_DIR = REPO_ROOT / "benchmarks"
 RESULTS_DIR = BENCH_DIR / "results"
 DOCS_PAGE = REPO_ROOT / "docs" / "benchmarks.md"
 MODULE_TIMEOUT_S = 900
+"""Seconds a benchmark module may run, unless it sets its own ``TIMEOUT_S``."""
 PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "ai-edge-litert", "soundfile", "soxr")
 ROW_KEYS = ("figure", "value", "unit", "reference", "reference_label", "ratio", "ratio_of", "target", "met", "note")
 
@@ -192,6 +193,7 @@ def run_module(name: str, *, quick: bool, log_dir: pathlib.Path) -> Dict:
     """Run one module in a fresh process; its entry for the results, errors included."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
+    timeout_s = getattr(importlib.import_module(f"benchmarks.bench_{name}"), "TIMEOUT_S", MODULE_TIMEOUT_S)
     start = time.perf_counter()
     entry: Dict = {"name": name, "module": f"benchmarks/bench_{name}.py", "quick": quick}
     with tempfile.TemporaryDirectory(prefix="bench_run_") as tmp:
@@ -201,7 +203,7 @@ def run_module(name: str, *, quick: bool, log_dir: pathlib.Path) -> Dict:
         try:
             with open(log, "w", encoding="utf-8") as handle:
                 proc = subprocess.run(command, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                                      timeout=MODULE_TIMEOUT_S, env=env)  # fmt: skip
+                                      timeout=timeout_s, env=env)  # fmt: skip
             if proc.returncode != 0 or not os.path.exists(out):
                 tail = log.read_text(encoding="utf-8", errors="replace")[-1500:]
                 raise RuntimeError(f"exited with status {proc.returncode}; end of {log.name}:\n{tail}")

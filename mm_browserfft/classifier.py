@@ -26,8 +26,10 @@ also seeds Python's, NumPy's and TensorFlow's generators
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
+import logging
 import os
 import shutil
 import warnings
@@ -38,7 +40,9 @@ import numpy as np
 from . import progress
 from .errors import BrowserFftError, DatasetError, ExportError, InvalidInputError
 
-__all__ = ["AudioClassifier", "create", "DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS"]
+__all__ = ["AudioClassifier", "create", "run_fingerprint", "backup_differences", "DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS"]
+
+log = logging.getLogger("mm_browserfft")
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_EPOCHS = 5
@@ -70,6 +74,28 @@ def _groups(per_file, size: int = _EMBED_BATCH) -> Iterator[Tuple[np.ndarray, np
         yield np.concatenate(windows), np.concatenate(labels)
 
 
+def _file_groups(per_file, size: int = _EMBED_BATCH) -> Iterator[Tuple[List[Tuple[int, int]], np.ndarray]]:
+    """Regroup ``(file_index, label, windows [k, 44032])`` into ``([(file_index, k), ...], windows [~size, 44032])``.
+
+    A long file's consecutive pieces (same index) become one entry.
+    """
+    owners: List[Tuple[int, int]] = []
+    windows: List[np.ndarray] = []
+    count = 0
+    for index, _, chunk in per_file:
+        if owners and owners[-1][0] == index:
+            owners[-1] = (index, owners[-1][1] + len(chunk))
+        else:
+            owners.append((index, len(chunk)))
+        windows.append(chunk)
+        count += len(chunk)
+        if count >= size:
+            yield owners, np.concatenate(windows)
+            owners, windows, count = [], [], 0
+    if owners:
+        yield owners, np.concatenate(windows)
+
+
 def _checkpoint(model, path: str):
     """A ModelCheckpoint that saves ``model``'s weights whatever model ``fit`` runs on."""
     keras = _keras()
@@ -81,27 +107,90 @@ def _checkpoint(model, path: str):
     return _Checkpoint(path, save_weights_only=True)
 
 
+def _files_digest(data) -> Optional[str]:
+    """SHA-256 over every file of a loader: path, label, size and modification time (None without a file list)."""
+    files = getattr(data, "files", None)
+    if data is None or files is None:
+        return None
+    digest = hashlib.sha256()
+    for path, label in files:
+        try:
+            info = os.stat(path)
+            stamp = f"{info.st_size}:{info.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        digest.update(f"{os.path.abspath(path)}\0{label}\0{stamp}\n".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def _weights_digest(model) -> str:
+    """SHA-256 of a model's weights (their float32 bytes, in order)."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight, np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def run_fingerprint(classifier, train_data, validation_data, *, epochs: int, batch_size: int) -> Dict[str, Any]:
+    """What makes a training run the same run: only a backup with an equal fingerprint is restored.
+
+    The labels and training mode, the epochs, batch size and shuffling, the spec's options
+    (:meth:`~mm_browserfft.spec.BrowserFftSpec.training_options` where it has them), the
+    base's weights, and every training and validation file (path, label, size, modification time).
+    """
+    spec = classifier.model_spec
+    options = spec.training_options() if hasattr(spec, "training_options") else {"spec": type(spec).__name__}
+    base = getattr(spec, "base", None)
+    return {
+        "labels": classifier.index_to_label,
+        "train_whole_model": bool(classifier.train_whole_model),
+        "epochs": int(epochs),
+        "batch_size": int(batch_size),
+        "shuffle": bool(classifier.shuffle),
+        "spec": options,
+        "base": _weights_digest(base) if base is not None else None,
+        "train_files": _files_digest(train_data),
+        "validation_files": _files_digest(validation_data),
+    }
+
+
+def _read_run(backup: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(os.path.join(backup, _RUN_FILE), encoding="utf-8") as handle:
+            saved = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
+def backup_differences(folder: str, run: Dict[str, Any]) -> Optional[List[str]]:
+    """What differs between ``run`` and the backup in ``<folder>/backup``: None without a backup, [] when it is the same run."""
+    backup = os.path.join(folder, BACKUP_FOLDER)
+    if not os.path.isdir(backup):
+        return None
+    saved = _read_run(backup)
+    if saved is None:
+        return ["the backup's run.json is missing or unreadable"]
+    return sorted(k for k in set(run) | set(saved) if run.get(k) != saved.get(k))
+
+
 def _backup_and_restore(folder: str, run: Dict[str, Any]):
     """Keras' ``BackupAndRestore`` in ``<folder>/backup``, for the training run described by ``run``.
 
-    A backup left by a run with other labels or another training mode is discarded
-    (with a warning) rather than restored into an incompatible model.
+    A backup left by another run (:func:`run_fingerprint` differs: other data, base, options or
+    epochs) is discarded, with a warning that says what differs, rather than restored.
     """
     keras = _keras()
     backup = os.path.join(folder, BACKUP_FOLDER)
-    run_file = os.path.join(backup, _RUN_FILE)
-    if os.path.isdir(backup):
-        try:
-            with open(run_file, encoding="utf-8") as handle:
-                saved = json.load(handle)
-        except (OSError, ValueError):
-            saved = None
-        if saved != run:
-            warnings.warn(f"{backup}: discarding the backup of a different training run", stacklevel=3)
-            shutil.rmtree(backup)
+    differs = backup_differences(folder, run)
+    if differs:
+        warnings.warn(f"{backup}: discarding the backup of a different training run ({', '.join(differs)} differ)",
+                      stacklevel=3)  # fmt: skip
+        shutil.rmtree(backup)
     os.makedirs(backup, exist_ok=True)
-    with open(run_file, "w", encoding="utf-8") as handle:
-        json.dump(run, handle)
+    from .export import write_tflite_atomically
+
+    write_tflite_atomically(json.dumps(run).encode("utf-8"), os.path.join(backup, _RUN_FILE))
     options = {}
     if "double_checkpoint" in inspect.signature(keras.callbacks.BackupAndRestore).parameters:
         options["double_checkpoint"] = True  # Keras 3: keep the previous epoch if the last save was cut short
@@ -126,6 +215,7 @@ class AudioClassifier:
       shuffle: shuffle the training data every epoch.
       train_whole_model: train the base as well as the head.
       model_dir: folder for checkpoints and logs; the spec's ``model_dir`` when omitted.
+      embedding_cache: folder of the on-disk embedding cache (:mod:`mm_browserfft.cache`), or None.
 
     Attributes:
       model: the Keras training model (spectrogram in), after :meth:`train` or :meth:`create_model`.
@@ -143,8 +233,10 @@ class AudioClassifier:
         train_whole_model: bool = False,
         *,
         model_dir: Optional[str] = None,
+        embedding_cache: "Optional[os.PathLike[str] | str]" = None,
     ) -> None:
         self.model_spec = model_spec
+        self.embedding_cache = None if embedding_cache is None else os.fspath(embedding_cache)
         self.index_to_label = list(index_to_label)
         self.num_classes = len(self.index_to_label)
         self.shuffle = shuffle
@@ -162,11 +254,10 @@ class AudioClassifier:
             self.model_spec.compile_model(self.model)
         return self.model
 
-    def _callbacks(self, tensorboard: bool) -> list:
+    def _callbacks(self, tensorboard: bool, run: Dict[str, Any]) -> list:
         keras = _keras()
         folder = self.model_dir or self.model_spec.model_dir
         os.makedirs(folder, exist_ok=True)
-        run = {"labels": self.index_to_label, "train_whole_model": bool(self.train_whole_model)}
         callbacks = [
             _backup_and_restore(folder, run),
             _checkpoint(self.model, os.path.join(folder, "checkpoint.weights.h5")),
@@ -192,9 +283,10 @@ class AudioClassifier:
         """Train a fresh model on ``train_data`` (a :class:`~mm_browserfft.data.DataLoader`).
 
         Every epoch is backed up into ``<model_dir>/backup``; when a backup of an
-        interrupted run with the same labels is there, its weights, optimizer state
-        and epoch counter are restored and only the remaining epochs run (the
-        returned ``History`` then covers those). With ``model_spec.seed`` set, the
+        interrupted run of the same training is there (same data files, base, options
+        and epochs: :func:`run_fingerprint`), its weights, optimizer state and epoch
+        counter are restored and only the remaining epochs run (the returned ``History``
+        then covers those); a backup of any other run is discarded with a warning. With ``model_spec.seed`` set, the
         global generators are seeded first (``keras.utils.set_random_seed``).
 
         Args:
@@ -230,7 +322,8 @@ class AudioClassifier:
             _keras().utils.set_random_seed(seed)
         with self.model_spec.strategy.scope():
             self.create_model()
-        callbacks = self._callbacks(tensorboard) + list(callbacks)
+        run = run_fingerprint(self, train_data, validation_data, epochs=epochs, batch_size=batch_size)
+        callbacks = self._callbacks(tensorboard, run) + list(callbacks)
         if self._uses_embeddings(train_data):
             self.history = self._train_head(train_data, validation_data, epochs, batch_size, callbacks)
         else:
@@ -251,17 +344,91 @@ class AudioClassifier:
             out.append(embedder(spec.featurize(batch, is_training=is_training), training=False).numpy())
         return np.concatenate(out)
 
+    def _embedding_cache(self, embedder, *, is_training: bool):
+        """The :class:`~mm_browserfft.cache.EmbeddingCache` of this embedder and featurisation, or None."""
+        if self.embedding_cache is None:
+            return None
+        from . import __version__
+        from .cache import EmbeddingCache
+
+        spec = self.model_spec
+        probe = np.random.default_rng(0).normal(0.0, 0.1, (1, spec.EXPECTED_WAVEFORM_LENGTH)).astype(np.float32)
+        frontend = hashlib.sha256(np.asarray(spec.featurize(probe), np.float32).tobytes()).hexdigest()
+        context = {
+            "package": __version__, "spec": type(spec).__name__, "embedder": _weights_digest(embedder),
+            "frontend": frontend, "pad_short_clips": bool(getattr(spec, "pad_short_clips", False)),
+            "training_noise": bool(is_training), "seed": getattr(spec, "seed", None),
+        }  # fmt: skip
+        return EmbeddingCache(self.embedding_cache, context=context)
+
     def _embedded(self, embedder, data, *, is_training: bool) -> Tuple[np.ndarray, np.ndarray]:
-        """``(embeddings [m, 2000], labels [m] int32)`` of every window of ``data``, in bounded memory."""
-        embeddings = [np.zeros((0, embedder.output_shape[-1]), np.float32)]
-        labels = [np.zeros(0, np.int32)]
-        total = data.report.num_clips if hasattr(data, "report") else None
-        with progress.bar(desc="embedding", total=total, unit="clip") as shown:
-            for windows, window_labels in _groups(data.iter_waveforms()):
-                embeddings.append(self._embed(embedder, windows, is_training=is_training))
-                labels.append(window_labels)
+        """``(embeddings [m, d] float16, labels [m] int32)`` of every window of ``data``, in the loader's order.
+
+        One preallocated float16 array holds them (for the full Speech Commands, about 0.4 GB);
+        the waveforms are decoded file by file. With :attr:`embedding_cache`, a file whose
+        embeddings are cached is not even decoded, and new ones are stored.
+        """
+        width = int(embedder.output_shape[-1])
+        if not hasattr(data, "clips_per_file"):  # another loader: no header counts, no cache
+            parts = [(self._embed(embedder, w, is_training=is_training), y) for w, y in _groups(data.iter_waveforms())]
+            x = np.concatenate([p[0] for p in parts] or [np.zeros((0, width), np.float32)]).astype(np.float16)
+            return x, np.concatenate([p[1] for p in parts] or [np.zeros(0, np.int32)])
+        cache = self._embedding_cache(embedder, is_training=is_training)
+        counts = data.clips_per_file()
+        paths = [path for path, _ in data.files]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        x = np.zeros((int(offsets[-1]), width), np.float16)
+        labels = np.full(len(x), -1, np.int32)  # -1: a row no file filled (unreadable, skipped)
+        file_labels = [data.index_to_label.index(label) for _, label in data.files]
+        hits = set()
+        if cache is not None:
+            for i, (path, count) in enumerate(zip(paths, counts)):
+                cached = cache.get(path, count) if count else None
+                if cached is not None and cached.shape[1] == width:
+                    x[offsets[i] : offsets[i + 1]] = cached
+                    labels[offsets[i] : offsets[i + 1]] = file_labels[i]
+                    hits.add(i)
+        with progress.bar(desc="embedding", total=int(offsets[-1]), unit="clip") as shown:
+            shown.update(int(sum(counts[i] for i in hits)))
+            for owners, windows in _file_groups(data.iter_waveforms(exclude=hits)):
+                embedded = self._embed(embedder, windows, is_training=is_training).astype(np.float16)
+                start = 0
+                for index, count in owners:
+                    rows = embedded[start : start + count]
+                    start += count
+                    fill = offsets[index] + np.arange(count)
+                    if count > counts[index]:
+                        raise BrowserFftError(f"{paths[index]}: decoding gave more windows than its header promised")
+                    x[fill], labels[fill] = rows, file_labels[index]
+                    if cache is not None and count == counts[index]:
+                        cache.put(paths[index], rows)
                 shown.update(len(windows))
-        return np.concatenate(embeddings), np.concatenate(labels)
+        if cache is not None:
+            log.info("embeddings of %d files from the cache %s, %d computed", len(hits), cache.folder, len(paths) - len(hits))
+        kept = labels >= 0
+        return (x, labels) if kept.all() else (x[kept], labels[kept])
+
+    def _embedded_batches(self, x: np.ndarray, labels: np.ndarray, batch_size: int):
+        """A dataset of ``(float32 [b, d], int32 [b])`` batches of ``x`` / ``labels``, reshuffled every epoch.
+
+        Rows are gathered per batch from the float16 array, so the training set is never copied whole.
+        """
+        import tensorflow as tf
+
+        seed = getattr(self.model_spec, "seed", None)
+        rng = np.random.default_rng(seed)
+
+        def batches():
+            order = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
+            for start in range(0, len(x), batch_size):
+                idx = np.sort(order[start : start + batch_size])
+                yield x[idx].astype(np.float32), labels[idx]
+
+        width = x.shape[1]
+        dataset = tf.data.Dataset.from_generator(
+            batches, output_signature=(tf.TensorSpec([None, width], tf.float32), tf.TensorSpec([None], tf.int32))
+        )
+        return dataset.apply(tf.data.experimental.assert_cardinality(-(-len(x) // batch_size)))
 
     def _train_head(self, train_data, validation_data, epochs: int, batch_size: int, callbacks: list):
         import tensorflow as tf
@@ -284,18 +451,19 @@ class AudioClassifier:
             ).unbatch()
             if self.shuffle:
                 train_ds = train_ds.shuffle(_SHUFFLE_BUFFER)
+            train_ds = train_ds.batch(batch_size).apply(
+                tf.data.experimental.assert_cardinality(-(-len(labels) // batch_size))
+            )
         else:
             x, labels = self._embedded(embedder, train_data, is_training=True)
-            train_ds = tf.data.Dataset.from_tensor_slices((x, labels))
-            if self.shuffle:
-                train_ds = train_ds.shuffle(len(x), reshuffle_each_iteration=True)
+            train_ds = self._embedded_batches(x, labels, batch_size)
         if len(labels) == 0:
             raise DatasetError("the training data holds no clip of 44032 samples (all files too short?)")
-        train_ds = train_ds.map(lambda e, y: (e, one_hot(y))).batch(batch_size)
+        train_ds = train_ds.map(lambda e, y: (e, one_hot(y)))
         val_ds = None
         if validation_data is not None:
             vx, vy = self._embedded(embedder, validation_data, is_training=False)
-            val_ds = tf.data.Dataset.from_tensor_slices((vx, one_hot(vy))).batch(batch_size)
+            val_ds = self._embedded_batches(vx, vy, batch_size).map(lambda e, y: (e, one_hot(y)))
         history = spec.run_classifier(head, epochs, train_ds, val_ds, callbacks=callbacks)
         spec.compile_model(self.model)  # ready for evaluate()
         return history
@@ -450,13 +618,34 @@ class AudioClassifier:
                     labels=list(self.index_to_label), label_filename=label_filename,
                 )  # fmt: skip
             elif fmt == ExportFormat.TFJS:
-                from .tfjs import save_tfjs, speech_commands_metadata
+                self._export_tfjs(model, os.path.join(export_dir, tfjs_folder_name))
 
-                save_tfjs(
-                    model,
-                    os.path.join(export_dir, tfjs_folder_name),
-                    metadata=speech_commands_metadata(self.index_to_label),
-                )
+    def _export_tfjs(self, model, folder: str) -> None:
+        """The TF.js folder, laid out for the speech-commands recogniser (:func:`~mm_browserfft.listen.recognizer_labels`).
+
+        The noise class is renamed ``_background_noise_`` and moved first (the head's
+        outputs permuted to match); a log line says so.
+        """
+        from .listen import recognizer_labels
+        from .tfjs import save_tfjs, speech_commands_metadata
+
+        order, names = recognizer_labels(self.index_to_label)
+        if order != list(range(len(order))) or names != self.index_to_label:
+            log.info("TF.js export: class %r is named %r and comes first, as the speech-commands recogniser expects",
+                     self.index_to_label[order[0]], names[0])  # fmt: skip
+            model = _reordered_outputs(model, order)
+        save_tfjs(model, folder, metadata=speech_commands_metadata(names))
+
+
+def _reordered_outputs(model, order: Sequence[int]):
+    """``model`` (a Sequential ending in a Dense head) with output ``i`` = old output ``order[i]``; layers shared."""
+    keras = _keras()
+    head = model.layers[-1]
+    kernel, bias = head.get_weights()
+    new_head = keras.layers.Dense(len(order), activation=head.activation, name=head.name)
+    reordered = keras.Sequential([keras.Input(shape=model.input_shape[1:]), *model.layers[:-1], new_head])
+    new_head.set_weights([kernel[:, list(order)], bias[list(order)]])
+    return reordered
 
 
 def _resolve_spec(model_spec, model_dir: Optional[str]):
@@ -484,6 +673,7 @@ def create(
     train_whole_model: bool = False,
     *,
     tensorboard: bool = False,
+    embedding_cache: "Optional[os.PathLike[str] | str]" = None,
 ) -> AudioClassifier:
     """Model Maker's ``audio_classifier.create``: build and (by default) train a classifier.
 
@@ -499,13 +689,17 @@ def create(
       do_train: train; otherwise only build and compile the model.
       train_whole_model: fine-tune the base as well (slower; see the module notes).
       tensorboard: write TensorBoard logs to ``<model_dir>/summaries``.
+      embedding_cache: a folder for the on-disk cache of embeddings
+        (:mod:`mm_browserfft.cache`; head-only training without augmentation): reruns skip
+        decoding and the base; None: no cache.
 
     Returns:
       the :class:`AudioClassifier`.
     """
     spec = _resolve_spec(model_spec, model_dir)
     task = AudioClassifier(
-        spec, train_data.index_to_label, shuffle=True, train_whole_model=train_whole_model, model_dir=model_dir
+        spec, train_data.index_to_label, shuffle=True, train_whole_model=train_whole_model, model_dir=model_dir,
+        embedding_cache=embedding_cache,
     )
     if do_train:
         task.train(train_data, validation_data, epochs, batch_size, tensorboard=tensorboard)

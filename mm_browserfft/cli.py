@@ -1,4 +1,4 @@
-"""The ``mm-browserfft`` command line: train, evaluate, predict, inspect, demo.
+"""The ``mm-browserfft`` command line: train, evaluate, predict, listen, inspect, cache, demo.
 
 Exit codes: 0 success; 2 bad input (missing folder, one class, corrupt file,
 bad option: the message names the file or value); 1 any other failure (an
@@ -13,6 +13,7 @@ start-up log lines held back.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -68,6 +69,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data_dir", type=pathlib.Path)
     evaluate.add_argument("--pad-short-clips", action="store_true", help="pad clips under 44032 samples")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument(
+        "--streaming", action="store_true",
+        help="listen to long recordings made of the folder's clips: false rejects, false accepts per hour, DET, AUC",
+    )  # fmt: skip
+    evaluate.add_argument("--background", type=pathlib.Path,
+                          help="folder of background recordings for --streaming (default: the _background_noise_ "
+                               "or _silence_ folder)")  # fmt: skip
+    evaluate.add_argument("--minutes", type=float, default=0.0,
+                          help="--streaming: add background-only audio until the recordings last this long")
+    evaluate.add_argument("--budget", type=float, default=1.0, help="--streaming: false accepts per hour allowed")
+    evaluate.add_argument("--det-plot", type=pathlib.Path, help="--streaming: write the DET curve here (PNG)")
+    evaluate.add_argument("--seed", type=int, default=0, help="--streaming: seed of the recordings")
+    _add_listening_options(evaluate)
+
+    listen = sub.add_parser("listen", help="detect words in recordings as the browser recogniser does")
+    listen.add_argument("model", type=pathlib.Path, help=".tflite file or SavedModel folder")
+    listen.add_argument("files", type=pathlib.Path, nargs="+")
+    _add_listening_options(listen)
+    listen.add_argument("--json", action="store_true", help='print {"detections": [...]}')
 
     predict = sub.add_parser("predict", help="top-k classes per clip, sliding over long recordings")
     predict.add_argument("model", type=pathlib.Path)
@@ -77,10 +97,48 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--threshold", type=float, default=0.0, help="only report windows whose best score >= this")
     predict.add_argument("--json", action="store_true")
 
+    cache = sub.add_parser("cache", help="where the cache of embeddings and decoded audio is, its size; --clear empties it")
+    cache.add_argument("--cache-dir", type=pathlib.Path, help="default $MM_BROWSERFFT_CACHE or ~/.cache/mm_browserfft")
+    cache.add_argument("--clear", action="store_true", help="delete everything in it")
+    cache.add_argument("--json", action="store_true")
+
     inspect = sub.add_parser("inspect", help="metadata, labels, tensors, ops and quantization of a .tflite")
     inspect.add_argument("model", type=pathlib.Path)
     inspect.add_argument("--json", action="store_true")
     return parser
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _add_listening_options(p: argparse.ArgumentParser) -> None:
+    """The recogniser's settings (defaults: :class:`mm_browserfft.listen.ListeningOptions`, or the model's sidecar)."""
+    p.add_argument("--overlap", type=_fraction, help="overlap factor of consecutive windows, [0, 1)")
+    p.add_argument("--threshold", type=_probability, help="probability a word needs to fire")
+    p.add_argument("--suppression-ms", type=_non_negative, help="after a detection, none for this long")
+    p.add_argument("--average-ms", type=_non_negative, help="average scores over this much time (0: off)")
+    p.add_argument("--min-count", type=_positive_int, help="with --average-ms: windows needed before deciding")
+
+
+def _listening_options(args, model_path: pathlib.Path):
+    """Options from the model's sidecar (``<model>.json`` ``"listening"``), then the command line on top."""
+    from .listen import ListeningOptions, read_listening_options
+
+    options = read_listening_options(model_path) or ListeningOptions()
+    given = {"overlap_factor": args.overlap, "probability_threshold": args.threshold,
+             "suppression_ms": args.suppression_ms, "average_ms": args.average_ms, "min_count": args.min_count}  # fmt: skip
+    return dataclasses.replace(options, **{k: v for k, v in given.items() if v is not None})
 
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
@@ -100,6 +158,14 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-model", default="bundled", help="'bundled', a TF.js model folder, or a model.json URL")
     p.add_argument("--pad-short-clips", action="store_true", help="pad clips under 44032 samples instead of dropping")
     p.add_argument("--skip-bad-files", action="store_true", help="warn and count unreadable files instead of failing")
+    p.add_argument("--cache-dir", type=pathlib.Path,
+                   help="cache of embeddings (and of decoded audio when it is read every epoch); "
+                        "default $MM_BROWSERFFT_CACHE or ~/.cache/mm_browserfft")  # fmt: skip
+    p.add_argument("--no-cache", action="store_true", help="cache nothing on disk")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run backed up in <export>/checkpoints (the same data, base and options)")
+    p.add_argument("--listen-budget", type=_non_negative, default=2.0,
+                   help="false accepts per hour allowed when the listening threshold is calibrated on the test clips")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -114,6 +180,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "demo": _cmd_demo,
         "evaluate": _cmd_evaluate,
         "predict": _cmd_predict,
+        "listen": _cmd_listen,
+        "cache": _cmd_cache,
         "inspect": _cmd_inspect,
     }[args.command]
     log = logging.getLogger("mm_browserfft")
@@ -142,7 +210,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _needs_tensorflow(args) -> bool:
     """Training needs TensorFlow, and so does running a SavedModel; .tflite models need only LiteRT."""
-    return args.command in ("train", "demo") or (args.command in ("evaluate", "predict") and args.model.is_dir())
+    return args.command in ("train", "demo") or (
+        args.command in ("evaluate", "predict", "listen") and args.model.is_dir()
+    )
 
 
 def _import_tensorflow_quietly() -> None:
@@ -192,8 +262,47 @@ def _cmd_evaluate(args) -> int:
     from .training import evaluate_folder
 
     predictor = load_predictor(args.model)
+    if args.streaming:
+        return _evaluate_streaming(args, predictor)
     result = evaluate_folder(predictor, args.data_dir, pad_short=args.pad_short_clips)
     _emit(result, as_json=args.json, text=format_metrics(result))
+    return EXIT_OK
+
+
+def _evaluate_streaming(args, predictor) -> int:
+    from .listen import is_word
+    from .report import format_streaming
+    from .streaming_eval import plot_det, streaming_report, build_test_recordings_from_folder
+
+    options = _listening_options(args, args.model)
+    keywords = [label for label in predictor.labels if is_word(label)]
+    recordings = build_test_recordings_from_folder(
+        args.data_dir, keywords, background_dir=args.background, minutes=args.minutes, seed=args.seed
+    )
+    result = streaming_report(predictor, recordings, options=options, false_accepts_per_hour_budget=args.budget)
+    if args.det_plot:
+        plot_det(result, args.det_plot)
+        result["det_plot"] = os.fspath(args.det_plot)
+    _emit(result, as_json=args.json, text=format_streaming(result))
+    return EXIT_OK
+
+
+def _cmd_listen(args) -> int:
+    from .listen import Recognizer, listen_file
+    from .predict import load_predictor
+
+    for path in args.files:
+        if not path.is_file():
+            raise InvalidInputError("no such audio file", path=path)
+    recognizer = Recognizer(load_predictor(args.model), options=_listening_options(args, args.model))
+    detections = []
+    for path in args.files:
+        for d in listen_file(recognizer, path):
+            detections.append({"file": os.fspath(path), **d.as_dict()})
+            if not args.json:
+                print(f"{os.fspath(path)}\t{d.start_s:8.3f}-{d.end_s:8.3f} s\t{d.label}\t{d.score:.3f}", flush=True)
+    if args.json:
+        print(json.dumps({"detections": detections}, indent=2))
     return EXIT_OK
 
 
@@ -220,6 +329,17 @@ def _cmd_predict(args) -> int:
             for w in item["windows"]:
                 ranked = ", ".join(f"{t['label']} {t['score']:.3f}" for t in w["top_k"])
                 print(f"  {w['start_s']:8.3f}-{w['end_s']:8.3f} s  {ranked}")
+    return EXIT_OK
+
+
+def _cmd_cache(args) -> int:
+    from .cache import cache_usage, clear_cache, default_cache_dir
+
+    folder = args.cache_dir or default_cache_dir()
+    usage = clear_cache(folder) if args.clear else cache_usage(folder)
+    payload = {"cache_dir": os.fspath(folder), "files": usage["files"], "bytes": usage["bytes"], "cleared": args.clear}
+    verb = "cleared" if args.clear else "holds"
+    _emit(payload, as_json=args.json, text=f"{os.fspath(folder)} {verb} {usage['files']} files, {usage['bytes'] / 1e6:.1f} MB")
     return EXIT_OK
 
 

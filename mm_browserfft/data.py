@@ -42,7 +42,7 @@ import logging
 import os
 import random
 import warnings
-from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -518,11 +518,18 @@ class DataLoader:
             self._shuffler.shuffle(pairs)  # a new order per call, repeatable with the loader's seed
         return pairs
 
-    def iter_waveforms(self, *, shuffle: bool = False) -> Iterator[Tuple[int, int, np.ndarray]]:
+    def clips_per_file(self) -> List[int]:
+        """Windows each file gives, from its header (no decoding), in the loader's order."""
+        return [item.clips for item in self._items]
+
+    def iter_waveforms(
+        self, *, shuffle: bool = False, exclude: Collection[int] = ()
+    ) -> Iterator[Tuple[int, int, np.ndarray]]:
         """Decode every file (through the cache) and cut it into windows, in bounded memory.
 
         Args:
           shuffle: visit the files in a new random order (repeatable with the loader's ``seed``).
+          exclude: indices (in the loader's order) of files to leave out, undecoded.
 
         Yields:
           ``(file_index, label, windows [k, 44032] float32)``: one tuple per file, or
@@ -530,7 +537,9 @@ class DataLoader:
           ones (about 30 windows each) with the same ``file_index``; ``k`` may be 0
           (a dropped short clip). Files found unreadable (``skip_bad_files``) yield nothing.
         """
-        for index, item in progress.bar(self._ordered(shuffle), desc="decoding audio", unit="file"):
+        excluded = set(exclude)
+        todo = [(i, item) for i, item in self._ordered(shuffle) if i not in excluded]
+        for index, item in progress.bar(todo, desc="decoding audio", unit="file"):
             for piece in self._pieces(item):
                 yield index, item.label, self.spec.split_waveform(piece)
 

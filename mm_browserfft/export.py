@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import secrets
 import warnings
-from typing import List, Optional, Union
+from typing import List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from .errors import ExportError, InvalidInputError
 from .frontend import WAVEFORM_LENGTH
 from .metadata import INPUT_NAME, read_operators
 
-__all__ = ["convert_to_tflite", "write_tflite_atomically", "save_saved_model", "run_tflite"]
+__all__ = ["convert_to_tflite", "write_files_atomically", "write_tflite_atomically", "save_saved_model", "run_tflite"]
 
 ModelSource = Union[bytes, bytearray, str, "os.PathLike[str]"]
 
@@ -141,34 +141,57 @@ def _convert(serving_model, quantization_config: Optional[QuantizationConfig], s
         return bytes(debugger.get_nondebug_quantized_model())
 
 
+def write_files_atomically(contents: "Mapping[os.PathLike[str] | str, bytes]") -> None:
+    """Write several files so that a failure leaves every previous one whole.
+
+    Each file's bytes go to a temporary file beside it (same folder, so the rename stays
+    on one file system) and are flushed to disk; only when every one is written are they
+    renamed over their targets, one after the other (a rename cannot fail for want of
+    space). New files get the usual permissions (``0o666`` minus the umask).
+
+    Raises:
+      ExportError: a folder is missing or read-only, the disk is full, ... (names the path);
+        every target is then untouched and no temporary file is left behind.
+    """
+    temps: List[Tuple[str, str]] = []
+    try:
+        for path, data in contents.items():
+            target = os.fspath(path)
+            folder = os.path.dirname(os.path.abspath(target))
+            temp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except OSError as exc:
+                raise ExportError(f"cannot write the file ({exc.strerror or exc})", path=target) from None
+            temps.append((temp, target))
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                raise ExportError(f"cannot write the file ({exc.strerror or exc})", path=target) from None
+        for temp, target in temps:
+            try:
+                os.replace(temp, target)
+            except OSError as exc:
+                raise ExportError(f"cannot write the file ({exc.strerror or exc})", path=target) from None
+    finally:
+        for temp, _ in temps:
+            if os.path.exists(temp):
+                os.unlink(temp)
+
+
 def write_tflite_atomically(data: bytes, path: "os.PathLike[str] | str") -> None:
     """Write bytes to ``path`` so that readers see the old file or the new one, never half.
 
-    The bytes go to a temporary file beside ``path`` (same folder, so the rename
-    stays on one file system), are flushed to disk, then renamed over ``path``.
-    The new file gets the usual permissions (``0o666`` minus the umask).
+    (:func:`write_files_atomically` of one file.)
 
     Raises:
       ExportError: the folder is missing or read-only, the disk is full, ...
         ``path`` is then untouched and no temporary file is left behind.
     """
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    temp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise
-    except OSError as exc:
-        raise ExportError(f"cannot write the file ({exc.strerror or exc})", path=target) from None
+    write_files_atomically({path: data})
 
 
 def save_saved_model(serving_model, path: str, *, labels: Optional[List[str]] = None, label_filename: str = "labels.txt") -> None:

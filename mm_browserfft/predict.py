@@ -19,7 +19,10 @@ from .audio import iter_audio_blocks, pad_to_window
 from .errors import InvalidInputError, ModelFormatError
 from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 
-__all__ = ["Predictor", "TFLitePredictor", "SavedModelPredictor", "load_predictor", "Detection", "stream_predictions"]
+__all__ = [
+    "Predictor", "TFLitePredictor", "SavedModelPredictor", "KerasPredictor", "load_predictor", "as_predictor",
+    "WindowPrediction", "stream_predictions",
+]  # fmt: skip
 
 
 class Predictor:
@@ -118,8 +121,50 @@ def load_predictor(path, *, num_threads: Optional[int] = None) -> Predictor:
     return TFLitePredictor(p, num_threads=num_threads)
 
 
+class KerasPredictor(Predictor):
+    """A Keras serving model (waveform ``[n, 44032]`` in, probabilities ``[n, C]`` out) and its labels."""
+
+    def __init__(self, model, *, labels: Sequence[str], batch_size: int = 64):
+        self.model = model
+        self.labels = list(labels)
+        self.batch_size = batch_size
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        x = _check_windows(windows)
+        parts = [np.asarray(self.model(x[i : i + self.batch_size], training=False), np.float32)
+                 for i in range(0, len(x), self.batch_size)]  # fmt: skip
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)
+
+
+def as_predictor(model, *, labels: Optional[Sequence[str]] = None) -> Predictor:
+    """A :class:`Predictor` for whatever can classify windows.
+
+    Args:
+      model: a Predictor (returned as is); the path of a ``.tflite`` or SavedModel
+        (:func:`load_predictor`); an :class:`~mm_browserfft.classifier.AudioClassifier`
+        (its serving model and labels); or a Keras serving model (give ``labels``).
+      labels: class names, overriding the model's (required for a bare Keras model).
+    """
+    if isinstance(model, Predictor):
+        if labels is not None:
+            model.labels = list(labels)
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        predictor = load_predictor(model)
+        if labels is not None:
+            predictor.labels = list(labels)
+        return predictor
+    if callable(getattr(model, "create_serving_model", None)) and hasattr(model, "index_to_label"):
+        return KerasPredictor(model.create_serving_model(), labels=labels or model.index_to_label)
+    if callable(model):
+        if labels is None:
+            raise InvalidInputError("a Keras model carries no labels: pass labels=[...]")
+        return KerasPredictor(model, labels=labels)
+    raise InvalidInputError(f"cannot classify audio with {type(model).__name__}: give a .tflite path, a Predictor or a model")
+
+
 @dataclasses.dataclass(frozen=True)
-class Detection:
+class WindowPrediction:
     """Top-k classes of one window of a recording."""
 
     start_s: float
@@ -134,7 +179,7 @@ def stream_predictions(
     hop_s: float = WAVEFORM_LENGTH / 2 / SAMPLE_RATE,
     top_k: int = 3,
     batch: int = 32,
-) -> Iterator[Detection]:
+) -> Iterator[WindowPrediction]:
     """Slide a one-window classifier over a recording of any length.
 
     The file is decoded in blocks (:func:`~mm_browserfft.audio.iter_audio_blocks`),
@@ -143,7 +188,7 @@ def stream_predictions(
     0.5); a recording shorter than one window is zero-padded to one.
 
     Yields:
-      one :class:`Detection` per window, in time order.
+      one :class:`WindowPrediction` per window, in time order.
     """
     hop = int(round(hop_s * SAMPLE_RATE))
     if hop <= 0:
@@ -158,7 +203,7 @@ def stream_predictions(
         probs = predictor.predict(np.stack(windows))
         for start, p in zip(starts, probs):
             order = np.argsort(-p)[:k]
-            yield Detection(
+            yield WindowPrediction(
                 start / SAMPLE_RATE,
                 (start + WAVEFORM_LENGTH) / SAMPLE_RATE,
                 [(predictor.labels[i], float(p[i])) for i in order],

@@ -7,8 +7,8 @@ clips, example spectrograms, and model size and latency.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import pathlib
 from typing import Dict, List, Optional, Sequence
 
@@ -32,8 +32,8 @@ def _pyplot():
     return plt
 
 
-def plot_history(history: Dict[str, List[float]], path) -> str:
-    """Loss and accuracy per epoch (train and validation) -> PNG at ``path``."""
+def plot_history(history: Dict[str, List[float]], path) -> None:
+    """Loss and accuracy per epoch (train and validation) -> PNG at ``path`` (a path or a binary file)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for ax, key in zip(axes, ("loss", "acc")):
@@ -47,10 +47,9 @@ def plot_history(history: Dict[str, List[float]], path) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return os.fspath(path)
 
 
-def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], path) -> str:
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], path) -> None:
     """Counts with rows = truth, columns = prediction -> PNG at ``path``."""
     plt = _pyplot()
     m = np.asarray(matrix)
@@ -66,10 +65,9 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return os.fspath(path)
 
 
-def plot_spectrograms(spectrograms: np.ndarray, titles: Sequence[str], path) -> str:
+def plot_spectrograms(spectrograms: np.ndarray, titles: Sequence[str], path) -> None:
     """Spectrograms ``[n, 43, 232, 1]`` (z-scores) side by side -> PNG at ``path``."""
     plt = _pyplot()
     n = len(spectrograms)
@@ -82,7 +80,6 @@ def plot_spectrograms(spectrograms: np.ndarray, titles: Sequence[str], path) -> 
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-    return os.fspath(path)
 
 
 def format_metrics(metrics: Dict) -> str:
@@ -97,6 +94,35 @@ def format_metrics(metrics: Dict) -> str:
     lines.append("confusion matrix (rows = true, columns = predicted):")
     for label, row in zip(labels, metrics["confusion_matrix"]):
         lines.append(f"  {label:<20} " + " ".join(f"{c:>5d}" for c in row))
+    return "\n".join(lines)
+
+
+def format_streaming(report: Dict) -> str:
+    """Text of :func:`mm_browserfft.streaming_eval.streaming_report` output: the operating point, budget, AUC."""
+    opts = report["options"]
+    lines = [
+        f"listened to {report['hours'] * 60:.1f} min in {report['recordings']} recordings "
+        f"(threshold {opts['probability_threshold']}, overlap {opts['overlap_factor']}, "
+        f"suppression {opts['suppression_ms']:g} ms, averaging {opts['average_ms']:g} ms)",
+        f"{'keyword':<20} {'words':>6} {'missed':>7} {'FRR':>7} {'false acc.':>10} {'FA/hour':>8} {'AUC':>7}",
+    ]
+    for name in report["keywords"] + ["all"]:
+        row, auc = report["at_threshold"][name], report["auc"].get(name)
+        frr = "-" if row["false_reject_rate"] is None else f"{row['false_reject_rate']:.3f}"
+        lines.append(
+            f"{name:<20} {row['events']:>6d} {row['false_rejects']:>7d} {frr:>7} {row['false_accepts']:>10d} "
+            f"{row['false_accepts_per_hour']:>8.1f} {'-' if auc is None else format(auc, '.4f'):>7}"
+        )
+    budget = report["budget"]
+    if budget["threshold"] is None:
+        lines.append(f"no threshold keeps false accepts under {budget['false_accepts_per_hour']:g} per hour")
+    else:
+        lines.append(
+            f"threshold {budget['threshold']} keeps false accepts under {budget['false_accepts_per_hour']:g} per hour "
+            f"at a false-reject rate of {budget['false_reject_rate']:.3f}"
+        )
+    for frr, fa in report["false_accepts_per_hour_at_false_reject_rate"].items():
+        lines.append(f"at most {float(frr):.0%} false rejects: " + ("not reached" if fa is None else f"{fa:.1f} false accepts per hour"))
     return "\n".join(lines)
 
 
@@ -131,7 +157,7 @@ def write_report(
     example_titles: Sequence[str],
     model_info: Dict,
 ) -> pathlib.Path:
-    """Write ``report.md``, ``report.json`` and the PNGs into ``out_dir``.
+    """Write ``report.md``, ``report.json`` and the PNGs into ``out_dir``, all or none.
 
     Args:
       data_summary: split name -> summary: ``per_class`` (label -> ``files``, ``clips``,
@@ -146,9 +172,18 @@ def write_report(
     Returns:
       the path of ``report.md``.
     """
+    from .export import write_files_atomically
+
     out = pathlib.Path(out_dir)
     images = out / "report_images"
     images.mkdir(parents=True, exist_ok=True)
+    files: Dict[pathlib.Path, bytes] = {}
+
+    def png(plot, name: str, *args) -> None:
+        buffer = io.BytesIO()
+        plot(*args, buffer)
+        files[images / name] = buffer.getvalue()
+
     md: List[str] = ["# Training report", ""]
 
     md += ["## Data", ""]
@@ -163,14 +198,14 @@ def write_report(
         md += ["", _summary_line(summary), ""]
 
     if history:
-        plot_history(history, images / "training_curves.png")
+        png(plot_history, "training_curves.png", history)
         md += ["## Training curves", "", "![training curves](report_images/training_curves.png)", ""]
 
     md += ["## Test results", ""]
     if metrics is None:
         md += ["No test data (no test split or folder), so no test results.", ""]
     else:
-        plot_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], images / "confusion_matrix.png")
+        png(plot_confusion_matrix, "confusion_matrix.png", metrics["confusion_matrix"], metrics["labels"])
         md += [f"Accuracy **{metrics['accuracy']:.4f}** on {metrics['num_examples']} clips.", ""]
         md += ["![confusion matrix](report_images/confusion_matrix.png)", ""]
         md += _markdown_table(
@@ -189,18 +224,15 @@ def write_report(
         md.append("")
 
     if examples is not None and len(examples):
-        plot_spectrograms(examples, example_titles, images / "spectrograms.png")
+        png(plot_spectrograms, "spectrograms.png", examples, example_titles)
         md += ["## Example spectrograms", "", "![spectrograms](report_images/spectrograms.png)", ""]
 
     md += ["## Model", ""]
     md += _markdown_table(["item", "value"], [[k, v] for k, v in model_info.items()])
     md.append("")
 
-    (out / "report.json").write_text(
-        json.dumps({"data": data_summary, "history": history, "metrics": metrics, "worst": list(worst), "model": model_info},
-                   indent=2, default=str),
-        encoding="utf-8",
-    )
-    path = out / "report.md"
-    path.write_text("\n".join(md), encoding="utf-8")
-    return path
+    report = {"data": data_summary, "history": history, "metrics": metrics, "worst": list(worst), "model": model_info}
+    files[out / "report.json"] = json.dumps(report, indent=2, default=str).encode("utf-8")
+    files[out / "report.md"] = "\n".join(md).encode("utf-8")
+    write_files_atomically(files)  # every file written before any replaces its previous version
+    return out / "report.md"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -164,6 +164,19 @@ class BrowserFftSpec:
         self._rng = None
         self._frontend = None
         self._preprocess = None
+
+    def training_options(self) -> Dict[str, Any]:
+        """Every option that changes what training computes (JSON values): the run's fingerprint uses it."""
+        return {
+            "pad_short_clips": self.pad_short_clips,
+            "background_noise": None if self.background_noise is None else os.path.abspath(self.background_noise),
+            "background_snr_db": list(self.background_snr_db),
+            "background_prob": self.background_prob,
+            "time_shift_s": self.time_shift_s,
+            "time_masks": [self.time_masks, self.time_mask_frames],
+            "freq_masks": [self.freq_masks, self.freq_mask_bins],
+            "seed": self.seed,
+        }
 
     # ------------------------------------------------------------------ properties
 
@@ -484,7 +497,8 @@ class BrowserFftSpec:
 
         Args:
           model: the training model (spectrogram in).
-          tflite_filepath: where to write; written atomically.
+          tflite_filepath: where to write. The model and its JSON are both written in full
+            before either replaces a previous one, so a failure leaves the old pair whole.
           with_metadata: embed Model Maker's audio-classifier metadata and the labels.
           export_metadata_json_file: also write the metadata as JSON beside the
             model (``<tflite_filepath without extension>.json``).
@@ -498,11 +512,11 @@ class BrowserFftSpec:
             if index_to_label is None:
                 raise InvalidInputError("index_to_label is required to write metadata")
             content = metadata.write_classifier_metadata(content, list(index_to_label))
-        export.write_tflite_atomically(content, tflite_filepath)
+        files = {tflite_filepath: content}
         if with_metadata and export_metadata_json_file:
             json_path = os.path.splitext(os.fspath(tflite_filepath))[0] + ".json"
-            text = metadata.metadata_json(metadata.read_metadata(content))
-            export.write_tflite_atomically(text.encode("utf-8"), json_path)
+            files[json_path] = metadata.metadata_json(metadata.read_metadata(content)).encode("utf-8")
+        export.write_files_atomically(files)  # both written before either replaces its old file
 
     def __repr__(self) -> str:
         source = self.base_source if isinstance(self.base_source, (str, os.PathLike)) else type(self.base_source).__name__

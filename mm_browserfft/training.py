@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import os
 import pathlib
 import shutil
@@ -21,7 +22,9 @@ from . import progress
 from .errors import DatasetError, InvalidInputError
 from .frontend import WAVEFORM_LENGTH
 
-__all__ = ["TrainingOptions", "train_and_export", "run_demo", "evaluate_folder", "bundled_samples_dir"]
+log = logging.getLogger("mm_browserfft")
+
+__all__ = ["TrainingOptions", "train_and_export", "run_demo", "evaluate_folder", "bundled_samples_dir", "cache_root"]
 
 
 def bundled_samples_dir() -> str:
@@ -50,6 +53,10 @@ class TrainingOptions:
     pad_short_clips: bool = False
     skip_bad_files: bool = False
     saved_model: bool = False
+    listen_budget: float = 2.0
+    resume: bool = False
+    cache_dir: Optional[pathlib.Path] = None
+    no_cache: bool = False
     seed: int = 0
 
     @classmethod
@@ -76,6 +83,30 @@ def _make_spec(opts: TrainingOptions, model_dir: Optional[str]):
     )
 
 
+def cache_root(opts: TrainingOptions) -> Optional[pathlib.Path]:
+    """The cache folder of a run: ``opts.cache_dir``, else :func:`mm_browserfft.cache.default_cache_dir`; None with ``no_cache``."""
+    from .cache import default_cache_dir
+
+    if opts.no_cache:
+        return None
+    return pathlib.Path(opts.cache_dir) if opts.cache_dir is not None else default_cache_dir()
+
+
+def _waveform_cache(opts: TrainingOptions, spec):
+    """What the loaders keep of the decoded audio, so that memory stays bounded whatever the folder's size.
+
+    Head-only training without augmentation decodes each file once, for its embedding (then
+    cached on disk): nothing is kept. Training that decodes every epoch (augmentation, the
+    whole model) keeps the 44.1 kHz waveforms as ``.npy`` under ``<cache>/waveforms``;
+    with ``no_cache``, nothing is kept and files are decoded again.
+    """
+    root = cache_root(opts)
+    decodes_every_epoch = opts.train_whole_model or spec.augments
+    if root is None or not decodes_every_epoch:
+        return False
+    return os.fspath(root / "waveforms")
+
+
 def _load_splits(data_dir, opts: TrainingOptions, spec):
     """``(all data, train, validation or None, test or None)`` loaders per the options.
 
@@ -85,9 +116,11 @@ def _load_splits(data_dir, opts: TrainingOptions, spec):
     """
     from .data import DataLoader
 
+    waveform_cache = _waveform_cache(opts, spec)
+
     def load(path):
         return DataLoader.from_folder(
-            spec, path, categories=opts.categories, shuffle=True, cache=True, seed=opts.seed,
+            spec, path, categories=opts.categories, shuffle=True, cache=waveform_cache, seed=opts.seed,
             skip_bad_files=opts.skip_bad_files,
         )
 
@@ -233,6 +266,8 @@ def _summary(loader) -> Dict:
 def _test_results(test, tflite_path, labels: Sequence[str]) -> Tuple[Dict, List[Dict], np.ndarray, List[str]]:
     """Metrics of the exported .tflite on ``test``, its worst clips, and one spectrogram per class.
 
+    The test windows are decoded and scored file by file (bounded memory, whatever the test set's size).
+
     Returns:
       ``(metrics, worst (8 clips with the lowest score of their true label),
       spectrograms [k, 43, 232, 1] (k <= 5), their titles)``.
@@ -241,18 +276,30 @@ def _test_results(test, tflite_path, labels: Sequence[str]) -> Tuple[Dict, List[
     from .metrics import classification_metrics
     from .predict import TFLitePredictor
 
-    windows, truth, owners = test.waveforms()
-    probs = TFLitePredictor(tflite_path, labels=labels).predict(windows)
-    metrics = classification_metrics(truth, probs.argmax(axis=1), labels)
+    predictor = TFLitePredictor(tflite_path, labels=labels)
+    truth, predicted, true_scores, owners = [], [], [], []
+    examples: Dict[int, np.ndarray] = {}
+    for index, label, windows in test.iter_waveforms():
+        if not len(windows):
+            continue
+        probs = predictor.predict(windows)
+        truth += [label] * len(windows)
+        predicted += probs.argmax(axis=1).tolist()
+        true_scores += probs[:, label].tolist()
+        owners += [index] * len(windows)
+        if label not in examples:
+            examples[label] = windows[0]
+    truth_a, scores_a = np.array(truth, np.int64), np.array(true_scores)
+    metrics = classification_metrics(truth_a, np.array(predicted, np.int64), labels)
     files = test.files
-    true_scores = probs[np.arange(len(truth)), truth]
     worst = [
-        {"file": files[owners[i]][0], "label": labels[truth[i]], "predicted": labels[int(probs[i].argmax())],
-         "score": float(true_scores[i])}
-        for i in np.argsort(true_scores, kind="stable")[:8]
+        {"file": files[owners[i]][0], "label": labels[truth[i]], "predicted": labels[predicted[i]],
+         "score": float(scores_a[i])}
+        for i in np.argsort(scores_a, kind="stable")[:8]
     ]
-    picks = [int(np.flatnonzero(truth == c)[0]) for c in range(len(labels)) if (truth == c).any()][:5]
-    return metrics, worst, spectrogram(windows[picks]), [labels[truth[i]] for i in picks]
+    picks = sorted(examples)[:5]
+    shown = spectrogram(np.stack([examples[c] for c in picks])) if picks else None
+    return metrics, worst, shown, [labels[c] for c in picks]
 
 
 def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
@@ -273,9 +320,11 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
     export_dir = pathlib.Path(export_dir)
     spec = _make_spec(opts, model_dir=os.fspath(export_dir / "checkpoints"))
     data, train, validation, test = _load_splits(data_dir, opts, spec)
+    _prepare_backup(spec, train, validation, opts)
+    root = cache_root(opts)
     model = audio_classifier.create(
         train, spec, validation_data=validation, batch_size=opts.batch_size, epochs=opts.epochs,
-        train_whole_model=opts.train_whole_model,
+        train_whole_model=opts.train_whole_model, embedding_cache=None if root is None else os.fspath(root),
     )
     formats = [ExportFormat.TFLITE, ExportFormat.LABEL] + ([ExportFormat.SAVED_MODEL] if opts.saved_model else [])
     representative = train if opts.quantization == "int8" else None
@@ -290,6 +339,7 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
     for name, loader in (("validation", validation), ("test", test)):
         if loader is not None:
             summaries[name] = _summary(loader)
+    listening = _calibrate_listening(test, data_dir, tflite_path, opts) if test is not None and len(test) else None
     history = getattr(model.history, "history", model.history)
     model_info = {
         "tflite_bytes": tflite_path.stat().st_size,
@@ -300,9 +350,72 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
         "epochs": opts.epochs,
         "split": "by speaker" if opts.by_speaker else "by file",
     }
+    if listening is not None:
+        cal = listening["calibration"]
+        model_info["listening threshold"] = listening["options"]["probability_threshold"]
+        model_info["listening calibration"] = (
+            f"{cal['minutes']} min of test words over background: false-reject rate {cal['false_reject_rate']:.3f}, "
+            f"{cal['false_accepts_per_hour']:.1f} false accepts/hour (budget {cal['false_accepts_per_hour_budget']:g}"
+            f"{'' if cal['budget_met'] else ', not met: default threshold kept'})"
+        ) if cal["false_reject_rate"] is not None else "no keyword in the test data"
     report = write_report(export_dir, data_summary=summaries, history=history, metrics=metrics, worst=worst,
                           examples=examples, example_titles=titles, model_info=model_info)
-    return {"test": metrics, "history": history, "export_dir": os.fspath(export_dir), "report": os.fspath(report)}
+    return {"test": metrics, "history": history, "export_dir": os.fspath(export_dir), "report": os.fspath(report),
+            "listening": listening}  # fmt: skip
+
+
+def _prepare_backup(spec, train, validation, opts: TrainingOptions) -> None:
+    """Resume only when asked, and only the same run; otherwise start afresh.
+
+    Without ``opts.resume`` a backup in ``<export>/checkpoints/backup`` is removed. With it,
+    a backup of this very run (:func:`mm_browserfft.classifier.run_fingerprint`) is resumed;
+    a backup of another run is an error that says what differs.
+
+    Raises:
+      InvalidInputError: ``opts.resume`` and the backup belongs to another run.
+    """
+    from .classifier import BACKUP_FOLDER, AudioClassifier, backup_differences, run_fingerprint
+
+    folder = spec.model_dir
+    backup = os.path.join(folder, BACKUP_FOLDER)
+    if not opts.resume:
+        if os.path.isdir(backup):
+            log.info("removing the backup of an earlier run in %s (pass --resume to continue it)", backup)
+            shutil.rmtree(backup)
+        return
+    probe = AudioClassifier(spec, train.index_to_label, shuffle=True, train_whole_model=opts.train_whole_model)
+    run = run_fingerprint(probe, train, validation, epochs=opts.epochs, batch_size=opts.batch_size)
+    differs = backup_differences(folder, run)
+    if differs is None:
+        log.info("--resume: no backup in %s, training from the first epoch", backup)
+    elif differs:
+        raise InvalidInputError(
+            f"--resume: the backup is of another run ({', '.join(differs)} differ); run without --resume to start afresh",
+            path=backup,
+        )
+    else:
+        log.info("--resume: continuing the run backed up in %s", backup)
+
+
+def _calibrate_listening(test, data_dir, tflite_path, opts: TrainingOptions) -> Optional[Dict]:
+    """Calibrate the listening threshold on the test clips and write it into ``model.json``; None without background.
+
+    The background is ``opts.background_noise``, else the training folder's ``_background_noise_``
+    or ``_silence_`` recordings (:func:`mm_browserfft.streaming_eval.background_paths_of`).
+    """
+    from .listen import write_listening_section
+    from .predict import TFLitePredictor
+    from .streaming_eval import background_paths_of, calibrate_listening
+
+    try:
+        backgrounds = background_paths_of(data_dir, opts.background_noise)
+    except DatasetError:
+        log.info("listening not calibrated: no background recordings (give --background-noise)")
+        return None
+    section = calibrate_listening(TFLitePredictor(tflite_path), test.files, backgrounds,
+                                  false_accepts_per_hour_budget=opts.listen_budget, seed=opts.seed)  # fmt: skip
+    write_listening_section(tflite_path, section)
+    return section
 
 
 def run_demo(export_dir, *, epochs: int = 30, seed: int = 0) -> Dict:

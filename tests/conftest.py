@@ -7,8 +7,11 @@ The suite needs nothing outside the repository: its real speech is
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pathlib
+import shutil
 from typing import List
 
 import pytest
@@ -20,6 +23,21 @@ SPEECH_DIR = REPO_ROOT / "tests" / "data" / "speech_commands"
 WORDS = ("yes", "no", "up", "down", "left", "right", "stop", "go")
 TOX_ENVS = ("py311", "keras2", "mm043", "tasklib")
 """The envs of tox.ini; an env-dependent test names the one that runs it."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory) -> pathlib.Path:
+    """The package's on-disk cache points into this session's temporary folder, never at ~/.cache."""
+    from mm_browserfft.cache import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("mm_browserfft_cache")
+    saved = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = saved
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +111,47 @@ def pytest_make_collect_report(collector):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"module skipped under CI, where every collected module must run: {reason}"
+
+
+def run_cli(*args) -> tuple:
+    """``mm_browserfft.cli.main(args)`` in this process: ``(exit code, stdout, stderr)``."""
+    from mm_browserfft import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def copy_clips(clips, folder: pathlib.Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for clip in clips:
+        shutil.copy(clip, folder / clip.name)
+
+
+CLI_LABELS = ("_silence_", "left", "no", "stop", "yes")
+"""The labels of the model that ``mm-browserfft train`` makes once per session (:func:`cli_trained`)."""
+CLI_TRAIN_PER_LABEL, CLI_TEST_PER_LABEL, CLI_EPOCHS = 24, 10, 20
+
+
+@pytest.fixture(scope="session")
+def cli_words(tmp_path_factory) -> pathlib.Path:
+    """``train/<label>``: 24 clips of pretraining speakers; ``test/<label>``: 10 clips of held-out speakers."""
+    root = tmp_path_factory.mktemp("words")
+    for label in CLI_LABELS:
+        seen, held = speaker_clips(label, heldout=False), speaker_clips(label, heldout=True)
+        copy_clips(seen[:CLI_TRAIN_PER_LABEL], root / "train" / label)
+        copy_clips(held[:CLI_TEST_PER_LABEL], root / "test" / label)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cli_trained(cli_words, tmp_path_factory):
+    """``mm-browserfft train`` (20 epochs, a test folder, a SavedModel): ``(export folder, stdout, stderr)``."""
+    out = tmp_path_factory.mktemp("trained") / "export"
+    code, stdout, stderr = run_cli(
+        "train", cli_words / "train", "--export", out, "--test-dir", cli_words / "test",
+        "--epochs", CLI_EPOCHS, "--saved-model", "--seed", "0",
+    )  # fmt: skip
+    assert code == 0, stderr
+    return out, stdout, stderr

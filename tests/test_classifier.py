@@ -136,6 +136,27 @@ def test_export_labels_saved_model_and_tfjs(trained, tmp_path):
     np.testing.assert_allclose(reloaded(spectrograms).numpy(), model.model(spectrograms).numpy(), atol=2e-3)
 
 
+@pytest.mark.parametrize("noise", ["_silence_", "Background Noise", "_background_noise_"])
+def test_tfjs_export_names_the_noise_class_as_the_recogniser_expects_and_puts_it_first(spec, tmp_path, noise, caplog):
+    labels = ["cat", noise, "dog"]
+    for i, label in enumerate(labels):
+        write_random_wav(str(tmp_path / "data" / label / "clip.wav"), 1.1, seed=10 + i)
+    data = DataLoader.from_folder(spec, tmp_path / "data", seed=0)
+    model = audio_classifier.create(data, spec, do_train=False)
+    assert model.index_to_label == sorted(labels)
+    with caplog.at_level("INFO", logger="mm_browserfft"):
+        model.export(str(tmp_path / "out"), export_format=config.ExportFormat.TFJS)
+    names = tfjs.read_labels(tmp_path / "out" / "tfjs")
+    assert names[0] == "_background_noise_" and sorted(names[1:]) == ["cat", "dog"]
+    renamed = noise != "_background_noise_" or model.index_to_label[0] != noise
+    assert ("comes first, as the speech-commands recogniser expects" in caplog.text) == renamed
+    spectrograms = model.model_spec.featurize(data.waveforms()[0])
+    ours = model.model(spectrograms).numpy()
+    order = [model.index_to_label.index(noise)] + [model.index_to_label.index(n) for n in names[1:]]
+    np.testing.assert_allclose(tfjs.load_tfjs(tmp_path / "out" / "tfjs")(spectrograms).numpy(), ours[:, order], atol=2e-3)
+    assert model.index_to_label == sorted(labels)  # the classifier itself, and its .tflite, keep the folder names
+
+
 def test_export_formats_match_by_name_whatever_enum_migrated_code_passes(trained, tmp_path):
     import enum
 

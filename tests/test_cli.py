@@ -7,8 +7,6 @@ also run as real subprocesses.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import pathlib
@@ -22,28 +20,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO_ROOT, SPEECH_DIR, speaker_clips
+from conftest import CLI_EPOCHS as EPOCHS
+from conftest import CLI_LABELS as LABELS
+from conftest import CLI_TEST_PER_LABEL as TEST_PER_LABEL
+from conftest import CLI_TRAIN_PER_LABEL as TRAIN_PER_LABEL
+from conftest import REPO_ROOT, SPEECH_DIR, copy_clips, run_cli, speaker_clips
 from mm_browserfft.speakers import is_heldout_speaker, speaker_id
 from mm_browserfft.training import bundled_samples_dir
 from mm_browserfft import __version__, cli
 
-LABELS = ("_silence_", "left", "no", "stop", "yes")
-TRAIN_PER_LABEL, TEST_PER_LABEL, EPOCHS = 24, 10, 20
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def run_cli(*args) -> tuple:
-    """``cli.main(args)`` in this process: ``(exit code, stdout, stderr)``."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main([os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def copy_clips(clips, folder: pathlib.Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for clip in clips:
-        shutil.copy(clip, folder / clip.name)
 
 
 def png_size(path: pathlib.Path) -> tuple:
@@ -54,26 +40,13 @@ def png_size(path: pathlib.Path) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def words(tmp_path_factory) -> pathlib.Path:
-    """``train/<label>``: 24 clips of pretraining speakers; ``test/<label>``: 10 clips of held-out speakers."""
-    root = tmp_path_factory.mktemp("words")
-    for label in LABELS:
-        seen, held = speaker_clips(label, heldout=False), speaker_clips(label, heldout=True)
-        copy_clips(seen[:TRAIN_PER_LABEL], root / "train" / label)
-        copy_clips(held[:TEST_PER_LABEL], root / "test" / label)
-    return root
+def words(cli_words) -> pathlib.Path:
+    return cli_words
 
 
 @pytest.fixture(scope="module")
-def trained(words, tmp_path_factory):
-    """``train`` with a test folder and a SavedModel: ``(export folder, stdout, stderr)``."""
-    out = tmp_path_factory.mktemp("trained") / "export"
-    code, stdout, stderr = run_cli(
-        "train", words / "train", "--export", out, "--test-dir", words / "test",
-        "--epochs", EPOCHS, "--saved-model", "--seed", "0",
-    )  # fmt: skip
-    assert code == 0, stderr
-    return out, stdout, stderr
+def trained(cli_trained):
+    return cli_trained
 
 
 @pytest.fixture(scope="module")
@@ -448,3 +421,40 @@ def test_train_on_every_label_of_the_test_data(tmp_path):
     named = [r["windows"][0]["top_k"][0]["label"] for r in json.loads(stdout)]
     right = sum(name == clip.parent.name for name, clip in zip(named, clips))
     assert right / len(clips) >= 0.6
+
+
+def test_train_resumes_only_when_asked_and_only_the_same_run(bad_data, tmp_path):
+    from mm_browserfft.classifier import BACKUP_FOLDER
+
+    out = tmp_path / "export"
+    backup = out / "checkpoints" / BACKUP_FOLDER
+    backup.mkdir(parents=True)
+    (backup / "run.json").write_text(json.dumps({"labels": ["no", "yes"], "epochs": 99}))
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    args = ("train", bad_data["good"], "--export", out, "--epochs", "2", "--batch-size", "2", "--test-split", "0",
+            "--validation-split", "0")  # fmt: skip
+    code, _, stderr = run_cli(*args, "--resume")
+    assert code == 2 and str(backup) in stderr and "another run" in stderr and "epochs" in stderr
+    assert backup.is_dir()  # refused: nothing was touched
+    code, stdout, stderr = run_cli(*args)
+    assert code == 0, stderr
+    assert "removing the backup of an earlier run" in stderr and "epoch 2/2" in stdout + stderr
+    assert not backup.exists()  # the finished run removed its own backup
+
+
+def test_resume_continues_a_backup_of_the_very_same_run(bad_data, tmp_path):
+    from mm_browserfft.classifier import BACKUP_FOLDER, AudioClassifier, run_fingerprint
+    from mm_browserfft.data import DataLoader
+    from mm_browserfft.spec import BrowserFftSpec
+
+    out = tmp_path / "export"
+    spec = BrowserFftSpec(model_dir=str(out / "checkpoints"), seed=0)
+    data = DataLoader.from_folder(spec, bad_data["good"], shuffle=True, cache=True, seed=0)
+    run = run_fingerprint(AudioClassifier(spec, data.index_to_label), data, None, epochs=2, batch_size=2)
+    backup = out / "checkpoints" / BACKUP_FOLDER
+    backup.mkdir(parents=True)
+    (backup / "run.json").write_text(json.dumps(run))
+    code, _, stderr = run_cli("train", bad_data["good"], "--export", out, "--epochs", "2", "--batch-size", "2",
+                              "--test-split", "0", "--validation-split", "0", "--resume")  # fmt: skip
+    assert code == 0, stderr
+    assert "--resume: continuing the run backed up in" in stderr

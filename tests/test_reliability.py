@@ -29,7 +29,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO_ROOT, real_clips
+from conftest import REPO_ROOT, SPEECH_DIR, real_clips
 from mm_browserfft import audio, audio_classifier, tfjs
 from mm_browserfft.audio_classifier import AudioClassifier, BrowserFftSpec, DataLoader
 from mm_browserfft.classifier import BACKUP_FOLDER
@@ -245,6 +245,57 @@ def test_tfjs_export_on_a_full_disk_keeps_the_previous_model(tmp_path):
     assert os.listdir(tmp_path) == ["model"]  # no temporary folder left
 
 
+def _fail_the_nth_fsync(monkeypatch, n: int):
+    """Make the ``n``-th ``os.fsync`` from now fail as a full disk does (ENOSPC)."""
+    import errno
+
+    real, calls = os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == n:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def _snapshot(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_failed_tflite_export_leaves_the_previous_model_and_its_json_whole(tmp_path, random_base_dir, monkeypatch):
+    spec = BrowserFftSpec(base_model=str(random_base_dir))
+    task = AudioClassifier(spec, ["a", "b"])
+    task.create_model()
+    task.export(str(tmp_path / "out"))
+    before = _snapshot(tmp_path / "out")
+    assert set(before) == {"model.tflite", "model.json"}
+    task.create_model()  # other weights: a new export would differ
+    _fail_the_nth_fsync(monkeypatch, 2)  # the .tflite is written, its JSON hits a full disk
+    with pytest.raises(ExportError, match="model.json"):
+        task.export(str(tmp_path / "out"))
+    assert _snapshot(tmp_path / "out") == before  # neither replaced, no temporary file left
+
+
+def test_a_failed_report_leaves_the_previous_report_whole(tmp_path, monkeypatch):
+    from mm_browserfft.report import write_report
+
+    def report(accuracy):
+        metrics = {"accuracy": accuracy, "num_examples": 2, "labels": ["a", "b"], "confusion_matrix": [[1, 0], [0, 1]],
+                   "per_class": [{"label": l, "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1} for l in "ab"]}
+        write_report(tmp_path, data_summary={}, history={"loss": [1.0, 0.5], "acc": [0.5, accuracy]}, metrics=metrics,
+                     worst=[], examples=None, example_titles=[], model_info={"tflite_bytes": 1})  # fmt: skip
+
+    report(1.0)
+    before = _snapshot(tmp_path)
+    assert {"report.md", "report.json", "report_images/training_curves.png"} <= set(before)
+    _fail_the_nth_fsync(monkeypatch, 4)  # curves, confusion matrix and report.json written; report.md fails
+    with pytest.raises(ExportError, match="report.md"):
+        report(0.5)
+    assert _snapshot(tmp_path) == before
+
+
 def test_export_into_an_unwritable_place_names_it(tmp_path, random_base_dir):
     # Tests run as root, for whom chmod 0o555 stops nothing; a path below a *file* cannot be written by anyone.
     (tmp_path / "a_file").write_text("x")
@@ -318,6 +369,43 @@ def test_a_backup_of_another_run_is_discarded_not_restored(tmp_path, random_base
     with pytest.warns(UserWarning, match="discarding the backup"):
         model = audio_classifier.create(data, spec, batch_size=2, epochs=2, model_dir=str(tmp_path / "m"))
     assert model.history.epoch == [0, 1]
+
+
+def _run_of(spec, data, *, epochs=2, batch_size=2):
+    from mm_browserfft.classifier import run_fingerprint
+
+    return run_fingerprint(AudioClassifier(spec, data.index_to_label), data, None, epochs=epochs, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("change", ["other data", "more epochs", "other base", "other options"])
+def test_a_backup_is_restored_only_into_the_very_same_run(tmp_path, random_base_dir, change):
+    from mm_browserfft.classifier import backup_differences
+
+    data_dir = link_real_clips(tmp_path / "data", ("yes", "no"), 3)
+    spec = BrowserFftSpec(base_model=str(random_base_dir), seed=0)
+    data = DataLoader.from_folder(spec, data_dir, seed=0)
+    backup = tmp_path / "m" / BACKUP_FOLDER
+    backup.mkdir(parents=True)
+    (backup / "run.json").write_text(json.dumps(_run_of(spec, data)))
+    assert backup_differences(str(tmp_path / "m"), _run_of(spec, data)) == []
+    epochs, now_spec, now_data = 2, spec, data
+    if change == "other data":
+        victim = sorted((data_dir / "yes").iterdir())[0]
+        os.unlink(victim)
+        shutil.copy(sorted((SPEECH_DIR / "yes").glob("*.flac"))[-1], victim)  # same name, other clip
+        now_data = DataLoader.from_folder(spec, data_dir, seed=0)
+    elif change == "more epochs":
+        epochs = 3
+    elif change == "other base":
+        now_spec = BrowserFftSpec(seed=0)  # the bundled base
+    else:
+        now_spec = BrowserFftSpec(base_model=str(random_base_dir), seed=0, time_shift_s=0.1)
+    expected = {"other data": "train_files", "more epochs": "epochs", "other base": "base", "other options": "spec"}
+    assert expected[change] in backup_differences(str(tmp_path / "m"), _run_of(now_spec, now_data, epochs=epochs))
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    with pytest.warns(UserWarning, match=f"discarding the backup.*{expected[change]}"):
+        model = audio_classifier.create(now_data, now_spec, batch_size=2, epochs=epochs, model_dir=str(tmp_path / "m"))
+    assert model.history.epoch == list(range(epochs))  # every epoch ran: nothing was restored
 
 
 # ============================================================================ determinism

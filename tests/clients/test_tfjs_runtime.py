@@ -21,24 +21,16 @@ when ``js/node_modules`` is missing a session fixture runs ``npm ci`` there.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import os
-import pathlib
-import shutil
 import subprocess
-import threading
 import urllib.parse
 
 import numpy as np
 import pytest
 
 import chromium
+from clients_common import JS_DIR, node_modules, pinned, serve  # noqa: F401  (node_modules: a fixture)
 from conftest import real_clips
-
-JS_DIR = pathlib.Path(__file__).resolve().parent / "js"
-PACKAGES = ("@tensorflow/tfjs", "@tensorflow-models/speech-commands")
 
 LABELS = ("down", "go", "no", "yes")
 CLIPS = 8  # per label, trained on and predicted
@@ -53,25 +45,6 @@ export may rank them either way: the top class is compared on the other clips on
 (all of them for float32 and float16, see test_classifier_is_worth_comparing)."""
 SAME_WEIGHTS_TOLERANCE = 1e-5
 """Largest |p_tfjs - p| against the export read back by our load_tfjs (same decoded weights); measured 5.4e-7."""
-
-
-def _installed() -> bool:
-    return all((JS_DIR / "node_modules" / p / "package.json").is_file() for p in PACKAGES)
-
-
-@pytest.fixture(scope="session")
-def node_modules() -> pathlib.Path:
-    """``js/node_modules`` with the pinned packages, installed by ``npm ci`` if absent."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node/npm not found: TF.js runtime tests need Node.js >= 18 and npm")
-    if not _installed():
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, capture_output=True, text=True, timeout=600
-        )
-        if done.returncode != 0 or not _installed():
-            pytest.skip(f"`npm ci` in {JS_DIR} failed, no node_modules: {done.stderr.strip()[-800:]}")
-    return JS_DIR / "node_modules"
 
 
 def _windows(label: str, count: int) -> np.ndarray:
@@ -162,10 +135,6 @@ def _check_scores(scores, variant: str, classifier: dict, read_back: dict) -> No
     np.testing.assert_allclose(scores, read_back[variant], rtol=0, atol=SAME_WEIGHTS_TOLERANCE)
 
 
-def _pinned(package: str) -> str:
-    return json.loads((JS_DIR / "package.json").read_text())["dependencies"][package]
-
-
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_tfjs_on_node_matches_keras_and_tflite(node_modules, classifier, exported, read_back, variant, tmp_path):
     out = tmp_path / "out.json"
@@ -178,8 +147,8 @@ def test_tfjs_on_node_matches_keras_and_tflite(node_modules, classifier, exporte
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
-    assert result["tfjsVersion"] == _pinned("@tensorflow/tfjs") and result["backend"] == "cpu"
-    assert result["speechCommandsVersion"] == _pinned("@tensorflow-models/speech-commands")
+    assert result["tfjsVersion"] == pinned("@tensorflow/tfjs") and result["backend"] == "cpu"
+    assert result["speechCommandsVersion"] == pinned("@tensorflow-models/speech-commands")
     _check_scores(result["probabilities"], variant, classifier, read_back)
     # speech-commands' recognizer, on Node: the same artifacts in memory, metadata.json through file://
     assert result["recognizer"]["wordLabels"] == list(LABELS)
@@ -191,25 +160,10 @@ def test_tfjs_on_node_matches_keras_and_tflite(node_modules, classifier, exporte
 
 
 @pytest.fixture(scope="module")
-def site(node_modules, exported, tmp_path_factory):
-    """http://127.0.0.1:PORT serving ``/js/`` (this folder: page + node_modules) and ``/data/`` (the exports)."""
-    root = tmp_path_factory.mktemp("site")
-    os.symlink(JS_DIR, root / "js")
-    os.symlink(exported, root / "data")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def site(node_modules, exported):
+    """http://127.0.0.1:PORT serving ``/js/`` (the pages and node_modules) and ``/data/`` (the exports)."""
+    with serve({"js": JS_DIR, "data": exported}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +186,6 @@ def test_speech_commands_recognizer_in_chromium(browser, site, classifier, read_
     browser.get(f"{site}/js/recognizer.html?{query}")
     result = browser.execute_async_script("window.recognizerResult.then(arguments[arguments.length - 1]);")
     assert result["ok"], result.get("error")
-    assert result["speechCommandsVersion"] == _pinned("@tensorflow-models/speech-commands")
+    assert result["speechCommandsVersion"] == pinned("@tensorflow-models/speech-commands")
     assert result["wordLabels"] == list(LABELS)
     _check_scores(result["scores"], variant, classifier, read_back)

@@ -43,7 +43,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--voices-per-clip", type=int, default=6, help="WORLD voices made of each real clip")
     parser.add_argument("--voice-copies", type=int, default=2, help="augmented copies of each new voice")
     parser.add_argument("--synth-copies", type=int, default=3, help="augmented copies of each synthetic clip")
-    parser.add_argument("--epochs", type=int, default=24, help="training epochs (0: fit --minutes)")
+    parser.add_argument("--epochs", type=int, default=16, help="training epochs (0: fit --minutes)")
     parser.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teacher regression")
     parser.add_argument("--init", default="bundled", help="base to start from: bundled, a folder, a URL, or random")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of training with --epochs 0")

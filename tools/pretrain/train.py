@@ -210,7 +210,7 @@ def train_body(
             optimizer=tf.keras.optimizers.Adam(learning),
             loss=[tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), "mse"],
             loss_weights=[1.0, distill_weight],
-            metrics=[["accuracy"], []],
+            weighted_metrics=[["accuracy"], []],  # word accuracy over labelled rows only
         )
         return student
 
@@ -440,7 +440,7 @@ def train(
 def main(argv: "Sequence[str] | None" = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/work/pretrain_work")
-    parser.add_argument("--epochs", type=int, default=26, help="epochs of stage 1 (0: fit --minutes)")
+    parser.add_argument("--epochs", type=int, default=16, help="epochs of stage 1 (0: fit --minutes)")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of stage 1 with --epochs 0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teacher regression")

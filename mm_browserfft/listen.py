@@ -1,0 +1,384 @@
+"""Listening: a streaming recogniser with the browser recogniser's semantics.
+
+The TF.js speech-commands recogniser (``browser_fft_recognizer.ts``) computes one
+spectrogram frame every 1024 samples and classifies the last 43 frames every
+``round(43 * (1 - overlap_factor))`` frames. A word *fires* when the best class is
+a word (not ``_background_noise_``, ``_silence_`` or ``_unknown_``, unless
+``include_non_words``) and its probability reaches ``probability_threshold``; after a
+word fires, nothing else fires for ``suppression_ms``. TensorFlow's
+``RecognizeCommands`` (the Android demo and tflite-micro) adds score averaging: the
+mean of the results of the last ``average_ms``, once there are at least
+``min_count`` of them. This module does both:
+
+* :class:`Recognizer` is fed chunks of audio at any sample rate (a microphone, a
+  socket) and returns the detections as they happen; it keeps under two windows of
+  audio, whatever the length of the stream;
+* :func:`listen_file` runs it over a whole file, decoded in blocks.
+
+The decision rule itself (:class:`DecisionRule`) is separate from the model, so an
+evaluation can replay it at many thresholds over one pass of model scores
+(:mod:`mm_browserfft.streaming_eval`).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import pathlib
+from typing import Deque, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .audio import iter_audio_blocks, pad_to_window
+from .errors import InvalidInputError
+from .frontend import HOP_LENGTH, NUM_FRAMES, SAMPLE_RATE, WAVEFORM_LENGTH
+from .predict import Predictor, as_predictor
+
+__all__ = [
+    "BACKGROUND_NOISE_LABEL",
+    "NOISE_LABELS",
+    "NON_WORD_LABELS",
+    "recognizer_labels",
+    "Detection",
+    "ListeningOptions",
+    "DecisionRule",
+    "Recognizer",
+    "listen_file",
+    "is_word",
+    "read_listening_options",
+    "write_listening_section",
+    "sidecar_path",
+]
+
+BACKGROUND_NOISE_LABEL = "_background_noise_"
+"""The TF.js recogniser's (and Teachable Machine's exported) name of the noise class."""
+
+NOISE_LABELS = (BACKGROUND_NOISE_LABEL, "_silence_", "background_noise", "Background Noise")
+"""Names a noise class goes by: the recogniser's, Speech Commands' folder, and Teachable Machine's class."""
+
+NON_WORD_LABELS = frozenset(NOISE_LABELS + ("_unknown_",))
+"""Labels that never fire unless asked: the noise class under any of its names, and ``_unknown_``."""
+
+
+def is_word(label: str) -> bool:
+    """Whether ``label`` is a word that may fire (not one of :data:`NON_WORD_LABELS`)."""
+    return label not in NON_WORD_LABELS
+
+
+def recognizer_labels(labels: Sequence[str]) -> Tuple[List[int], List[str]]:
+    """The output order and names the TF.js speech-commands recogniser expects.
+
+    Its ``listen()`` keeps quiet only on ``_background_noise_`` and ``_unknown_``, and its
+    ``evaluate()`` needs ``_background_noise_`` first. So the noise class (the first label
+    found of :data:`NOISE_LABELS`) is renamed ``_background_noise_`` and moved first.
+
+    Args:
+      labels: the model's class names, in output order.
+
+    Returns:
+      ``(order, names)``: new output ``i`` is old output ``order[i]``, named ``names[i]``
+      (``order`` is ``range(len(labels))`` when there is no noise class). A model that has
+      ``_background_noise_`` already keeps any other noise-named class under its own name.
+    """
+    labels = list(labels)
+    noise = next((i for name in NOISE_LABELS for i, l in enumerate(labels) if l == name), None)
+    if noise is None:
+        return list(range(len(labels))), labels
+    order = [noise] + [i for i in range(len(labels)) if i != noise]
+    names = [BACKGROUND_NOISE_LABEL] + [labels[i] for i in order[1:]]
+    return order, names
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    """A word heard: its label, its (maybe averaged) score, and the window that fired, in seconds."""
+
+    label: str
+    score: float
+    start_s: float
+    end_s: float
+
+    def as_dict(self) -> dict:
+        """``{"label", "score", "start_s", "end_s"}`` (times rounded to the millisecond)."""
+        return {"label": self.label, "score": round(float(self.score), 6),
+                "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3)}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class ListeningOptions:
+    """How a recogniser listens; the defaults are the ones ``docs/listening.md`` measured.
+
+    Attributes:
+      overlap_factor: in ``[0, 1)``; windows start every ``round(43 * (1 - f))`` frames of
+        1024 samples (0.5: 22 frames, 0.51 s; 0.75: 11 frames, 0.26 s).
+      probability_threshold: in ``[0, 1]``; the best class fires only at this score or above.
+      suppression_ms: after a detection, none for this long (milliseconds, >= 0).
+      average_ms: average the scores of the windows that ended in the last ``average_ms``
+        milliseconds (0: no averaging, the browser's behaviour).
+      min_count: with averaging, decide only once this many windows are in the average.
+      include_non_words: let ``_background_noise_`` / ``_silence_`` / ``_unknown_`` fire too
+        (the recogniser's ``invokeCallbackOnNoiseAndUnknown``).
+    """
+
+    overlap_factor: float = 0.75
+    probability_threshold: float = 0.8
+    suppression_ms: float = 1000.0
+    average_ms: float = 0.0
+    min_count: int = 1
+    include_non_words: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.overlap_factor < 1.0:
+            raise InvalidInputError(f"overlap_factor must be in [0, 1), got {self.overlap_factor}")
+        if not 0.0 <= self.probability_threshold <= 1.0:
+            raise InvalidInputError(f"probability_threshold must be in [0, 1], got {self.probability_threshold}")
+        if self.suppression_ms < 0 or self.average_ms < 0:
+            raise InvalidInputError(
+                f"suppression_ms and average_ms must be >= 0, got {self.suppression_ms} and {self.average_ms}"
+            )
+        if int(self.min_count) != self.min_count or self.min_count < 1:
+            raise InvalidInputError(f"min_count must be a positive integer, got {self.min_count}")
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples between window starts: ``max(1, round(43 * (1 - overlap_factor))) * 1024``."""
+        return max(1, int(round(NUM_FRAMES * (1.0 - self.overlap_factor)))) * HOP_LENGTH
+
+    def as_dict(self) -> dict:
+        """The options as plain JSON values (for an export's sidecar)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ListeningOptions":
+        """Options from :meth:`as_dict` output; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InvalidInputError(f"unknown listening options {unknown}; known: {sorted(names)}")
+        return cls(**values)
+
+
+class DecisionRule:
+    """The recogniser's decision over a time-ordered stream of window scores.
+
+    Args:
+      labels: class names, index = score position.
+      options: the :class:`ListeningOptions` (threshold, suppression, averaging).
+    """
+
+    def __init__(self, labels: Sequence[str], options: ListeningOptions) -> None:
+        self.labels = list(labels)
+        self.options = options
+        self._fires = np.array([options.include_non_words or is_word(l) for l in self.labels])
+        if not self._fires.any():
+            raise InvalidInputError(f"no label can fire: {self.labels} are all non-words")
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the averaging history and the last detection."""
+        self._history: Deque[Tuple[float, np.ndarray]] = collections.deque()
+        self._last_fire_s: Optional[float] = None
+
+    def step(self, start_s: float, end_s: float, scores: np.ndarray) -> Optional[Detection]:
+        """Decide on the window ``[start_s, end_s]`` with probabilities ``scores`` ``[C]``.
+
+        Returns:
+          a :class:`Detection` if a word fires now (the decision time is ``end_s``, when the
+          window is complete), else None.
+        """
+        opts = self.options
+        scores = np.asarray(scores, np.float32)
+        if opts.average_ms > 0:
+            self._history.append((end_s, scores))
+            while self._history and self._history[0][0] <= end_s - opts.average_ms / 1000.0:
+                self._history.popleft()
+            if len(self._history) < opts.min_count:
+                return None
+            scores = np.mean([s for _, s in self._history], axis=0)
+        best = int(np.argmax(scores))
+        if not self._fires[best] or scores[best] < opts.probability_threshold:
+            return None
+        if self._last_fire_s is not None and (end_s - self._last_fire_s) * 1000.0 < opts.suppression_ms:
+            return None
+        self._last_fire_s = end_s
+        return Detection(self.labels[best], float(scores[best]), start_s, end_s)
+
+
+ModelLike = Union[Predictor, str, "os.PathLike[str]", object]
+
+
+class Recognizer:
+    """Listen to a stream of audio: feed chunks, get detections.
+
+    Args:
+      model: a :class:`~mm_browserfft.predict.Predictor`, the path of an exported
+        ``.tflite`` (run by ai_edge_litert) or SavedModel folder, a Keras serving model
+        (waveform ``[n, 44032]`` in, probabilities out; give ``labels``) or an
+        :class:`~mm_browserfft.classifier.AudioClassifier`.
+      labels: class names, when ``model`` does not carry them.
+      sample_rate: rate of the audio fed, Hz (resampled to 44.1 kHz as it streams).
+      options: :class:`ListeningOptions`; keyword overrides (``probability_threshold=0.9``,
+        ...) are applied on top.
+
+    A detection's times count from the first sample fed (44.1 kHz samples / 44100).
+    """
+
+    def __init__(
+        self,
+        model: ModelLike,
+        *,
+        labels: Optional[Sequence[str]] = None,
+        sample_rate: int = SAMPLE_RATE,
+        options: Optional[ListeningOptions] = None,
+        **overrides,
+    ) -> None:
+        options = dataclasses.replace(options or ListeningOptions(), **overrides)
+        if int(sample_rate) != sample_rate or sample_rate < 8000:
+            raise InvalidInputError(f"sample_rate must be an integer of at least 8000 Hz, got {sample_rate}")
+        self.predictor = as_predictor(model, labels=labels)
+        self.labels = list(self.predictor.labels)
+        self.options = options
+        self.sample_rate = int(sample_rate)
+        self.rule = DecisionRule(self.labels, options)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream (time 0, empty buffer, no history)."""
+        import soxr
+
+        self._resampler = None if self.sample_rate == SAMPLE_RATE else soxr.ResampleStream(
+            self.sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="VHQ"
+        )
+        self._buffer = np.zeros(0, np.float32)
+        self._buffer_start = 0  # stream sample (44.1 kHz) of self._buffer[0]
+        self._next_start = 0
+        self._seen = 0
+        self.rule.reset()
+
+    @property
+    def buffered_samples(self) -> int:
+        """Samples (44.1 kHz) held for windows still to come: under two windows, whatever was fed."""
+        return int(self._buffer.size)
+
+    def feed(self, samples: np.ndarray) -> List[Detection]:
+        """Add mono float samples ``[n]`` (in ``[-1, 1]``, at ``sample_rate``); returns what fired."""
+        x = np.asarray(samples, np.float32).reshape(-1)
+        if x.size and not np.all(np.isfinite(x)):
+            raise InvalidInputError("audio fed to the recogniser holds NaN or Inf samples")
+        if self._resampler is not None:
+            x = self._resampler.resample_chunk(x)
+        return self._consume(x)
+
+    def finish(self) -> List[Detection]:
+        """End of stream: flush the resampler; a stream shorter than one window is heard once, padded."""
+        x = np.zeros(0, np.float32) if self._resampler is None else self._resampler.resample_chunk(
+            np.zeros(0, np.float32), last=True
+        )
+        out = self._consume(x)
+        if self._next_start == 0 and self._seen:
+            out += self._decide([0], pad_to_window(self._buffer)[np.newaxis])
+            self._next_start = self.options.hop_samples
+        return out
+
+    def _consume(self, x: np.ndarray) -> List[Detection]:
+        self._buffer = np.concatenate([self._buffer, x]) if x.size else self._buffer
+        self._seen += x.size
+        starts = []
+        end = self._buffer_start + self._buffer.size
+        while self._next_start + WAVEFORM_LENGTH <= end:
+            starts.append(self._next_start)
+            self._next_start += self.options.hop_samples
+        out: List[Detection] = []
+        if starts:
+            offsets = [s - self._buffer_start for s in starts]
+            windows = np.stack([self._buffer[o : o + WAVEFORM_LENGTH] for o in offsets])
+            out = self._decide(starts, windows)
+        drop = min(self._next_start - self._buffer_start, self._buffer.size)
+        if drop > 0:
+            self._buffer = self._buffer[drop:].copy()
+            self._buffer_start += drop
+        return out
+
+    def _decide(self, starts: Sequence[int], windows: np.ndarray) -> List[Detection]:
+        probs = self.predictor.predict(windows)
+        out = []
+        for start, p in zip(starts, probs):
+            hit = self.rule.step(start / SAMPLE_RATE, (start + WAVEFORM_LENGTH) / SAMPLE_RATE, p)
+            if hit is not None:
+                out.append(hit)
+        return out
+
+
+def listen_file(
+    model: ModelLike,
+    path: "os.PathLike[str] | str",
+    *,
+    labels: Optional[Sequence[str]] = None,
+    options: Optional[ListeningOptions] = None,
+    **overrides,
+) -> List[Detection]:
+    """Every detection in one audio file (decoded and resampled in blocks: bounded memory).
+
+    ``model``, ``labels``, ``options`` and overrides as for :class:`Recognizer`.
+    """
+    recognizer = model if isinstance(model, Recognizer) else Recognizer(
+        model, labels=labels, options=options, **overrides
+    )
+    recognizer.reset()
+    out: List[Detection] = []
+    for block in iter_audio_blocks(path):
+        out += recognizer.feed(block)
+    return out + recognizer.finish()
+
+
+
+def sidecar_path(model_path: "os.PathLike[str] | str") -> pathlib.Path:
+    """The JSON beside an exported model: ``model.tflite`` -> ``model.json``; a SavedModel folder ``x`` -> ``x.json``."""
+    p = pathlib.Path(model_path)
+    return p.with_suffix(".json") if p.suffix else p.parent / (p.name + ".json")
+
+
+def read_listening_options(model_path: "os.PathLike[str] | str") -> Optional[ListeningOptions]:
+    """The listening settings ``train`` chose for a model (its sidecar's ``"listening"``), or None.
+
+    Raises:
+      ModelFormatError: the sidecar exists but is not JSON, or its settings are invalid.
+    """
+    from .errors import ModelFormatError
+
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        return None
+    try:
+        section = json.loads(path.read_text(encoding="utf-8")).get("listening")
+    except (ValueError, AttributeError) as exc:
+        raise ModelFormatError(f"not a JSON object ({exc})", path=path) from None
+    if section is None:
+        return None
+    try:
+        return ListeningOptions.from_dict(section.get("options", {}))
+    except (InvalidInputError, TypeError, AttributeError) as exc:
+        raise ModelFormatError(f"bad listening settings ({exc})", path=path) from None
+
+
+def write_listening_section(model_path: "os.PathLike[str] | str", section: dict) -> pathlib.Path:
+    """Put ``section`` (``{"options": ..., ...}``) under ``"listening"`` in the model's sidecar, atomically.
+
+    The sidecar's other keys (Model Maker's metadata JSON) are kept; a missing sidecar is created.
+    """
+    from .errors import ModelFormatError
+    from .export import write_tflite_atomically
+
+    ListeningOptions.from_dict(section["options"])  # refuse to write what cannot be read back
+    path = sidecar_path(model_path)
+    content = {}
+    if path.is_file():
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ModelFormatError(f"not JSON ({exc})", path=path) from None
+    content["listening"] = section
+    write_tflite_atomically((json.dumps(content, indent=2) + "\n").encode("utf-8"), path)
+    return path

@@ -1,0 +1,215 @@
+"""Listening: the recogniser fed a stream or a file, on long recordings with real words at known times.
+
+The model is the one ``mm-browserfft train`` makes once per session (``cli_trained``:
+``_silence_``, left, no, stop, yes). The words spliced into the recordings are clips of
+held-out speakers that neither the base nor the model ever heard.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import SPEECH_DIR, speaker_clips
+from mm_browserfft.audio import load_audio, resample, split_windows
+from mm_browserfft.errors import InvalidInputError
+from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+from mm_browserfft.listen import DecisionRule, ListeningOptions, Recognizer, listen_file
+from mm_browserfft.predict import TFLitePredictor
+from mm_browserfft.streaming_eval import build_test_recording
+
+SPOKEN = ("yes", "no", "stop", "left")
+
+
+@pytest.fixture(scope="module")
+def model(cli_trained):
+    return cli_trained[0] / "model.tflite"
+
+
+@pytest.fixture(scope="module")
+def spoken(model):
+    """A 16 kHz FLAC of 8 words (2 of each of ``SPOKEN``, unseen speakers, named right on their own) and its events."""
+    predictor = TFLitePredictor(model)
+    words = []
+    for label in SPOKEN:
+        found = 0
+        for clip in speaker_clips(label, heldout=True):
+            x = load_audio(clip)
+            p = predictor.predict(split_windows(x, pad_short=True)[:1])[0]
+            if predictor.labels[int(np.argmax(p))] == label and p.max() > 0.8:
+                words.append((x, label))
+                found += 1
+            if found == 2:
+                break
+        assert found == 2, f"fewer than 2 clips of {label!r} the model names right"
+    order = np.random.default_rng(1).permutation(len(words))
+    backgrounds = [np.concatenate([load_audio(p) for p in sorted((SPEECH_DIR / "_silence_").glob("*.flac"))])]
+    recording = build_test_recording(
+        [words[i] for i in order], backgrounds, rng=np.random.default_rng(2), gap_s=(2.2, 3.0), snr_db=(20.0, 30.0)
+    )
+    return recording, resample(recording.waveform, SAMPLE_RATE, 16000)
+
+
+@pytest.fixture(scope="module")
+def spoken_file(spoken, tmp_path_factory):
+    path = tmp_path_factory.mktemp("listen") / "spoken.flac"
+    sf.write(path, spoken[1], 16000)
+    return path
+
+
+def test_every_word_is_found_once_where_it_was_said(model, spoken, spoken_file):
+    events = spoken[0].events
+    found = listen_file(model, spoken_file, probability_threshold=0.7, suppression_ms=1000, overlap_factor=0.75)
+    assert [d.label for d in found] == [e.label for e in events]
+    for d, e in zip(found, events):  # decided while the word was said, or within half a second after it
+        assert e.start_s <= d.end_s <= e.end_s + 0.5 and d.end_s - d.start_s == pytest.approx(WAVEFORM_LENGTH / SAMPLE_RATE)
+
+
+def test_suppression_keeps_detections_apart_and_without_it_a_word_fires_in_several_windows(model, spoken_file):
+    spaced = listen_file(model, spoken_file, probability_threshold=0.6, suppression_ms=1500, overlap_factor=0.75)
+    gaps = np.diff([d.end_s for d in spaced])
+    assert len(spaced) >= 6 and np.all(gaps >= 1.5)
+    repeated = listen_file(model, spoken_file, probability_threshold=0.6, suppression_ms=0, overlap_factor=0.75)
+    assert len(repeated) > len(spaced)
+    assert np.min(np.diff([d.end_s for d in repeated])) == pytest.approx(11 * 1024 / SAMPLE_RATE)  # next window
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.9, 0.99])
+def test_the_threshold_is_honoured(model, spoken_file, threshold):
+    found = listen_file(model, spoken_file, probability_threshold=threshold, suppression_ms=0)
+    assert all(d.score >= threshold for d in found)
+    looser = listen_file(model, spoken_file, probability_threshold=threshold - 0.2, suppression_ms=0)
+    assert len(looser) >= len(found) and {(d.label, d.end_s) for d in found} <= {(d.label, d.end_s) for d in looser}
+
+
+def test_chunked_feeding_at_16_khz_equals_the_whole_file(model, spoken_file):
+    whole = listen_file(model, spoken_file, probability_threshold=0.6)
+    recognizer = Recognizer(model, sample_rate=16000, probability_threshold=0.6)
+    audio, rate = sf.read(spoken_file, dtype="float32")  # the file's own samples, as a microphone would give them
+    assert rate == 16000
+    sizes = np.random.default_rng(3).integers(1, 6000, size=audio.size)
+    streamed, start, held = [], 0, []
+    for size in sizes:
+        if start >= audio.size:
+            break
+        streamed += recognizer.feed(audio[start : start + size])
+        held.append(recognizer.buffered_samples)
+        start += size
+    streamed += recognizer.finish()
+    assert [(d.label, d.start_s, d.end_s) for d in streamed] == [(d.label, d.start_s, d.end_s) for d in whole]
+    assert np.allclose([d.score for d in streamed], [d.score for d in whole], atol=1e-4)
+    assert max(held) < 2 * WAVEFORM_LENGTH  # bounded memory: under two windows held, for a 30 s stream
+
+
+def test_the_recogniser_takes_keras_models_and_agrees_with_their_tflite(random_base_dir, tmp_path):
+    from mm_browserfft.spec import BrowserFftSpec
+
+    spec = BrowserFftSpec(base_model=random_base_dir)
+    model = spec.create_model(3)
+    spec.export_tflite(model, str(tmp_path / "m.tflite"), index_to_label=["_background_noise_", "a", "b"])
+    audio = load_audio(speaker_clips("yes", heldout=True)[0])
+    audio = np.concatenate([audio, audio, audio])
+    options = ListeningOptions(probability_threshold=0.0, suppression_ms=0, include_non_words=True)
+    keras_found = Recognizer(spec.create_serving_model(model), labels=["_background_noise_", "a", "b"], options=options)
+    tflite_found = Recognizer(tmp_path / "m.tflite", options=options)
+    a, b = keras_found.feed(audio) + keras_found.finish(), tflite_found.feed(audio) + tflite_found.finish()
+    assert len(a) == len(b) == (audio.size - WAVEFORM_LENGTH) // options.hop_samples + 1
+    assert [d.end_s for d in a] == [d.end_s for d in b]
+    assert np.allclose([d.score for d in a], [d.score for d in b], atol=1e-3)
+    with pytest.raises(InvalidInputError, match="labels"):
+        Recognizer(spec.create_serving_model(model))
+
+
+def test_a_recording_shorter_than_one_window_is_heard_once_centred(model):
+    clip = load_audio(speaker_clips("stop", heldout=True)[0])[:30000]
+    recognizer = Recognizer(model, probability_threshold=0.0, include_non_words=True)
+    assert recognizer.feed(clip) == []
+    (only,) = recognizer.finish()
+    assert only.start_s == 0.0
+
+
+def _rule(**options):
+    return DecisionRule(["_silence_", "_unknown_", "yes", "no"], ListeningOptions(**options))
+
+
+def test_noise_and_unknown_never_fire_unless_asked():
+    scores = np.array([0.97, 0.01, 0.01, 0.01])
+    assert _rule(probability_threshold=0.5).step(0.0, 1.0, scores) is None
+    assert _rule(probability_threshold=0.5, include_non_words=True).step(0.0, 1.0, scores).label == "_silence_"
+    assert _rule(probability_threshold=0.5).step(0.0, 1.0, np.array([0.01, 0.97, 0.01, 0.01])) is None
+    assert _rule(probability_threshold=0.5).step(0.0, 1.0, np.array([0.1, 0.1, 0.7, 0.1])).label == "yes"
+
+
+def test_suppression_counts_from_the_last_detection():
+    rule = _rule(probability_threshold=0.5, suppression_ms=1000)
+    yes = np.array([0.0, 0.0, 0.9, 0.1])
+    fired = [rule.step(t - 1.0, t, yes) is not None for t in (1.0, 1.5, 1.99, 2.0, 2.5, 3.0)]
+    assert fired == [True, False, False, True, False, True]
+
+
+def test_averaging_waits_for_min_count_and_smooths_a_single_spike():
+    rule = _rule(probability_threshold=0.6, suppression_ms=0, average_ms=1000, min_count=3)
+    quiet, spike = np.array([0.9, 0.0, 0.1, 0.0]), np.array([0.0, 0.0, 1.0, 0.0])
+    results = [rule.step(t - 1.0, t, s) for t, s in ((1.0, spike), (1.25, spike), (1.5, quiet), (1.75, quiet))]
+    assert results[0] is None and results[1] is None  # fewer than 3 windows in the average
+    assert results[2] is not None and results[2].label == "yes" and results[2].score == pytest.approx(0.7)
+    assert results[3] is None  # (1 + 0.1 + 0.1) / 3 of the windows ending after 0.75 s
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [({"overlap_factor": 1.0}, "overlap_factor"), ({"probability_threshold": 1.5}, "probability_threshold"),
+     ({"suppression_ms": -1}, "suppression_ms"), ({"min_count": 0}, "min_count")],
+)  # fmt: skip
+def test_bad_options_are_refused_by_name(options, message):
+    with pytest.raises(InvalidInputError, match=message):
+        ListeningOptions(**options)
+
+
+def test_options_round_trip_through_json_values_and_unknown_keys_are_refused():
+    options = ListeningOptions(overlap_factor=0.5, probability_threshold=0.9, average_ms=500, min_count=2)
+    assert ListeningOptions.from_dict(options.as_dict()) == options
+    assert options.hop_samples == 22 * 1024  # the browser's 22 frames at overlap 0.5
+    with pytest.raises(InvalidInputError, match="unknown listening options"):
+        ListeningOptions.from_dict({"treshold": 0.5})
+
+
+def test_nan_audio_is_refused(model):
+    with pytest.raises(InvalidInputError, match="NaN"):
+        Recognizer(model).feed(np.array([0.0, np.nan], np.float32))
+
+
+def test_listen_cli_prints_one_json_object_of_detections(cli_trained, spoken, spoken_file):
+    from conftest import run_cli
+
+    model = cli_trained[0] / "model.tflite"
+    code, stdout, stderr = run_cli("listen", model, spoken_file, spoken_file, "--json", "--threshold", "0.7",
+                                   "--overlap", "0.75", "--suppression-ms", "1000")  # fmt: skip
+    assert code == 0, stderr
+    detections = json.loads(stdout)["detections"]
+    assert all(set(d) == {"file", "label", "score", "start_s", "end_s"} for d in detections)
+    expected = [(e.label) for e in spoken[0].events]
+    assert [d["label"] for d in detections] == expected * 2 and {d["file"] for d in detections} == {str(spoken_file)}
+    api = listen_file(model, spoken_file, probability_threshold=0.7, overlap_factor=0.75, suppression_ms=1000)
+    assert [d.as_dict() for d in api] == [{k: v for k, v in d.items() if k != "file"} for d in detections[: len(api)]]
+    code, text, _ = run_cli("listen", model, spoken_file, "--threshold", "0.7", "--overlap", "0.75")
+    lines = text.splitlines()
+    assert code == 0 and len(lines) == len(expected) and all(line.split("\t")[2] in SPOKEN for line in lines)
+
+
+def test_listen_cli_uses_the_models_calibrated_settings_unless_told(cli_trained, spoken_file):
+    from conftest import run_cli
+    from mm_browserfft.listen import read_listening_options
+
+    model = cli_trained[0] / "model.tflite"
+    calibrated = read_listening_options(model)
+    code, stdout, _ = run_cli("listen", model, spoken_file, "--json")
+    assert code == 0
+    assert all(d["score"] >= calibrated.probability_threshold for d in json.loads(stdout)["detections"])
+    for bad in (["--threshold", "1.5"], ["--overlap", "1"], ["--suppression-ms", "-5"]):
+        assert run_cli("listen", model, spoken_file, *bad)[0] == 2
+    code, _, stderr = run_cli("listen", model, spoken_file.with_name("missing.wav"))
+    assert code == 2 and "missing.wav" in stderr

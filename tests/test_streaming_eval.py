@@ -1,0 +1,154 @@
+"""Streaming evaluation: long recordings with known words, the matching rule, DET, AUC, the budget, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import CLI_LABELS, run_cli
+from mm_browserfft.frontend import SAMPLE_RATE
+from mm_browserfft.listen import Detection, ListeningOptions, read_listening_options
+from mm_browserfft.predict import TFLitePredictor
+from mm_browserfft.streaming_eval import (
+    Event,
+    build_test_recording,
+    build_test_recordings_from_folder,
+    match_detections,
+    roc_auc,
+    streaming_report,
+)
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _burst(seconds: float, freq: float) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.3 * np.sin(2 * np.pi * freq * t) * np.hanning(t.size)).astype(np.float32)
+
+
+def _noise(seconds: float, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(int(seconds * SAMPLE_RATE)).astype(np.float32) * 0.01
+
+
+def test_words_are_spliced_in_order_at_their_recorded_places_and_levels():
+    words = [(_burst(0.5, 300.0 * (k + 1)), f"w{k}") for k in range(6)]
+    rec = build_test_recording(words, [_noise(30.0)], rng=np.random.default_rng(0), gap_s=(1.5, 2.0), snr_db=(10, 10))
+    assert [e.label for e in rec.events] == [f"w{k}" for k in range(6)]
+    starts = np.array([e.start_s for e in rec.events])
+    ends = np.array([e.end_s for e in rec.events])
+    assert np.all(starts[1:] - ends[:-1] >= 1.5) and ends[-1] < rec.duration_s
+    for e in rec.events:
+        inside = rec.waveform[int(e.start_s * SAMPLE_RATE) : int(e.end_s * SAMPLE_RATE)]
+        before = rec.waveform[int((e.start_s - 1.0) * SAMPLE_RATE) : int((e.start_s - 0.2) * SAMPLE_RATE)]
+        assert np.sqrt(np.mean(inside**2)) > 2.0 * np.sqrt(np.mean(before**2))  # the word stands out of the bed
+
+
+def test_words_that_do_not_fit_are_left_out_of_recording_and_events():
+    words = [(_burst(0.5, 500.0), "w")] * 10
+    rec = build_test_recording(words, [_noise(30.0)], rng=np.random.default_rng(1), duration_s=8.0, gap_s=(1.5, 1.5))
+    assert rec.duration_s == pytest.approx(8.0) and 1 <= len(rec.events) < 10
+    assert all(e.end_s <= 8.0 for e in rec.events)
+
+
+def test_matching_counts_hits_late_or_early_answers_duplicates_and_misses():
+    events = [Event("yes", 2.0, 2.6), Event("no", 5.0, 5.5), Event("_unknown_", 8.0, 8.5), Event("yes", 11.0, 11.6)]
+    detections = [
+        Detection("yes", 0.9, 1.4, 2.4),  # decided while "yes" is said: hit
+        Detection("yes", 0.9, 1.9, 2.9),  # the same word again: false accept
+        Detection("no", 0.9, 3.8, 4.8),  # decided before "no" began: false accept
+        Detection("no", 0.9, 5.0, 6.0),  # 0.5 s after the end: hit
+        Detection("yes", 0.9, 7.6, 8.6),  # during unknown speech: false accept
+        # the second "yes" is never detected: false reject
+    ]
+    counts = match_detections(detections, events, ["yes", "no"])
+    assert counts["yes"] == {"events": 2, "hits": 1, "false_rejects": 1, "false_accepts": 2}
+    assert counts["no"] == {"events": 1, "hits": 1, "false_rejects": 0, "false_accepts": 1}
+
+
+def test_roc_auc_equals_the_pairwise_definition_with_ties():
+    rng = np.random.default_rng(2)
+    pos, neg = rng.integers(0, 5, 40).astype(float), rng.integers(0, 4, 50).astype(float)
+    pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    assert roc_auc(pos, neg) == pytest.approx(pairs)
+    assert roc_auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert roc_auc(np.array([0.0]), np.array([1.0])) == 0.0 and roc_auc(np.array([]), np.array([1.0])) is None
+
+
+@pytest.fixture(scope="module")
+def report(cli_trained, cli_words):
+    predictor = TFLitePredictor(cli_trained[0] / "model.tflite")
+    recordings = build_test_recordings_from_folder(cli_words / "test", ["left", "no", "stop", "yes"], minutes=6.0)
+    return streaming_report(predictor, recordings, options=ListeningOptions(), false_accepts_per_hour_budget=10.0)
+
+
+def test_the_report_counts_every_test_word_and_the_whole_duration(report, cli_words):
+    assert report["keywords"] == [l for l in CLI_LABELS if l != "_silence_"]
+    assert report["at_threshold"]["all"]["events"] == 40  # 10 test clips of each keyword, each said once
+    assert report["hours"] * 60 >= 6.0
+    for name in report["keywords"]:
+        row = report["at_threshold"][name]
+        assert row["events"] == 10 and row["hits"] + row["false_rejects"] == 10
+
+
+def test_the_det_curve_trades_false_rejects_for_false_accepts(report):
+    det = report["det"]
+    assert [d["threshold"] for d in det] == sorted(d["threshold"] for d in det)
+    low, high = det[0]["all"], det[-1]["all"]
+    assert high["false_reject_rate"] > low["false_reject_rate"]
+    assert high["false_accepts_per_hour"] <= low["false_accepts_per_hour"]
+    at = next(d for d in det if d["threshold"] == report["options"]["probability_threshold"])
+    assert at["all"] == report["at_threshold"]["all"]
+
+
+def test_the_chosen_threshold_is_the_lowest_that_meets_the_budget(report):
+    budget = report["budget"]
+    assert budget["threshold"] is not None
+    within = [d["threshold"] for d in report["det"] if d["all"]["false_accepts_per_hour"] <= 10.0]
+    assert budget["threshold"] == min(within)
+    fa_at = report["false_accepts_per_hour_at_false_reject_rate"]
+    assert fa_at["0.10"] is None or fa_at["0.05"] is None or fa_at["0.10"] <= fa_at["0.05"]
+
+
+def test_windows_of_words_score_above_windows_of_background(report):
+    assert report["auc"]["all"] > 0.9  # a trained model; a random one sits near 0.5
+    assert all(0.0 <= report["auc"][k] <= 1.0 for k in report["keywords"])
+
+
+def test_evaluate_streaming_prints_the_report_and_draws_the_det_curve(cli_trained, cli_words, tmp_path):
+    model = cli_trained[0] / "model.tflite"
+    plot = tmp_path / "det.png"
+    code, stdout, stderr = run_cli("evaluate", model, cli_words / "test", "--streaming", "--json", "--minutes", "2",
+                                   "--det-plot", plot, "--budget", "30")  # fmt: skip
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert result["at_threshold"]["all"]["events"] == 40 and result["budget"]["false_accepts_per_hour"] == 30
+    assert result["options"] == read_listening_options(model).as_dict()  # the model's own calibrated settings
+    assert plot.read_bytes()[:8] == PNG_MAGIC
+    code, text, _ = run_cli("evaluate", model, cli_words / "test", "--streaming", "--threshold", "0.9")
+    assert code == 0 and "threshold 0.9" in text.splitlines()[0]
+    assert [line.split()[0] for line in text.splitlines()[2:7]] == ["left", "no", "stop", "yes", "all"]
+
+
+def test_evaluate_streaming_without_background_names_the_folder(cli_trained, cli_words, tmp_path):
+    import shutil
+
+    data = tmp_path / "no_background"
+    shutil.copytree(cli_words / "test" / "yes", data / "yes")
+    code, _, stderr = run_cli("evaluate", cli_trained[0] / "model.tflite", data, "--streaming")
+    assert code == 2 and str(data) in stderr and "no background" in stderr
+
+
+def test_train_calibrated_the_listening_threshold_into_the_sidecar(cli_trained):
+    sidecar = json.loads((cli_trained[0] / "model.json").read_text())
+    assert "subgraph_metadata" in sidecar  # Model Maker's metadata JSON is still all there
+    listening = sidecar["listening"]
+    cal = listening["calibration"]
+    assert cal["words"] == 40 and cal["minutes"] >= 10.0 and cal["false_accepts_per_hour_budget"] == 2.0
+    if cal["budget_met"]:
+        assert cal["false_accepts_per_hour"] <= 2.0
+    assert read_listening_options(cli_trained[0] / "model.tflite").as_dict() == listening["options"]
+    report = (cli_trained[0] / "report.md").read_text()
+    assert f"listening threshold | {listening['options']['probability_threshold']}" in report
