@@ -90,7 +90,7 @@ def run(quick: bool = False) -> Dict:
         train_s = time.perf_counter() - start
         backgrounds = os.fspath(data_dir() / "background_noise")
         assert background_paths_of(test_dir, backgrounds)
-        recordings = build_test_recordings_from_folder(test_dir, WORDS, background_dir=backgrounds, minutes=minutes, seed=0)
+        recordings = list(build_test_recordings_from_folder(test_dir, WORDS, background_dir=backgrounds, minutes=minutes, seed=0))
         if quick:
             recordings = recordings[:1] + [r for r in recordings if not r.events][:2]
         predictor = TFLitePredictor(tflite, num_threads=1)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -171,12 +171,14 @@ def build_test_recordings(
     minutes: float = 0.0,
     seed: int = 0,
     words_per_recording: int = 60,
-) -> List[LongRecording]:
+) -> Iterator[LongRecording]:
     """Long test recordings of labelled clips ``(path, label)`` over the recordings ``background_paths``.
 
     Every clip is said once, in a seeded random order, ``words_per_recording`` words per
     recording (label ``_unknown_``: unknown speech, a negative). Background-only recordings
-    (5 minutes each, or less) are added until the total reaches ``minutes``.
+    (5 minutes each, or less) follow until the total reaches ``minutes``. The recordings are
+    made one at a time as they are consumed (a 5-minute recording is 53 MB), so that
+    :func:`streaming_report` holds one at a time.
 
     Raises:
       DatasetError: no background recording of at least one second.
@@ -188,16 +190,24 @@ def build_test_recordings(
     if not backgrounds:
         where = os.path.dirname(background_paths[0]) if background_paths else None
         raise DatasetError("no background recording of at least one second", path=where)
+    return _recordings(clips, backgrounds, minutes=minutes, seed=seed, words_per_recording=words_per_recording)
+
+
+def _recordings(clips, backgrounds, *, minutes: float, seed: int, words_per_recording: int) -> Iterator[LongRecording]:
+    from .audio import load_audio
+
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(clips))
-    out = []
+    done_s = 0.0
     for i in range(0, len(order), words_per_recording):
         words = [(load_audio(clips[j][0]), clips[j][1]) for j in order[i : i + words_per_recording]]
-        out.append(build_test_recording(words, backgrounds, rng=rng))
-    while sum(r.duration_s for r in out) < minutes * 60.0:
-        left = minutes * 60.0 - sum(r.duration_s for r in out)
-        out.append(build_test_recording([], backgrounds, rng=rng, duration_s=max(2.0, min(300.0, left))))
-    return out
+        recording = build_test_recording(words, backgrounds, rng=rng)
+        done_s += recording.duration_s
+        yield recording
+    while done_s < minutes * 60.0:
+        recording = build_test_recording([], backgrounds, rng=rng, duration_s=max(2.0, min(300.0, minutes * 60.0 - done_s)))
+        done_s += recording.duration_s
+        yield recording
 
 
 def background_paths_of(data_dir, background_dir=None) -> List[str]:
@@ -221,7 +231,7 @@ def background_paths_of(data_dir, background_dir=None) -> List[str]:
 
 def build_test_recordings_from_folder(
     data_dir, keywords: Sequence[str], *, background_dir=None, minutes: float = 0.0, seed: int = 0
-) -> List[LongRecording]:
+) -> Iterator[LongRecording]:
     """:func:`build_test_recordings` of a labelled folder (``<data_dir>/<label>/<clips>``).
 
     The words are every clip of the folders named in ``keywords`` and of ``_unknown_``;
@@ -316,17 +326,17 @@ def roc_auc(positive: np.ndarray, negative: np.ndarray) -> Optional[float]:
     return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
 
 
-def _window_auc(labels, keywords, recordings, scored) -> Dict[str, Optional[float]]:
+def _window_auc(labels, keywords, heard) -> Dict[str, Optional[float]]:
     """ROC AUC per keyword and ``"all"``: windows holding a whole word of it vs windows holding no event."""
     index = {l: i for i, l in enumerate(labels)}
     word_cols = [index[k] for k in keywords]
     pos: Dict[str, List[float]] = {k: [] for k in keywords}
     pos_all: List[float] = []
     neg_rows = []
-    for rec, (starts, probs) in zip(recordings, scored):
+    for events, _, starts, probs in heard:
         t0, t1 = starts / SAMPLE_RATE, (starts + WAVEFORM_LENGTH) / SAMPLE_RATE
         touched = np.zeros(len(starts), bool)
-        for e in rec.events:
+        for e in events:
             touched |= (t0 < e.end_s) & (t1 > e.start_s)
             if e.label in pos:
                 whole = np.flatnonzero((t0 <= e.start_s) & (t1 >= e.end_s))
@@ -357,7 +367,7 @@ def _rates(c: Dict[str, int], hours: float) -> Dict[str, float]:
 
 def streaming_report(
     predictor,
-    recordings: Sequence[LongRecording],
+    recordings: Iterable[LongRecording],
     *,
     options: Optional[ListeningOptions] = None,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
@@ -367,7 +377,7 @@ def streaming_report(
 
     Args:
       predictor: a :class:`~mm_browserfft.predict.Predictor` (labels included).
-      recordings: from :func:`build_test_recording`.
+      recordings: :class:`LongRecording` s (from :func:`build_test_recordings`), consumed one at a time.
       options: listening options; ``probability_threshold`` is the operating point reported
         under ``at_threshold``, and the DET curve varies it over ``thresholds``.
       false_accepts_per_hour_budget: the budget the chosen threshold must meet (all keywords together).
@@ -383,16 +393,18 @@ def streaming_report(
     options = options or ListeningOptions()
     labels = list(predictor.labels)
     keywords = [l for l in labels if is_word(l)]
-    if not recordings:
+    heard = []  # (events, duration, window starts, probabilities) of each recording; its audio is let go
+    for r in recordings:
+        heard.append((r.events, r.duration_s, *window_scores(predictor, r.waveform, hop_samples=options.hop_samples)))
+    if not heard:
         raise InvalidInputError("no test recording to evaluate")
-    hours = sum(r.duration_s for r in recordings) / 3600.0
-    scored = [window_scores(predictor, r.waveform, hop_samples=options.hop_samples) for r in recordings]
+    hours = sum(h[1] for h in heard) / 3600.0
 
     def at(threshold: float) -> Dict[str, Dict[str, float]]:
         opts = dataclasses.replace(options, probability_threshold=float(threshold))
         counts = {k: {"events": 0, "hits": 0, "false_rejects": 0, "false_accepts": 0} for k in keywords}
-        for rec, (starts, probs) in zip(recordings, scored):
-            found = match_detections(replay(labels, starts, probs, opts), rec.events, keywords)
+        for events, _, starts, probs in heard:
+            found = match_detections(replay(labels, starts, probs, opts), events, keywords)
             for k in keywords:
                 for key in counts[k]:
                     counts[k][key] += found[k][key]
@@ -410,11 +422,11 @@ def streaming_report(
     return {
         "keywords": keywords,
         "hours": hours,
-        "recordings": len(recordings),
+        "recordings": len(heard),
         "options": options.as_dict(),
         "at_threshold": at(options.probability_threshold),
         "det": det,
-        "auc": _window_auc(labels, keywords, recordings, scored),
+        "auc": _window_auc(labels, keywords, heard),
         "budget": {
             "false_accepts_per_hour": false_accepts_per_hour_budget,
             "threshold": chosen["threshold"] if chosen else None,
