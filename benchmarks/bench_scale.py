@@ -36,8 +36,8 @@ TIMEOUT_S = 3000
 SIZES = (10_000, 100_000)
 QUICK_SIZES = (500, 5_000)
 LABELS = 35
-TARGET_RSS_MIB = 2.5 * 1024
-"""The issue's target: peak resident memory under 2.5 GB for 100,000 files."""
+TARGET_RSS_MIB = 2.5e9 / 2**20
+"""The issue's target: peak resident memory under 2.5 GB (decimal: 2,384 MiB) for 100,000 files."""
 
 
 def _sources(data: pathlib.Path) -> Dict[str, List[str]]:
@@ -167,7 +167,7 @@ def run(quick: bool = False) -> Dict:
         row(f"peak memory of `mm-browserfft train` on {n_large:,} files ({len(files)} labels)",
             runs["large"]["peak_rss_mib"], "MiB", reference=runs["small"]["peak_rss_mib"],
             reference_label=f"{n_small:,} files, same run", ratio=runs["large"]["peak_rss_mib"] / runs["small"]["peak_rss_mib"],
-            ratio_of="memory / memory at a tenth of the files", target="< 2.5 GiB",
+            ratio_of="memory / memory at a tenth of the files", target="< 2.5 GB (2,384 MiB)",
             met=runs["large"]["peak_rss_mib"] < TARGET_RSS_MIB),
         row(f"wall time of `mm-browserfft train` on {n_large:,} files", runs["large"]["seconds"], "s",
             reference=runs["small"]["seconds"], reference_label=f"{n_small:,} files, same run", ratio=ratio_time,

@@ -88,7 +88,8 @@ def test_markdown_page_shows_rows_misses_with_their_reason_and_failures():
               "error": "RuntimeError: exited with status 1", "rows": [], "tables": [], "details": {}}  # fmt: skip
     results = {"quick": False, "machine": run.machine_info(), "total_seconds": 90.0, "entries": [ok, failed]}
     page = run.render_markdown(results)
-    assert "| figure | measured | reference (same run) | ratio | target | met? |" in page
+    assert "| figure | measured | reference (same run) | ratio | target | met? | measured at |" in page
+    assert "unknown commit, unknown date" in page  # an entry without its stamp says so, never borrows the run's
     assert "**no** (why: below)" in page
     why = page.split("## Why targets were missed", 1)[1]
     assert "Keras layer in tf.data" in why and "0.375 ms per clip on top" in why
