@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listen = sub.add_parser("listen", help="detect words in recordings as the browser recogniser does")
     listen.add_argument("model", type=pathlib.Path, help=".tflite file or SavedModel folder")
-    listen.add_argument("files", type=pathlib.Path, nargs="+")
+    listen.add_argument("files", type=pathlib.Path, nargs="+", help="recordings (any format and sample rate)")
     _add_listening_options(listen)
     listen.add_argument("--json", action="store_true", help='print {"detections": [...]}')
 
@@ -124,11 +124,13 @@ def _non_negative(text: str) -> float:
 
 def _add_listening_options(p: argparse.ArgumentParser) -> None:
     """The recogniser's settings (defaults: :class:`mm_browserfft.listen.ListeningOptions`, or the model's sidecar)."""
-    p.add_argument("--overlap", type=_fraction, help="overlap factor of consecutive windows, [0, 1)")
-    p.add_argument("--threshold", type=_probability, help="probability a word needs to fire")
-    p.add_argument("--suppression-ms", type=_non_negative, help="after a detection, none for this long")
-    p.add_argument("--average-ms", type=_non_negative, help="average scores over this much time (0: off)")
-    p.add_argument("--min-count", type=_positive_int, help="with --average-ms: windows needed before deciding")
+    g = p.add_argument_group("listening (unset: the model's model.json \"listening\", else overlap 0.75, "
+                             "threshold 0.9, suppression 1000 ms, no averaging)")  # fmt: skip
+    g.add_argument("--overlap", type=_fraction, metavar="F", help="overlap factor of consecutive windows, [0, 1)")
+    g.add_argument("--threshold", type=_probability, metavar="P", help="probability a word needs to fire")
+    g.add_argument("--suppression-ms", type=_non_negative, metavar="MS", help="after a detection, none for this long")
+    g.add_argument("--average-ms", type=_non_negative, metavar="MS", help="average scores over this much time (0: off)")
+    g.add_argument("--min-count", type=_positive_int, metavar="N", help="with --average-ms: windows needed before deciding")
 
 
 def _listening_options(args, model_path: pathlib.Path):
