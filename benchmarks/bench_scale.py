@@ -29,7 +29,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from benchmarks.common import REPO_ROOT, row, table
+from benchmarks.common import REPO_ROOT, peak_rss_mib, row, table
 
 TIMEOUT_S = 3000
 """This module's own time limit in the runner (the 100,000-file runs take most of it)."""
@@ -112,17 +112,6 @@ def _subset(files: Dict[str, List[str]], root: pathlib.Path, fraction: float) ->
     return count
 
 
-def _peak_rss_mib(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
-
-
 def train_run(data_dir: pathlib.Path, export: pathlib.Path, cache: pathlib.Path, *, epochs: int) -> Dict:
     """``mm-browserfft train`` in its own process: wall seconds, peak RSS (MiB), its test accuracy."""
     command = [sys.executable, "-m", "mm_browserfft", "train", os.fspath(data_dir), "--export", os.fspath(export),
@@ -133,7 +122,7 @@ def train_run(data_dir: pathlib.Path, export: pathlib.Path, cache: pathlib.Path,
         proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         peak = 0.0
         while proc.poll() is None:
-            peak = max(peak, _peak_rss_mib(proc.pid))
+            peak = max(peak, peak_rss_mib(proc.pid))
             time.sleep(0.5)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:

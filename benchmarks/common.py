@@ -125,15 +125,20 @@ def median_ms(fns: Dict[str, Callable[[], object]], *, runs: int, warmup: int = 
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident set size so far (``VmHWM`` of /proc/self/status), in MiB."""
+def peak_rss_mib(pid: Optional[int] = None) -> float:
+    """Peak resident set size so far (``VmHWM`` of /proc/<pid>/status) of this process or of ``pid``, in MiB.
+
+    Without /proc: this process's ``ru_maxrss``; another process's peak is then unknown (0.0).
+    """
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024.0  # kB
     except OSError:
         pass
+    if pid is not None:
+        return 0.0
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux

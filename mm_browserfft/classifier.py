@@ -344,36 +344,44 @@ class AudioClassifier:
             out.append(embedder(spec.featurize(batch, is_training=is_training), training=False).numpy())
         return np.concatenate(out)
 
-    def _embedding_cache(self, embedder, *, is_training: bool):
-        """The :class:`~mm_browserfft.cache.EmbeddingCache` of this embedder and featurisation, or None."""
+    def _embedding_context(self, embedder) -> Optional[Dict[str, Any]]:
+        """What fixes the meaning of an embedding of this embedder (for the cache's keys), or None without a cache.
+
+        Computed once per training: the embedder's weight digest and a digest of the front end's
+        output on a fixed probe (any change of the front end's numbers gives new keys).
+        """
         if self.embedding_cache is None:
             return None
         from . import __version__
-        from .cache import EmbeddingCache
 
         spec = self.model_spec
         probe = np.random.default_rng(0).normal(0.0, 0.1, (1, spec.EXPECTED_WAVEFORM_LENGTH)).astype(np.float32)
         frontend = hashlib.sha256(np.asarray(spec.featurize(probe), np.float32).tobytes()).hexdigest()
-        context = {
+        return {
             "package": __version__, "spec": type(spec).__name__, "embedder": _weights_digest(embedder),
             "frontend": frontend, "pad_short_clips": bool(getattr(spec, "pad_short_clips", False)),
-            "training_noise": bool(is_training), "seed": getattr(spec, "seed", None),
+            "seed": getattr(spec, "seed", None),
         }  # fmt: skip
-        return EmbeddingCache(self.embedding_cache, context=context)
 
-    def _embedded(self, embedder, data, *, is_training: bool) -> Tuple[np.ndarray, np.ndarray]:
+    def _embedded(
+        self, embedder, data, *, is_training: bool, context: Optional[Dict[str, Any]] = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """``(embeddings [m, d] float16, labels [m] int32)`` of every window of ``data``, in the loader's order.
 
         One preallocated float16 array holds them (for the full Speech Commands, about 0.4 GB);
-        the waveforms are decoded file by file. With :attr:`embedding_cache`, a file whose
-        embeddings are cached is not even decoded, and new ones are stored.
+        the waveforms are decoded file by file. With a ``context`` (:meth:`_embedding_context`),
+        a file whose embeddings are in :attr:`embedding_cache` is not even decoded, and new ones are stored.
         """
         width = int(embedder.output_shape[-1])
         if not hasattr(data, "clips_per_file"):  # another loader: no header counts, no cache
             parts = [(self._embed(embedder, w, is_training=is_training), y) for w, y in _groups(data.iter_waveforms())]
             x = np.concatenate([p[0] for p in parts] or [np.zeros((0, width), np.float32)]).astype(np.float16)
             return x, np.concatenate([p[1] for p in parts] or [np.zeros(0, np.int32)])
-        cache = self._embedding_cache(embedder, is_training=is_training)
+        cache = None
+        if context is not None:
+            from .cache import EmbeddingCache
+
+            cache = EmbeddingCache(self.embedding_cache, context={**context, "training_noise": bool(is_training)})
         counts = data.clips_per_file()
         paths = [path for path, _ in data.files]
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -435,6 +443,7 @@ class AudioClassifier:
 
         spec = self.model_spec
         embedder, head = spec.embedding_model(self.model), spec.head_model(self.model)
+        context = self._embedding_context(embedder)  # once: it digests the weights and runs the front end
         one_hot = lambda y: tf.one_hot(y, self.num_classes)  # noqa: E731
         if spec.augments:
             labels = train_data.labels()  # from the headers; the windows are decoded anew every epoch
@@ -455,14 +464,14 @@ class AudioClassifier:
                 tf.data.experimental.assert_cardinality(-(-len(labels) // batch_size))
             )
         else:
-            x, labels = self._embedded(embedder, train_data, is_training=True)
+            x, labels = self._embedded(embedder, train_data, is_training=True, context=context)
             train_ds = self._embedded_batches(x, labels, batch_size)
         if len(labels) == 0:
             raise DatasetError("the training data holds no clip of 44032 samples (all files too short?)")
         train_ds = train_ds.map(lambda e, y: (e, one_hot(y)))
         val_ds = None
         if validation_data is not None:
-            vx, vy = self._embedded(embedder, validation_data, is_training=False)
+            vx, vy = self._embedded(embedder, validation_data, is_training=False, context=context)
             val_ds = self._embedded_batches(vx, vy, batch_size).map(lambda e, y: (e, one_hot(y)))
         history = spec.run_classifier(head, epochs, train_ds, val_ds, callbacks=callbacks)
         spec.compile_model(self.model)  # ready for evaluate()

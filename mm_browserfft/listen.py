@@ -211,6 +211,15 @@ class DecisionRule:
         self._last_fire_s = end_s
         return Detection(self.labels[best], float(scores[best]), start_s, end_s)
 
+    def run(self, starts: Sequence[int], probs: np.ndarray) -> List[Detection]:
+        """:meth:`step` over consecutive windows: start samples ``[m]`` (44.1 kHz) and probabilities ``[m, C]``."""
+        out = []
+        for start, p in zip(starts, probs):
+            hit = self.step(start / SAMPLE_RATE, (start + WAVEFORM_LENGTH) / SAMPLE_RATE, p)
+            if hit is not None:
+                out.append(hit)
+        return out
+
 
 ModelLike = Union[Predictor, str, "os.PathLike[str]", object]
 
@@ -308,13 +317,7 @@ class Recognizer:
         return out
 
     def _decide(self, starts: Sequence[int], windows: np.ndarray) -> List[Detection]:
-        probs = self.predictor.predict(windows)
-        out = []
-        for start, p in zip(starts, probs):
-            hit = self.rule.step(start / SAMPLE_RATE, (start + WAVEFORM_LENGTH) / SAMPLE_RATE, p)
-            if hit is not None:
-                out.append(hit)
-        return out
+        return self.rule.run(starts, self.predictor.predict(windows))
 
 
 def listen_file(

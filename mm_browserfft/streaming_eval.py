@@ -275,13 +275,7 @@ def replay(labels: Sequence[str], starts: np.ndarray, probs: np.ndarray, options
     ``starts`` ``[m]`` (samples at 44.1 kHz) and ``probs`` ``[m, C]`` from :func:`window_scores`
     with ``options.hop_samples``.
     """
-    rule = DecisionRule(labels, options)
-    out = []
-    for start, p in zip(starts, probs):
-        hit = rule.step(start / SAMPLE_RATE, (start + WAVEFORM_LENGTH) / SAMPLE_RATE, p)
-        if hit is not None:
-            out.append(hit)
-    return out
+    return DecisionRule(labels, options).run(starts, probs)
 
 
 def match_detections(
