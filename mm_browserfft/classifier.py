@@ -174,23 +174,30 @@ def backup_differences(folder: str, run: Dict[str, Any]) -> Optional[List[str]]:
     return sorted(k for k in set(run) | set(saved) if run.get(k) != saved.get(k))
 
 
-def _backup_and_restore(folder: str, run: Dict[str, Any]):
-    """Keras' ``BackupAndRestore`` in ``<folder>/backup``, for the training run described by ``run``.
+def _backup_and_restore(folder: str, run: Dict[str, Any], strategy: Any):
+    """A backup callback in ``<folder>/backup``, for the training run described by ``run``.
 
     A backup left by another run (:func:`run_fingerprint` differs: other data, base, options or
-    epochs) is discarded, with a warning that says what differs, rather than restored.
+    epochs) is discarded, with a warning that says what differs, rather than restored. Keras'
+    ``BackupAndRestore``; under a multi-worker strategy a :class:`~mm_browserfft.distributed.ClusterBackup`,
+    whose folder only the chief prepares.
     """
     keras = _keras()
     backup = os.path.join(folder, BACKUP_FOLDER)
-    differs = backup_differences(folder, run)
-    if differs:
-        warnings.warn(f"{backup}: discarding the backup of a different training run ({', '.join(differs)} differ)",
-                      stacklevel=3)  # fmt: skip
-        shutil.rmtree(backup)
-    os.makedirs(backup, exist_ok=True)
-    from .export import write_tflite_atomically
+    from . import distributed
 
-    write_tflite_atomically(json.dumps(run).encode("utf-8"), os.path.join(backup, _RUN_FILE))
+    if distributed.is_chief(strategy):
+        differs = backup_differences(folder, run)
+        if differs:
+            warnings.warn(f"{backup}: discarding the backup of a different training run ({', '.join(differs)} differ)",
+                          stacklevel=3)  # fmt: skip
+            shutil.rmtree(backup)
+        os.makedirs(backup, exist_ok=True)
+        from .export import write_tflite_atomically
+
+        write_tflite_atomically(json.dumps(run).encode("utf-8"), os.path.join(backup, _RUN_FILE))
+    if distributed.is_multi_worker(strategy):
+        return distributed.ClusterBackup(backup, strategy=strategy)
     options = {}
     if "double_checkpoint" in inspect.signature(keras.callbacks.BackupAndRestore).parameters:
         options["double_checkpoint"] = True  # Keras 3: keep the previous epoch if the last save was cut short
@@ -258,13 +265,19 @@ class AudioClassifier:
         keras = _keras()
         folder = self.model_dir or self.model_spec.model_dir
         os.makedirs(folder, exist_ok=True)
-        callbacks = [
-            _backup_and_restore(folder, run),
-            _checkpoint(self.model, os.path.join(folder, "checkpoint.weights.h5")),
-        ]
+        callbacks = [_backup_and_restore(folder, run, getattr(self.model_spec, "strategy", None))]
+        if not self._writes_files():
+            return callbacks
+        callbacks.append(_checkpoint(self.model, os.path.join(folder, "checkpoint.weights.h5")))
         if tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(folder, "summaries")))
         return callbacks
+
+    def _writes_files(self) -> bool:
+        """False on a cluster's workers other than the chief, which write no checkpoint or log."""
+        from . import distributed
+
+        return distributed.is_chief(getattr(self.model_spec, "strategy", None))
 
     def _uses_embeddings(self, train_data) -> bool:
         spec_can = all(hasattr(self.model_spec, m) for m in ("embedding_model", "head_model", "featurize"))
@@ -494,9 +507,22 @@ class AudioClassifier:
         return np.concatenate(probs), np.concatenate(labels)
 
     def evaluate(self, data, batch_size: int = 32) -> List[float]:
-        """``[loss, accuracy]`` over every window of ``data`` (Keras ``evaluate``)."""
+        """``[loss, accuracy]`` over every window of ``data`` (Keras ``evaluate``).
+
+        Under a multi-worker strategy (where Keras 3's ``evaluate`` fails), each worker
+        computes the same two figures from its own predictions of every window.
+        """
+        from . import distributed
+
         model = self._require_model()
-        return model.evaluate(data.gen_dataset(batch_size), verbose=0)
+        if not distributed.is_multi_worker(getattr(self.model_spec, "strategy", None)):
+            return model.evaluate(data.gen_dataset(batch_size), verbose=0)
+        probs, labels = self._predict_with_labels(data, batch_size)
+        if len(labels) == 0:
+            raise DatasetError("the data holds no window to evaluate")
+        one_hot = np.eye(self.num_classes, dtype=np.float32)[labels]
+        loss = np.asarray(_keras().losses.categorical_crossentropy(one_hot, probs), np.float64)
+        return [float(loss.mean()), float(np.mean(np.argmax(probs, axis=-1) == labels))]
 
     def predict_top_k(self, data, k: int = 1, batch_size: int = 32) -> List[List[Tuple[str, float]]]:
         """The ``k`` most likely ``(label, probability)`` per window, best first.

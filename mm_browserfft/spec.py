@@ -321,11 +321,23 @@ class BrowserFftSpec:
         Without a ``verbose``, Keras shows its bar on a terminal and one line per
         epoch elsewhere (:func:`mm_browserfft.progress.fit_progress`).
 
+        Under a ``MultiWorkerMirroredStrategy``, where Keras 3's ``fit`` fails, the model
+        trains with :func:`mm_browserfft.distributed.fit` (``callbacks`` and ``verbose``
+        are the only options it takes).
+
         Returns:
           the Keras ``History``.
         """
         kwargs.setdefault("shuffle", False)
         self.compile_model(model)
+        from . import distributed
+
+        if distributed.is_multi_worker(self.strategy):
+            other = sorted(set(kwargs) - {"callbacks", "verbose", "shuffle"})
+            if other:
+                raise InvalidInputError(f"training under MultiWorkerMirroredStrategy takes no {other} option")
+            return distributed.fit(model, train_ds, epochs=epochs, strategy=self.strategy, validation_ds=validation_ds,
+                                   callbacks=kwargs.get("callbacks") or (), verbose=kwargs.get("verbose"))  # fmt: skip
         with self.strategy.scope():
             return model.fit(train_ds, validation_data=validation_ds, epochs=epochs, **progress.fit_progress(kwargs))
 
