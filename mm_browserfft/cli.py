@@ -54,19 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a classifier on a folder of clips (one sub-folder per label)")
-    train.add_argument("data_dir", type=pathlib.Path)
+    train.add_argument("data_dir", type=pathlib.Path, help="folder with one sub-folder of clips per label")
     train.add_argument("--export", dest="export_dir", type=pathlib.Path, required=True, help="output folder")
     _add_training_options(train)
     train.add_argument("--saved-model", action="store_true", help="also export a SavedModel (saved_model/)")
 
     demo = sub.add_parser("demo", help="train, evaluate and export on the bundled sample clips")
-    demo.add_argument("--export", dest="export_dir", type=pathlib.Path, default=pathlib.Path("mm_browserfft_demo"))
-    demo.add_argument("--epochs", type=_positive_int, default=30)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--export", dest="export_dir", type=pathlib.Path, default=pathlib.Path("mm_browserfft_demo"),
+                      help="output folder (default %(default)s)")
+    demo.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default %(default)s)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the split and of training (default %(default)s)")
 
     evaluate = sub.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a model")
     evaluate.add_argument("model", type=pathlib.Path, help=".tflite file or SavedModel folder")
-    evaluate.add_argument("data_dir", type=pathlib.Path)
+    evaluate.add_argument("data_dir", type=pathlib.Path, help="folder with one sub-folder of clips per label")
     evaluate.add_argument("--pad-short-clips", action="store_true", help="pad clips under 44032 samples")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.add_argument(
@@ -90,21 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--json", action="store_true", help='print {"detections": [...]}')
 
     predict = sub.add_parser("predict", help="top-k classes per clip, sliding over long recordings")
-    predict.add_argument("model", type=pathlib.Path)
-    predict.add_argument("files", type=pathlib.Path, nargs="+")
-    predict.add_argument("--top-k", type=_positive_int, default=3)
+    predict.add_argument("model", type=pathlib.Path, help=".tflite file or SavedModel folder")
+    predict.add_argument("files", type=pathlib.Path, nargs="+", help="clips or recordings (any format and sample rate)")
+    predict.add_argument("--top-k", type=_positive_int, default=3, help="classes shown per window (default %(default)s)")
     predict.add_argument("--hop", type=float, default=0.5, help="seconds between windows of long recordings")
     predict.add_argument("--threshold", type=float, default=0.0, help="only report windows whose best score >= this")
-    predict.add_argument("--json", action="store_true")
+    predict.add_argument("--json", action="store_true", help="print JSON")
 
     cache = sub.add_parser("cache", help="where the cache of embeddings and decoded audio is, its size; --clear empties it")
     cache.add_argument("--cache-dir", type=pathlib.Path, help="default $MM_BROWSERFFT_CACHE or ~/.cache/mm_browserfft")
     cache.add_argument("--clear", action="store_true", help="delete everything in it")
-    cache.add_argument("--json", action="store_true")
+    cache.add_argument("--json", action="store_true", help="print JSON")
 
     inspect = sub.add_parser("inspect", help="metadata, labels, tensors, ops and quantization of a .tflite")
-    inspect.add_argument("model", type=pathlib.Path)
-    inspect.add_argument("--json", action="store_true")
+    inspect.add_argument("model", type=pathlib.Path, help=".tflite file")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -144,16 +145,19 @@ def _listening_options(args, model_path: pathlib.Path):
 
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epochs", type=_positive_int, default=5)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--validation-split", type=_fraction, default=0.1)
-    p.add_argument("--validation-dir", type=pathlib.Path)
-    p.add_argument("--test-split", type=_fraction, default=0.1)
-    p.add_argument("--test-dir", type=pathlib.Path)
+    p.add_argument("--epochs", type=_positive_int, default=5, help="passes over the training data (default %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="windows per step (default %(default)s)")
+    p.add_argument("--validation-split", type=_fraction, default=0.1,
+                   help="fraction of the files held out for validation, unless --validation-dir (default %(default)s)")
+    p.add_argument("--validation-dir", type=pathlib.Path, help="folder of validation clips (one sub-folder per label)")
+    p.add_argument("--test-split", type=_fraction, default=0.1,
+                   help="fraction of the files held out for the test report, unless --test-dir (default %(default)s)")
+    p.add_argument("--test-dir", type=pathlib.Path, help="folder of test clips (one sub-folder per label)")
     p.add_argument("--by-speaker", action="store_true", help="keep each speaker's clips on one side of splits")
     p.add_argument("--categories", help="comma-separated labels to keep")
-    p.add_argument("--train-whole-model", action="store_true")
-    p.add_argument("--quantization", choices=("none", "dynamic", "float16", "int8"), default="none")
+    p.add_argument("--train-whole-model", action="store_true", help="train the base too, not only the head (slower)")
+    p.add_argument("--quantization", choices=("none", "dynamic", "float16", "int8"), default="none",
+                   help="post-training quantization of the .tflite; int8 calibrates on training clips (default %(default)s)")
     p.add_argument("--background-noise", type=pathlib.Path, help="folder of noise recordings mixed into training")
     p.add_argument("--time-shift", type=float, default=0.0, help="max random shift in seconds (training)")
     p.add_argument("--spec-augment", action="store_true", help="SpecAugment time/frequency masks (training)")
@@ -168,7 +172,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                    help="continue the interrupted run backed up in <export>/checkpoints (the same data, base and options)")
     p.add_argument("--listen-budget", type=_non_negative, default=2.0,
                    help="false accepts per hour allowed when the listening threshold is calibrated on the test clips")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits and of training (default %(default)s)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

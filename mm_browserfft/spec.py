@@ -267,11 +267,20 @@ class BrowserFftSpec:
         return model
 
     def create_serving_model(self, training_model):
-        """Front end + training model: waveform ``[batch, 44032]`` -> probabilities ``[batch, N]``."""
+        """Front end + training model: waveform ``[batch, 44032]`` -> probabilities ``[batch, N]``.
+
+        Built in the strategy's scope, except under a multi-worker strategy: there a variable
+        made in its scope is broadcast from the chief, which would need every worker to build
+        the model too, and only the chief exports.
+        """
+        import contextlib
+
+        from . import distributed
         from .layers import BrowserFftLayer
 
         keras = _keras()
-        with self.strategy.scope():
+        alone = distributed.is_multi_worker(self.strategy)
+        with contextlib.nullcontext() if alone else self.strategy.scope():
             return keras.Sequential(
                 [keras.Input(shape=(WAVEFORM_LENGTH,)), BrowserFftLayer(), training_model], name="browser_fft_classifier"
             )

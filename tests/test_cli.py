@@ -458,3 +458,30 @@ def test_resume_continues_a_backup_of_the_very_same_run(bad_data, tmp_path):
                               "--test-split", "0", "--validation-split", "0", "--resume")  # fmt: skip
     assert code == 0, stderr
     assert "--resume: continuing the run backed up in" in stderr
+
+
+def _arguments(parser, command=""):
+    """``(command, argument, help)`` of every argument of ``parser`` and its subcommands (not -h)."""
+    import argparse
+
+    for action in parser._actions:  # argparse keeps no public list of its arguments
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _arguments(sub, f"{command} {name}".strip())
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield command, "/".join(action.option_strings) or action.dest, action.help
+
+
+def test_every_argument_of_every_command_has_help():
+    arguments = list(_arguments(cli.build_parser()))
+    assert len({c for c, _, _ in arguments}) == 7 and len(arguments) > 50
+    assert [(c, a) for c, a, text in arguments if not text] == []
+
+
+@pytest.mark.parametrize("command", ["train", "demo", "evaluate", "predict", "listen", "cache", "inspect"])
+def test_help_of_each_command_describes_its_arguments_and_defaults(command, capsys):
+    assert cli.main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: mm-browserfft " + command)
+    if command == "train":
+        assert "passes over the training data (default 5)" in text and "(default none)" in text
