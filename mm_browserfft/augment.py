@@ -1,4 +1,4 @@
-"""Waveform-domain augmentation: speed, placement, equaliser, rooms and noise (NumPy).
+"""Waveform-domain augmentation: speed, placement, equaliser, rooms, noise and word fragments (NumPy).
 
 Every function takes float32 samples at 44.1 kHz (:data:`~mm_browserfft.frontend.SAMPLE_RATE`)
 and a :class:`numpy.random.Generator`, so that a run is reproduced exactly by its seed.
@@ -23,6 +23,7 @@ from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 __all__ = [
     "trim_silence",
     "place_in_window",
+    "partial_word",
     "time_shift",
     "random_equalizer",
     "perturb_speed",
@@ -37,6 +38,16 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x**2))) + 1e-9
 
 
+def _voiced_span(x: np.ndarray, *, threshold_db: float, frame: int) -> Tuple[int, int]:
+    """``(start, end)`` sample bounds of the frames of ``x`` within ``threshold_db`` of its loudest frame."""
+    n = x.size // frame
+    if n < 2:
+        return 0, x.size
+    energy = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1)) + 1e-9
+    active = np.flatnonzero(20 * np.log10(energy / energy.max()) > threshold_db)
+    return int(active[0] * frame), int((active[-1] + 1) * frame)
+
+
 def trim_silence(x: np.ndarray, *, threshold_db: float = -35.0, frame: int = 441) -> np.ndarray:
     """Cut leading and trailing frames quieter than ``threshold_db`` under the loudest frame.
 
@@ -48,12 +59,8 @@ def trim_silence(x: np.ndarray, *, threshold_db: float = -35.0, frame: int = 441
     Returns:
       float32 ``[m]``, ``m <= n``, a whole number of frames (``x`` itself if it has under two frames).
     """
-    n = x.size // frame
-    if n < 2:
-        return x
-    energy = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1)) + 1e-9
-    active = np.flatnonzero(20 * np.log10(energy / energy.max()) > threshold_db)
-    return x[active[0] * frame : (active[-1] + 1) * frame]
+    start, end = _voiced_span(x, threshold_db=threshold_db, frame=frame)
+    return x[start:end]
 
 
 def place_in_window(x: np.ndarray, rng: np.random.Generator, *, centred_shift: float) -> np.ndarray:
@@ -72,6 +79,44 @@ def place_in_window(x: np.ndarray, rng: np.random.Generator, *, centred_shift: f
     centre = (x.size - WAVEFORM_LENGTH) // 2 + int(rng.integers(-max_shift, max_shift + 1))
     start = int(np.clip(centre, 0, x.size - WAVEFORM_LENGTH))
     return x[start : start + WAVEFORM_LENGTH].copy()
+
+
+def partial_word(
+    clip: np.ndarray,
+    fill: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    keep: Tuple[float, float] = (0.15, 0.45),
+) -> np.ndarray:
+    """A window holding only the start or the end of the word in ``clip``: a listener's window sliding onto or off it.
+
+    The word is the span of ``clip`` within 35 dB of its loudest 10 ms (as
+    :func:`trim_silence`). A uniform fraction in ``keep`` of it is kept: its start, at
+    the end of the window, or its end, at the start (even odds). The rest of the window
+    is ``fill`` scaled to the level of ``clip`` outside the word (its background), or
+    silence where the clip has no background.
+
+    Args:
+      clip: float32 ``[n]``, one word.
+      fill: float32 ``[>= 44032]``, background audio.
+      keep: range of the kept fraction of the word, within (0, 1].
+
+    Returns:
+      float32 ``[44032]``.
+    """
+    frame = 441
+    start, end = _voiced_span(clip, threshold_db=-35.0, frame=frame)
+    word = clip[start:end]
+    cut = min(WAVEFORM_LENGTH, max(1, int(word.size * rng.uniform(*keep))))
+    outside = np.concatenate([clip[:start], clip[end:]])
+    window = np.zeros(WAVEFORM_LENGTH, np.float32)
+    if outside.size >= frame:
+        window += fill[:WAVEFORM_LENGTH] * np.float32(_rms(outside) / _rms(fill[:WAVEFORM_LENGTH]))
+    if rng.random() < 0.5:
+        window[WAVEFORM_LENGTH - cut :] = word[:cut]
+    else:
+        window[:cut] = word[word.size - cut :]
+    return window
 
 
 def time_shift(window: np.ndarray, rng: np.random.Generator, *, max_seconds: float) -> np.ndarray:

@@ -429,27 +429,117 @@ class AudioClassifier:
         kept = labels >= 0
         return (x, labels) if kept.all() else (x[kept], labels[kept])
 
-    def _embedded_batches(self, x: np.ndarray, labels: np.ndarray, batch_size: int):
-        """A dataset of ``(float32 [b, d], int32 [b])`` batches of ``x`` / ``labels``, reshuffled every epoch.
+    def _embedded_batches(self, parts: Sequence[Tuple[np.ndarray, np.ndarray]], batch_size: int):
+        """A dataset of ``(float32 [b, d], int32 [b])`` batches of the rows of ``parts``, reshuffled every epoch.
 
-        Rows are gathered per batch from the float16 array, so the training set is never copied whole.
+        ``parts`` are ``(float16 [m_i, d], int32 [m_i])`` pairs, taken as one set. Rows are
+        gathered per batch, so the training set is never copied whole.
         """
         import tensorflow as tf
 
         seed = getattr(self.model_spec, "seed", None)
         rng = np.random.default_rng(seed)
+        ends = np.cumsum([len(y) for _, y in parts])
+        total = int(ends[-1]) if len(ends) else 0
 
         def batches():
-            order = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
-            for start in range(0, len(x), batch_size):
+            order = rng.permutation(total) if self.shuffle else np.arange(total)
+            for start in range(0, total, batch_size):
                 idx = np.sort(order[start : start + batch_size])
-                yield x[idx].astype(np.float32), labels[idx]
+                which = np.searchsorted(ends, idx, side="right")
+                rows = [(x[i - (ends[p] - len(y))], y[i - (ends[p] - len(y))]) for p, (x, y) in enumerate(parts)
+                        for i in [idx[which == p]] if i.size]  # fmt: skip
+                yield np.concatenate([r[0] for r in rows]).astype(np.float32), np.concatenate([r[1] for r in rows])
 
-        width = x.shape[1]
+        width = parts[0][0].shape[1]
         dataset = tf.data.Dataset.from_generator(
             batches, output_signature=(tf.TensorSpec([None, width], tf.float32), tf.TensorSpec([None], tf.int32))
         )
-        return dataset.apply(tf.data.experimental.assert_cardinality(-(-len(x) // batch_size)))
+        return dataset.apply(tf.data.experimental.assert_cardinality(-(-total // batch_size)))
+
+    def _negative_class(self) -> Optional[int]:
+        """Index of the class a window without a whole word belongs to: ``_unknown_``, else the background class."""
+        from .listen import NOISE_LABELS
+
+        for names in (("_unknown_",), NOISE_LABELS):
+            found = [i for i, label in enumerate(self.index_to_label) if label in names]
+            if found:
+                return found[0]
+        return None
+
+    def _partial_word_rows(self, embedder, data, *, context: Optional[Dict[str, Any]]):
+        """``(float16 [k, d], int32 [k])``: embeddings of partial-word windows taught as the negative class, or None.
+
+        A share ``spec.partial_word_negatives`` of the files of each word (chosen by a
+        seeded draw per file path) gives one window (:func:`mm_browserfft.augment.partial_word`
+        of its first window), filled with a window of the background class's files
+        (up to 64 of them, or silence without any). Cached like the loader's embeddings.
+        """
+        import zlib
+
+        from . import augment
+        from .listen import NOISE_LABELS
+
+        spec = self.model_spec
+        share = float(getattr(spec, "partial_word_negatives", 0.0) or 0.0)
+        negative = self._negative_class()
+        if share <= 0 or negative is None or not hasattr(data, "clips_per_file"):
+            if share > 0:
+                log.info("partial-word negatives: no _unknown_ or background class among %s, none made", self.index_to_label)
+            return None
+        seed = getattr(spec, "seed", None) or 0
+        noise = {i for i, label in enumerate(self.index_to_label) if label in NOISE_LABELS}
+        counts = data.clips_per_file()
+        files = [(i, path, data.index_to_label.index(label)) for i, ((path, label), count) in
+                 enumerate(zip(data.files, counts)) if count]  # fmt: skip
+        chosen = [(i, path) for i, path, label in files if label != negative and label not in noise
+                  and np.random.default_rng([seed, zlib.crc32(path.encode("utf-8", "surrogatepass"))]).random() < share]
+        if not chosen:
+            return None
+        fill_files = {i for i, _, label in files if label in noise}
+        fill_files = set(sorted(fill_files)[:64])
+        fills = [w for _, _, windows in data.iter_waveforms(exclude=set(range(len(counts))) - fill_files) for w in windows]
+        width = int(embedder.output_shape[-1])
+        cache = None
+        if context is not None:
+            from .cache import EmbeddingCache
+
+            fill_digest = hashlib.sha256("\0".join(data.files[i][0] for i in sorted(fill_files)).encode()).hexdigest()
+            cache = EmbeddingCache(self.embedding_cache, context={**context, "partial_word": fill_digest})
+        x = np.zeros((len(chosen), width), np.float16)
+        done = set()
+        if cache is not None:
+            for row, (_, path) in enumerate(chosen):
+                hit = cache.get(path, 1)
+                if hit is not None and hit.shape == (1, width):
+                    x[row] = hit[0]
+                    done.add(row)
+        row_of = {i: row for row, (i, _) in enumerate(chosen)}
+        todo = {i for row, (i, _) in enumerate(chosen) if row not in done}
+        pending: List[Tuple[int, np.ndarray]] = []
+
+        def flush():
+            if pending:
+                embedded = self._embed(embedder, np.stack([w for _, w in pending]), is_training=True).astype(np.float16)
+                for (row, _), e in zip(pending, embedded):
+                    x[row] = e
+                    if cache is not None:
+                        cache.put(chosen[row][1], e[None])
+                pending.clear()
+
+        for index, _, windows in data.iter_waveforms(exclude=set(range(len(counts))) - todo):
+            if not len(windows) or index not in row_of:
+                continue
+            path = chosen[row_of[index]][1]
+            rng = np.random.default_rng([seed, zlib.crc32(path.encode("utf-8", "surrogatepass")), 1])
+            fill = fills[int(rng.integers(len(fills)))] if fills else np.zeros(spec.EXPECTED_WAVEFORM_LENGTH, np.float32)
+            pending.append((row_of[index], augment.partial_word(windows[0], fill, rng)))
+            todo.discard(index)
+            if len(pending) >= _EMBED_BATCH:
+                flush()
+        flush()
+        log.info("partial-word negatives: %d windows taught as %r", len(chosen), self.index_to_label[negative])
+        return x, np.full(len(chosen), negative, np.int32)
 
     def _train_head(self, train_data, validation_data, epochs: int, batch_size: int, callbacks: list):
         import tensorflow as tf
@@ -458,13 +548,18 @@ class AudioClassifier:
         embedder, head = spec.embedding_model(self.model), spec.head_model(self.model)
         context = self._embedding_context(embedder)  # once: it digests the weights and runs the front end
         one_hot = lambda y: tf.one_hot(y, self.num_classes)  # noqa: E731
+        partial = self._partial_word_rows(embedder, train_data, context=context)
         if spec.augments:
             labels = train_data.labels()  # from the headers; the windows are decoded anew every epoch
+            if partial is not None:
+                labels = np.concatenate([labels, partial[1]])
 
             def fresh_epoch():  # new augmentation, hence new embeddings, every epoch, in bounded memory
                 for windows, window_labels in _groups(train_data.iter_waveforms(shuffle=self.shuffle)):
                     pick = np.random.permutation(len(windows)) if self.shuffle else np.arange(len(windows))
                     yield self._embed(embedder, windows[pick], is_training=True), window_labels[pick]
+                if partial is not None:
+                    yield partial[0].astype(np.float32), partial[1]
 
             width = embedder.output_shape[-1]
             train_ds = tf.data.Dataset.from_generator(
@@ -478,14 +573,14 @@ class AudioClassifier:
             )
         else:
             x, labels = self._embedded(embedder, train_data, is_training=True, context=context)
-            train_ds = self._embedded_batches(x, labels, batch_size)
+            train_ds = self._embedded_batches([(x, labels)] + ([partial] if partial is not None else []), batch_size)
         if len(labels) == 0:
             raise DatasetError("the training data holds no clip of 44032 samples (all files too short?)")
         train_ds = train_ds.map(lambda e, y: (e, one_hot(y)))
         val_ds = None
         if validation_data is not None:
             vx, vy = self._embedded(embedder, validation_data, is_training=False, context=context)
-            val_ds = self._embedded_batches(vx, vy, batch_size).map(lambda e, y: (e, one_hot(y)))
+            val_ds = self._embedded_batches([(vx, vy)], batch_size).map(lambda e, y: (e, one_hot(y)))
         history = spec.run_classifier(head, epochs, train_ds, val_ds, callbacks=callbacks)
         spec.compile_model(self.model)  # ready for evaluate()
         return history

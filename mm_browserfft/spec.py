@@ -105,6 +105,11 @@ class BrowserFftSpec:
         spectrogram and the largest width of each, in frames (of 43).
       freq_masks, freq_mask_bins: number of frequency masks and their largest
         width, in bins (of 232).
+      partial_word_negatives: share of the training clips of each word that also give a
+        window holding only the word's start or end (:func:`mm_browserfft.augment.partial_word`,
+        filled with the data's background class), taught as the data's negative class
+        (``_unknown_``, else the background class): a listener's windows sliding onto
+        or off a word then stop firing as other words. Head-only training; 0 disables it.
       seed: seeds the training noise and augmentation; ``None`` draws fresh randomness.
     """
 
@@ -127,6 +132,7 @@ class BrowserFftSpec:
         time_mask_frames: int = 5,
         freq_masks: int = 0,
         freq_mask_bins: int = 16,
+        partial_word_negatives: float = 0.0,
         seed: Optional[int] = None,
     ) -> None:
         import tensorflow as tf
@@ -142,6 +148,8 @@ class BrowserFftSpec:
             raise InvalidInputError(f"background_prob must be in [0, 1], got {background_prob}")
         if time_shift_s < 0 or min(time_masks, time_mask_frames, freq_masks, freq_mask_bins) < 0:
             raise InvalidInputError("time_shift_s and the mask counts and widths must be >= 0")
+        if not 0.0 <= partial_word_negatives <= 1.0:
+            raise InvalidInputError(f"partial_word_negatives must be in [0, 1], got {partial_word_negatives}")
         if time_mask_frames > NUM_FRAMES or freq_mask_bins > NUM_BINS:
             raise InvalidInputError(
                 f"mask widths must fit the spectrogram ({NUM_FRAMES} frames, {NUM_BINS} bins), "
@@ -158,6 +166,7 @@ class BrowserFftSpec:
         self.time_shift_s = float(time_shift_s)
         self.time_masks, self.time_mask_frames = int(time_masks), int(time_mask_frames)
         self.freq_masks, self.freq_mask_bins = int(freq_masks), int(freq_mask_bins)
+        self.partial_word_negatives = float(partial_word_negatives)
         self.seed = seed
         self._base = None
         self._noise_bank = None
@@ -175,6 +184,7 @@ class BrowserFftSpec:
             "time_shift_s": self.time_shift_s,
             "time_masks": [self.time_masks, self.time_mask_frames],
             "freq_masks": [self.freq_masks, self.freq_mask_bins],
+            "partial_word_negatives": self.partial_word_negatives,
             "seed": self.seed,
         }
 

@@ -34,7 +34,12 @@ def bundled_samples_dir() -> str:
 
 @dataclasses.dataclass
 class TrainingOptions:
-    """Everything ``mm-browserfft train`` can set; defaults are Model Maker's."""
+    """Everything ``mm-browserfft train`` can set; defaults are Model Maker's, but for ``partial_word_negatives``.
+
+    ``partial_word_negatives`` is 0.5 here (0 in :class:`~mm_browserfft.spec.BrowserFftSpec`):
+    the command line calibrates a model for listening, and these negatives halve its false
+    accepts at the same false rejects (``benchmarks/bench_listen.py``).
+    """
 
     epochs: int = 5
     batch_size: int = 32
@@ -49,6 +54,7 @@ class TrainingOptions:
     background_noise: Optional[pathlib.Path] = None
     time_shift: float = 0.0
     spec_augment: bool = False
+    partial_word_negatives: float = 0.5
     base_model: str = "bundled"
     pad_short_clips: bool = False
     skip_bad_files: bool = False
@@ -79,6 +85,7 @@ def _make_spec(opts: TrainingOptions, model_dir: Optional[str]):
         time_shift_s=opts.time_shift,
         time_masks=2 if opts.spec_augment else 0,
         freq_masks=2 if opts.spec_augment else 0,
+        partial_word_negatives=opts.partial_word_negatives,
         seed=opts.seed,
     )
 

@@ -91,3 +91,23 @@ def test_reverberate_keeps_length_and_level_and_an_impulse_is_the_identity():
     assert wet.shape == x.shape and np.sqrt(np.mean(wet**2)) == pytest.approx(np.sqrt(np.mean(x**2)), rel=1e-4)
     after = slice(x.size - 4410, x.size)  # 0.1 s after the dry burst ended, 0.2 s into silence: the room still rings
     assert np.sum(x[after] ** 2) == 0 and np.sum(wet[after] ** 2) > 1e-3 * np.sum(wet**2)
+
+
+def test_partial_word_keeps_only_the_start_or_the_end_of_the_word_at_a_window_edge():
+    quiet = np.full(15_000, 0.001, np.float32)
+    word = _tone(0.5)
+    clip = np.concatenate([quiet, word, quiet[:14_032]])
+    fill = np.random.default_rng(0).standard_normal(WAVEFORM_LENGTH).astype(np.float32)
+    seen = set()
+    for seed in range(20):
+        window = augment.partial_word(clip, fill, np.random.default_rng(seed), keep=(0.2, 0.4))
+        assert window.shape == (WAVEFORM_LENGTH,) and window.dtype == np.float32
+        loud = np.flatnonzero(np.abs(window) > 0.1)
+        kept = loud[-1] - loud[0] + 1
+        assert 0.2 * word.size - 2 * 441 <= kept <= 0.4 * word.size + 2 * 441  # a fragment, never the whole word
+        at_end = loud[-1] >= WAVEFORM_LENGTH - 50  # (a sine is under 0.1 near its zero crossings)
+        assert at_end or loud[0] <= 50
+        seen.add(at_end)
+        rest = window[: loud[0]] if at_end else window[loud[-1] + 1 :]
+        assert np.sqrt(np.mean(rest[:-441] ** 2 if at_end else rest[441:] ** 2)) == pytest.approx(0.001, rel=0.1)  # the fill, at the clip's level
+    assert seen == {True, False}  # windows sliding onto the word and off it

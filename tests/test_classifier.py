@@ -285,3 +285,45 @@ def test_speech_recognition_tutorial_flow_on_held_out_speakers(tmp_path, monkeyp
     tflite = os.path.join(models_path, "browserfft-speech.tflite")
     assert os.path.getsize(tflite) > 4 * 1024 * 1024
     assert read_associated_files(tflite)["probability_labels.txt"].decode().split("\n") == sorted(WORDS)
+
+
+def _speech_folder(root, labels, per_label: int):
+    for label in labels:
+        os.makedirs(root / label)
+        for clip in sorted((SPEECH_DIR / label).glob("*.flac"))[:per_label]:
+            os.symlink(clip, root / label / clip.name)
+    return root
+
+
+def test_partial_word_negatives_teach_fragments_of_the_words_as_unknown(random_base_dir, tmp_path, caplog):
+    root = _speech_folder(tmp_path / "data", ("yes", "no", "_unknown_", "_silence_"), 10)
+    spec = BrowserFftSpec(base_model=str(random_base_dir), partial_word_negatives=0.5, seed=0)
+    data = DataLoader.from_folder(spec, root, seed=0)
+    classifier = AudioClassifier(spec, data.index_to_label, embedding_cache=tmp_path / "cache")
+    classifier.create_model()
+    embedder = spec.embedding_model(classifier.model)
+    context = classifier._embedding_context(embedder)
+    x, labels = classifier._partial_word_rows(embedder, data, context=context)
+    assert 4 <= len(labels) <= 16 and set(labels) == {data.index_to_label.index("_unknown_")}  # ~half of 20 word clips
+    assert x.dtype == np.float16 and x.shape == (len(labels), embedder.output_shape[-1]) and np.isfinite(x).all()
+    again, _ = classifier._partial_word_rows(embedder, data, context=context)  # from the cache: the same rows
+    np.testing.assert_array_equal(again, x)
+    with caplog.at_level("INFO", logger="mm_browserfft"):
+        model = audio_classifier.create(data, spec, batch_size=8, epochs=2, model_dir=str(tmp_path / "m"))
+    assert f"partial-word negatives: {len(labels)} windows taught as '_unknown_'" in caplog.text
+    assert len(model.history.history["acc"]) == 2
+
+
+def test_partial_word_negatives_fall_back_to_the_background_class_and_need_a_negative_class(random_base_dir, tmp_path):
+    spec = BrowserFftSpec(base_model=str(random_base_dir), partial_word_negatives=1.0, seed=0)
+    with_noise = DataLoader.from_folder(spec, _speech_folder(tmp_path / "a", ("yes", "_silence_"), 6), seed=0)
+    classifier = AudioClassifier(spec, with_noise.index_to_label)
+    classifier.create_model()
+    _, labels = classifier._partial_word_rows(spec.embedding_model(classifier.model), with_noise, context=None)
+    assert len(labels) == 6 and set(labels) == {with_noise.index_to_label.index("_silence_")}
+    words_only = DataLoader.from_folder(spec, _speech_folder(tmp_path / "b", ("yes", "no"), 6), seed=0)
+    classifier = AudioClassifier(spec, words_only.index_to_label)
+    classifier.create_model()
+    assert classifier._partial_word_rows(spec.embedding_model(classifier.model), words_only, context=None) is None
+    with pytest.raises(InvalidInputError, match="partial_word_negatives"):
+        BrowserFftSpec(base_model=str(random_base_dir), partial_word_negatives=1.5)
