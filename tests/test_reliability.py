@@ -444,6 +444,21 @@ def test_a_seed_gives_identical_weights_with_augmentation_on(tmp_path, random_ba
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
 
 
+def test_a_seed_gives_identical_weights_when_the_whole_model_trains(tmp_path, random_base_dir):
+    data_dir = link_real_clips(tmp_path / "data", ("yes", "no", "up"), 12)
+
+    def run(i):
+        spec = BrowserFftSpec(base_model=str(random_base_dir), seed=3, time_shift_s=0.1)
+        data = DataLoader.from_folder(spec, data_dir, seed=3)
+        model = audio_classifier.create(data, spec, batch_size=8, epochs=2, train_whole_model=True,
+                                        model_dir=str(tmp_path / f"m{i}"))  # fmt: skip
+        return model.model.get_weights()
+
+    first, second = run(0), run(1)
+    assert len(first) > 2  # the base's layers trained too
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
 # ============================================================================ scale
 
 
