@@ -1,4 +1,4 @@
-"""The ``mm-browserfft`` command line: train, evaluate, predict, listen, inspect, cache, demo.
+"""The ``mm-browserfft`` command line: train, evaluate, predict, listen, inspect, cache, demo, studio.
 
 Exit codes: 0 success; 2 bad input (missing folder, one class, corrupt file,
 bad option: the message names the file or value); 1 any other failure (an
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--export", dest="export_dir", type=pathlib.Path, required=True, help="output folder")
     _add_training_options(train)
     train.add_argument("--saved-model", action="store_true", help="also export a SavedModel (saved_model/)")
+    train.add_argument("--tfjs", action="store_true", help="also export the TF.js model for the browser recogniser (tfjs/)")
 
     demo = sub.add_parser("demo", help="train, evaluate and export on the bundled sample clips")
     demo.add_argument("--export", dest="export_dir", type=pathlib.Path, default=pathlib.Path("mm_browserfft_demo"),
@@ -102,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--cache-dir", type=pathlib.Path, help="default $MM_BROWSERFFT_CACHE or ~/.cache/mm_browserfft")
     cache.add_argument("--clear", action="store_true", help="delete everything in it")
     cache.add_argument("--json", action="store_true", help="print JSON")
+
+    studio = sub.add_parser("studio", help="a local web page: record or upload words, train, try live, download")
+    studio.add_argument("--workspace", type=pathlib.Path, default=pathlib.Path("mm_browserfft_studio"),
+                        help="folder of the projects, one folder of audio files each (default %(default)s)")
+    studio.add_argument("--port", type=int, default=8765, help="port to serve on, 0 for any free one (default %(default)s)")
+    studio.add_argument("--host", default="127.0.0.1",
+                        help="address to bind; anything but 127.0.0.1 lets other machines reach it (default %(default)s)")
 
     inspect = sub.add_parser("inspect", help="metadata, labels, tensors, ops and quantization of a .tflite")
     inspect.add_argument("model", type=pathlib.Path, help=".tflite file")
@@ -192,6 +200,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "predict": _cmd_predict,
         "listen": _cmd_listen,
         "cache": _cmd_cache,
+        "studio": _cmd_studio,
         "inspect": _cmd_inspect,
     }[args.command]
     log = logging.getLogger("mm_browserfft")
@@ -339,6 +348,20 @@ def _cmd_predict(args) -> int:
             for w in item["windows"]:
                 ranked = ", ".join(f"{t['label']} {t['score']:.3f}" for t in w["top_k"])
                 print(f"  {w['start_s']:8.3f}-{w['end_s']:8.3f} s  {ranked}")
+    return EXIT_OK
+
+
+def _cmd_studio(args) -> int:
+    from .studio import serve
+
+    try:
+        serve(args.workspace, host=args.host, port=args.port)
+    except ImportError as exc:  # starlette or uvicorn missing
+        raise InvalidInputError(f'the studio needs its extra: pip install "mm-browserfft[studio]" ({exc})') from exc
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise InvalidInputError(f"cannot serve on {args.host}:{args.port}: {exc}") from exc
     return EXIT_OK
 
 

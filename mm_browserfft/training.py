@@ -59,6 +59,7 @@ class TrainingOptions:
     pad_short_clips: bool = False
     skip_bad_files: bool = False
     saved_model: bool = False
+    tfjs: bool = False
     listen_budget: float = 2.0
     resume: bool = False
     cache_dir: Optional[pathlib.Path] = None
@@ -313,7 +314,7 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
     """Train on ``data_dir``, export to ``export_dir`` and write the report there.
 
     Writes ``model.tflite`` (with metadata and labels), ``model.json``, ``labels.txt``,
-    ``saved_model/`` (with ``opts.saved_model``), ``report.md``, ``report.json`` and
+    ``saved_model/`` (with ``opts.saved_model``), ``tfjs/`` (with ``opts.tfjs``), ``report.md``, ``report.json`` and
     ``report_images/``; checkpoints go to ``checkpoints/``.
 
     Returns:
@@ -333,7 +334,8 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
         train, spec, validation_data=validation, batch_size=opts.batch_size, epochs=opts.epochs,
         train_whole_model=opts.train_whole_model, embedding_cache=None if root is None else os.fspath(root),
     )
-    formats = [ExportFormat.TFLITE, ExportFormat.LABEL] + ([ExportFormat.SAVED_MODEL] if opts.saved_model else [])
+    formats = [ExportFormat.TFLITE, ExportFormat.LABEL] + ([ExportFormat.SAVED_MODEL] if opts.saved_model else []) + (
+        [ExportFormat.TFJS] if opts.tfjs else [])
     representative = train if opts.quantization == "int8" else None
     model.export(os.fspath(export_dir), export_format=formats,
                  quantization_config=_quantization_config(opts.quantization, representative))

@@ -474,11 +474,11 @@ def _arguments(parser, command=""):
 
 def test_every_argument_of_every_command_has_help():
     arguments = list(_arguments(cli.build_parser()))
-    assert len({c for c, _, _ in arguments}) == 7 and len(arguments) > 50
+    assert len({c for c, _, _ in arguments}) == 8 and len(arguments) > 50
     assert [(c, a) for c, a, text in arguments if not text] == []
 
 
-@pytest.mark.parametrize("command", ["train", "demo", "evaluate", "predict", "listen", "cache", "inspect"])
+@pytest.mark.parametrize("command", ["train", "demo", "evaluate", "predict", "listen", "cache", "inspect", "studio"])
 def test_help_of_each_command_describes_its_arguments_and_defaults(command, capsys):
     assert cli.main([command, "--help"]) == 0
     text = capsys.readouterr().out

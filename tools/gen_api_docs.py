@@ -15,7 +15,7 @@ MODULES = [
     "audio_classifier", "model_spec", "spec", "data", "classifier", "config", "frontend", "layers", "audio", "base",
     "tfjs", "export", "metadata", "predict", "listen", "streaming_eval", "augment", "cache", "distributed", "inspection", "metrics", "speakers", "datasets", "training", "report",
     "errors",
-    "model_maker", "cli",
+    "model_maker", "cli", "studio",
 ]  # fmt: skip
 
 

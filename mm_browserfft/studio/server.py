@@ -1,0 +1,288 @@
+"""The studio's web server: a Starlette app on uvicorn, bound to 127.0.0.1, one token per run.
+
+Why Starlette and uvicorn: a small, well-kept ASGI toolkit (routing, multipart uploads,
+file responses, middleware) and the reference ASGI server, both pure Python wheels with
+few dependencies, so the studio adds no compiled code and no framework of its own.
+
+Every request must carry the run's token: ``?token=`` (the URL printed at start, as
+Jupyter does), the ``X-Studio-Token`` header (the page's requests) or the cookie the
+page gets when it is opened with the token (its audio players and download links).
+The cookie is ``SameSite=Strict`` and ``HttpOnly``, so another web page can neither
+read it nor send it. Anything else gets 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import os
+import pathlib
+import secrets
+import threading
+import zipfile
+from typing import Dict, Optional
+
+import numpy as np
+
+from ..errors import BrowserFftError
+from .jobs import TrainingJob, read_report
+from .workspace import Limits, StudioError, Workspace, safe_name
+
+__all__ = ["create_app", "serve", "STATIC_DIR", "TOKEN_COOKIE"]
+
+STATIC_DIR = pathlib.Path(__file__).with_name("static")
+TOKEN_COOKIE = "mm_studio_token"
+_MAX_LISTENERS = 8
+_MAX_LISTEN_BODY = 4 * 48000 * 10  # 10 s of float32 at 48 kHz per request
+
+
+def _token_of(request) -> str:
+    return (request.headers.get("x-studio-token") or request.query_params.get("token")
+            or request.cookies.get(TOKEN_COOKIE) or "")  # fmt: skip
+
+
+class _Studio:
+    """The state behind the routes: the workspace, training jobs, live recognisers."""
+
+    def __init__(self, workspace: Workspace, limits: Limits) -> None:
+        self.workspace, self.limits = workspace, limits
+        self.jobs: Dict[str, TrainingJob] = {}
+        self.listeners: Dict[str, object] = {}
+        self.lock = threading.Lock()
+
+    def summary(self, name: str) -> Dict:
+        project = self.workspace.project(name)
+        labels = [{"name": label, "clips": project.clips(label)} for label in project.labels()]
+        model = project.model_dir
+        job = self.jobs.get(name)
+        return {
+            "name": name,
+            "labels": labels,
+            "model": {
+                "tflite": (model / "model.tflite").is_file(),
+                "tfjs": (model / "tfjs" / "model.json").is_file(),
+                "report": read_report(model) if (model / "report.json").is_file() else None,
+            },
+            "training": job.status() if job is not None else None,
+        }
+
+    def train(self, name: str, *, epochs: int, whole_model: bool) -> Dict:
+        project = self.workspace.project(name)
+        with self.lock:
+            job = self.jobs.get(name)
+            if job is not None and job.state == "running":
+                raise StudioError(f"project {name!r} is training already")
+            labels = [label for label in project.labels() if project.clips(label)]
+            if len(labels) < 2:
+                raise StudioError("training needs clips of at least two labels")
+            if not 1 <= epochs <= 500:
+                raise StudioError(f"epochs must be in 1..500, got {epochs}")
+            self.listeners = {k: v for k, v in self.listeners.items() if not k.startswith(f"{name}\0")}
+            job = TrainingJob(project.data_dir, project.model_dir, epochs=epochs, train_whole_model=whole_model,
+                              labels=labels)  # fmt: skip
+            self.jobs[name] = job
+        return job.status()
+
+    def listen(self, name: str, session: str, samples: np.ndarray, *, rate: int, options: Dict) -> Dict:
+        """Feed ``samples`` to the project's recogniser for ``session``; returns what fired."""
+        from ..listen import ListeningOptions, Recognizer
+
+        project = self.workspace.project(name)
+        tflite = project.model_dir / "model.tflite"
+        if not tflite.is_file():
+            raise StudioError(f"project {name!r} has no trained model yet")
+        key = f"{name}\0{safe_name(session, what='session')}"
+        wanted = ListeningOptions(**options)
+        with self.lock:
+            recognizer = self.listeners.get(key)
+            if recognizer is None or recognizer.options != wanted or recognizer.sample_rate != rate:
+                if len(self.listeners) >= _MAX_LISTENERS:
+                    self.listeners.pop(next(iter(self.listeners)))
+                recognizer = Recognizer(os.fspath(tflite), sample_rate=rate, options=wanted)
+                self.listeners[key] = recognizer
+        detections = recognizer.feed(samples)
+        return {"detections": [d.as_dict() for d in detections]}
+
+
+def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limits = Limits()):
+    """The studio's ASGI app over ``workspace``, answering only requests that carry ``token``."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, JSONResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    studio = _Studio(Workspace(workspace), limits)
+
+    class TokenGate:
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http":
+                request = Request(scope)
+                if not hmac.compare_digest(_token_of(request).encode(), token.encode()):
+                    await JSONResponse({"error": "missing or wrong token: open the URL the studio printed"},
+                                       status_code=403)(scope, receive, send)  # fmt: skip
+                    return
+            await self.app(scope, receive, send)
+
+    async def body_json(request) -> Dict:
+        try:
+            value = await request.json()
+        except ValueError as exc:
+            raise StudioError(f"the request body is not JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise StudioError("the request body must be a JSON object")
+        return value
+
+    async def index(request):
+        response = FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    async def projects(request):
+        if request.method == "POST":
+            body = await body_json(request)
+            words = body.get("words") or []
+            if not isinstance(words, list):
+                raise StudioError("words must be a list of labels")
+            studio.workspace.create_project(str(body.get("name", "")), [str(w) for w in words])
+            return JSONResponse(studio.summary(str(body["name"])), status_code=201)
+        return JSONResponse({"projects": studio.workspace.projects()})
+
+    async def project(request):
+        name = request.path_params["project"]
+        if request.method == "DELETE":
+            studio.workspace.delete_project(name)
+            return JSONResponse({"deleted": name})
+        return JSONResponse(studio.summary(name))
+
+    async def labels(request):
+        body = await body_json(request)
+        studio.workspace.project(request.path_params["project"]).add_label(str(body.get("name", "")))
+        return JSONResponse(studio.summary(request.path_params["project"]), status_code=201)
+
+    async def upload(request):
+        project = studio.workspace.project(request.path_params["project"])
+        length = int(request.headers.get("content-length") or 0)
+        if length > limits.total_bytes:
+            raise StudioError(f"refused: {length} bytes, over the {limits.total_bytes} one upload may hold")
+        form = await request.form(max_files=limits.files, max_fields=16)
+        label = request.query_params.get("label") or form.get("label") or None
+        uploads = []
+        for item in form.getlist("files"):
+            if isinstance(item, str):
+                continue
+            content = await item.read(limits.file_bytes + 1)
+            uploads.append((item.filename or "", content))  # a name with a path in it is refused, not rewritten
+        await form.close()
+        if not uploads:
+            raise StudioError("no files in the upload (multipart field 'files')")
+        result = project.add_clips(label, uploads, limits=limits)
+        return JSONResponse({**result, "project": studio.summary(project.name)}, status_code=201)
+
+    async def clip(request):
+        p = request.path_params
+        project = studio.workspace.project(p["project"])
+        if request.method == "DELETE":
+            project.delete_clip(p["label"], p["name"])
+            return JSONResponse(studio.summary(project.name))
+        return FileResponse(project.clip_path(p["label"], p["name"]))
+
+    async def train(request):
+        name = request.path_params["project"]
+        if request.method == "POST":
+            body = await body_json(request)
+            return JSONResponse(studio.train(name, epochs=int(body.get("epochs", 30)),
+                                             whole_model=bool(body.get("whole_model", False))), status_code=202)  # fmt: skip
+        job = studio.jobs.get(name)
+        return JSONResponse(job.status() if job is not None else {"state": "none"})
+
+    async def listen(request):
+        q = request.query_params
+        body = await request.body()
+        if len(body) > _MAX_LISTEN_BODY or len(body) % 4:
+            raise StudioError(f"listen takes float32 samples, at most {_MAX_LISTEN_BODY} bytes per request")
+        try:
+            options = {"overlap_factor": float(q.get("overlap", 0.75)), "probability_threshold": float(q.get("threshold", 0.9)),
+                       "suppression_ms": float(q.get("suppression_ms", 1000))}  # fmt: skip
+            rate = int(q.get("rate", 44100))
+        except ValueError as exc:
+            raise StudioError(f"bad listening option: {exc}") from exc
+        samples = np.frombuffer(body, "<f4")
+        return JSONResponse(studio.listen(request.path_params["project"], q.get("session", "page"), samples,
+                                          rate=rate, options=options))  # fmt: skip
+
+    async def download(request):
+        project = studio.workspace.project(request.path_params["project"])
+        what, model = request.path_params["what"], project.model_dir
+        files = {"tflite": model / "model.tflite", "labels": model / "labels.txt", "json": model / "model.json"}
+        if what in files:
+            if not files[what].is_file():
+                raise StudioError(f"no {what} yet: train the model first")
+            return FileResponse(files[what], filename=f"{project.name}-{files[what].name}")
+        folders = {"tfjs": (model / "tfjs", None), "report": (model, ("report.md", "report.json", "report_images"))}
+        if what not in folders or not model.is_dir():
+            raise StudioError(f"nothing to download as {what!r}")
+        root, keep = folders[what]
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(root.rglob("*")):
+                rel = path.relative_to(root)
+                if path.is_file() and (keep is None or rel.parts[0] in keep):
+                    archive.write(path, rel.as_posix())
+        return Response(buffer.getvalue(), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{project.name}-{what}.zip"'})  # fmt: skip
+
+    async def refused(request, exc):
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    async def failed(request, exc):
+        return JSONResponse({"error": str(exc)}, status_code=500)
+
+    routes = [
+        Route("/", index),
+        Route("/api/projects", projects, methods=["GET", "POST"]),
+        Route("/api/projects/{project}", project, methods=["GET", "DELETE"]),
+        Route("/api/projects/{project}/labels", labels, methods=["POST"]),
+        Route("/api/projects/{project}/clips", upload, methods=["POST"]),
+        Route("/api/projects/{project}/clips/{label}/{name}", clip, methods=["GET", "DELETE"]),
+        Route("/api/projects/{project}/train", train, methods=["GET", "POST"]),
+        Route("/api/projects/{project}/listen", listen, methods=["POST"]),
+        Route("/api/projects/{project}/download/{what}", download),
+        Mount("/static", StaticFiles(directory=STATIC_DIR)),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(TokenGate)],
+                     exception_handlers={StudioError: refused, BrowserFftError: failed})  # fmt: skip
+
+
+def serve(workspace: "os.PathLike[str] | str", *, host: str = "127.0.0.1", port: int = 8765,
+          token: Optional[str] = None, limits: Limits = Limits(), ready=None) -> None:  # fmt: skip
+    """Run the studio until interrupted; prints its URL (with the token) first.
+
+    Args:
+      workspace: the folder of projects.
+      host: the address to bind: 127.0.0.1 unless told otherwise.
+      port: the port (0: any free one).
+      token: the token (default: a new random one).
+      limits: what one upload may hold.
+      ready: optional callable given the URL and the ``uvicorn.Server`` once the socket is bound
+        (tests stop it with ``server.should_exit = True``).
+    """
+    import socket
+
+    import uvicorn
+
+    token = token or secrets.token_urlsafe(24)
+    app = create_app(workspace, token=token, limits=limits)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}/?token={token}"
+    print(f"mm-browserfft studio: {url}\n  workspace {pathlib.Path(workspace).resolve()}", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    if ready is not None:
+        ready(url, server)
+    server.run(sockets=[sock])

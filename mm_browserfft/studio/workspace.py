@@ -1,0 +1,252 @@
+"""The studio's workspace: projects as ordinary folders of audio files.
+
+A workspace folder holds one folder per project::
+
+    <workspace>/<project>/data/<label>/<clip>.wav   the examples (train on them with the CLI too)
+    <workspace>/<project>/model/                    the last training's export and report
+
+Every name that comes from a request (project, label, file) is checked by
+:func:`safe_name`: no path separators, no ``..``, no leading dot, printable and
+short; a bad name is refused (:class:`StudioError`), never rewritten, so nothing is
+written outside the workspace. Uploaded audio is decoded before it is kept, a zip is
+read member by member under the same rules, and limits bound the size and count
+of what one request may add.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pathlib
+import re
+import shutil
+import tempfile
+import zipfile
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..audio import AUDIO_EXTENSIONS, load_audio
+from ..errors import InvalidInputError
+
+__all__ = ["StudioError", "Limits", "safe_name", "Workspace", "Project", "NOISE_LABEL", "UNKNOWN_LABEL"]
+
+NOISE_LABEL = "_background_noise_"
+"""The background class of a new project (the name the browser recogniser and Teachable Machine use)."""
+UNKNOWN_LABEL = "_unknown_"
+"""The class of other speech."""
+
+_NAME = re.compile(r"^[^\x00-\x1f/\\:*?\"<>|]{1,64}$")
+
+
+class StudioError(InvalidInputError):
+    """A request the studio refuses: a bad name, a file that is not audio, a limit passed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one upload request may add.
+
+    Attributes:
+      file_bytes: largest file (an audio file, or a zip as a whole).
+      files: most audio files (zip members included).
+      total_bytes: most bytes in all.
+    """
+
+    file_bytes: int = 50 * 1024 * 1024
+    files: int = 2000
+    total_bytes: int = 500 * 1024 * 1024
+
+
+def safe_name(name: str, *, what: str) -> str:
+    """``name`` if it can name one folder or file inside the workspace; else :class:`StudioError`.
+
+    Args:
+      name: a project, label or file name from a request.
+      what: what it names, for the message ("label", "file", ...).
+    """
+    if not isinstance(name, str) or not _NAME.match(name) or name.strip() != name or name.startswith(".") or (
+        name in ("", ".", "..")
+    ):
+        raise StudioError(f"refused {what} name {name!r}: use 1-64 printable characters, no '/', '\\', ':' or "
+                          "leading dot")  # fmt: skip
+    return name
+
+
+def _audio_name(name: str) -> str:
+    safe_name(name, what="file")
+    if pathlib.PurePath(name).suffix.lower() not in AUDIO_EXTENSIONS:
+        raise StudioError(f"refused file {name!r}: not an audio file ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+    return name
+
+
+class Project:
+    """One project: ``<root>/data/<label>/`` folders of clips and ``<root>/model/``.
+
+    Args:
+      root: the project's folder.
+    """
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.root = root
+        self.name = root.name
+        self.data_dir = root / "data"
+        self.model_dir = root / "model"
+
+    def labels(self) -> List[str]:
+        """The labels (sub-folders of ``data/``), sorted."""
+        return sorted(p.name for p in self.data_dir.iterdir() if p.is_dir()) if self.data_dir.is_dir() else []
+
+    def add_label(self, label: str) -> None:
+        """Make the folder of a new label."""
+        (self.data_dir / safe_name(label, what="label")).mkdir(parents=True, exist_ok=True)
+
+    def _label_dir(self, label: str) -> pathlib.Path:
+        folder = self.data_dir / safe_name(label, what="label")
+        if not folder.is_dir():
+            raise StudioError(f"project {self.name!r} has no label {label!r}")
+        return folder
+
+    def clips(self, label: str) -> List[str]:
+        """The audio files of one label, sorted."""
+        folder = self._label_dir(label)
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+    def clip_path(self, label: str, name: str) -> pathlib.Path:
+        """The path of an existing clip; :class:`StudioError` if there is none."""
+        path = self._label_dir(label) / _audio_name(name)
+        if not path.is_file():
+            raise StudioError(f"label {label!r} has no clip {name!r}")
+        return path
+
+    def delete_clip(self, label: str, name: str) -> None:
+        self.clip_path(label, name).unlink()
+
+    def add_clips(self, label: Optional[str], uploads: Sequence[Tuple[str, bytes]], *, limits: Limits) -> Dict:
+        """Keep uploaded audio files and zips of them; all or nothing.
+
+        Args:
+          label: where plain files go; a zip's members go by their folder (``<label>/<file>``,
+            any depth: the last folder names the label) or, without one, here too.
+          uploads: ``(file name, bytes)`` pairs.
+          limits: the request's :class:`Limits`.
+
+        Returns:
+          ``{"added": {label: count}}``.
+
+        Raises:
+          StudioError: a bad name, a file that does not decode (named), a limit passed.
+        """
+        files: List[Tuple[str, str, bytes]] = []  # (label, name, bytes)
+        total = 0
+        for name, content in uploads:
+            if len(content) > limits.file_bytes:
+                raise StudioError(f"refused {name!r}: {len(content)} bytes, over the {limits.file_bytes} allowed")
+            if name.lower().endswith(".zip"):
+                files += self._zip_members(name, content, label, limits=limits)
+            else:
+                if label is None:
+                    raise StudioError(f"{name!r}: no label to put it in")
+                files.append((label, _audio_name(name), content))
+            total += len(content)
+            if len(files) > limits.files or total > limits.total_bytes:
+                raise StudioError(f"refused: over {limits.files} files or {limits.total_bytes} bytes in one request")
+        for lab, name, content in files:
+            safe_name(lab, what="label")
+            _check_audio(name, content)
+        added: Dict[str, int] = {}
+        for lab, name, content in files:
+            folder = self.data_dir / lab
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_new(folder, name, content)
+            added[lab] = added.get(lab, 0) + 1
+        return {"added": added}
+
+    @staticmethod
+    def _zip_members(name: str, content: bytes, label: Optional[str], *, limits: Limits) -> List[Tuple[str, str, bytes]]:
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(content))
+        except zipfile.BadZipFile as exc:
+            raise StudioError(f"{name!r} is not a zip file: {exc}") from exc
+        out, total = [], 0
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            parts = pathlib.PurePosixPath(info.filename).parts
+            if any(p in ("..", "") or p.startswith("/") for p in parts) or info.filename.startswith("/"):
+                raise StudioError(f"refused zip member {info.filename!r} of {name!r}: it leaves its folder")
+            base = parts[-1]
+            if base.startswith(".") or "__MACOSX" in parts:
+                continue  # hidden files and macOS resource forks
+            if pathlib.PurePath(base).suffix.lower() not in AUDIO_EXTENSIONS:
+                continue
+            member_label = parts[-2] if len(parts) >= 2 else label
+            if member_label is None:
+                raise StudioError(f"zip member {info.filename!r} of {name!r} is in no label folder")
+            total += info.file_size
+            if info.file_size > limits.file_bytes or total > limits.total_bytes:
+                raise StudioError(f"refused {name!r}: it unpacks to more than {limits.total_bytes} bytes")
+            out.append((safe_name(member_label, what="label"), _audio_name(base), archive.read(info)))
+        return out
+
+
+def _check_audio(name: str, content: bytes) -> None:
+    """Decode ``content`` (named ``name``) or raise a :class:`StudioError` naming it."""
+    suffix = pathlib.PurePath(name).suffix
+    with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
+        handle.write(content)
+        handle.flush()
+        try:
+            waveform = load_audio(handle.name)
+        except InvalidInputError as exc:
+            raise StudioError(f"{name!r} is not audio the package reads: {exc}") from exc
+    if waveform.size == 0:
+        raise StudioError(f"{name!r} holds no samples")
+
+
+def _write_new(folder: pathlib.Path, name: str, content: bytes) -> pathlib.Path:
+    """Write ``content`` as ``folder/name`` (``name (2).ext``... if taken), atomically."""
+    stem, suffix = os.path.splitext(name)
+    path, n = folder / name, 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem} ({n}){suffix}"
+    tmp = folder / f".{path.name}.part"
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
+    return path
+
+
+class Workspace:
+    """The folder of every project.
+
+    Args:
+      root: the workspace folder (made if missing).
+    """
+
+    def __init__(self, root: "os.PathLike[str] | str") -> None:
+        self.root = pathlib.Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def projects(self) -> List[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def project(self, name: str) -> Project:
+        """An existing project; :class:`StudioError` if there is none."""
+        root = self.root / safe_name(name, what="project")
+        if not root.is_dir():
+            raise StudioError(f"no project {name!r}")
+        return Project(root)
+
+    def create_project(self, name: str, words: Sequence[str] = ()) -> Project:
+        """A new project with a folder per word, plus background noise and unknown speech."""
+        root = self.root / safe_name(name, what="project")
+        if root.exists():
+            raise StudioError(f"project {name!r} exists")
+        labels = [safe_name(w, what="label") for w in words]
+        project = Project(root)
+        for label in [*labels, NOISE_LABEL, UNKNOWN_LABEL]:
+            project.add_label(label)
+        return project
+
+    def delete_project(self, name: str) -> None:
+        shutil.rmtree(self.project(name).root)

@@ -1,0 +1,326 @@
+"""mm_browserfft.studio: the local web page, its server and its workspace, driven as a user would.
+
+The server is the real one (uvicorn on a free 127.0.0.1 port, in a thread); requests are
+plain HTTP, and the whole flow runs in real headless Chromium whose microphone plays
+real clips (``--use-file-for-fake-audio-capture``). Screenshots of each step go to
+``$MM_BROWSERFFT_ARTIFACTS/studio`` (else the test's temporary folder).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import pathlib
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import chromium
+from conftest import SPEECH_DIR, real_clips
+
+pytest.importorskip("starlette")
+from mm_browserfft.studio import Limits, Workspace, serve  # noqa: E402
+from mm_browserfft.studio.jobs import parse_epoch_line  # noqa: E402
+from mm_browserfft.studio.workspace import StudioError, safe_name  # noqa: E402
+
+WORDS = ("yes", "no", "up")
+
+
+class Studio:
+    """A running studio: ``request(method, path, ...)`` with or without its token."""
+
+    def __init__(self, workspace: pathlib.Path, *, limits: Limits = Limits()) -> None:
+        self.workspace, self.token = workspace, uuid.uuid4().hex
+        started = threading.Event()
+
+        def ready(url, server):
+            self.url, self.server = url, server
+            started.set()
+
+        self.thread = threading.Thread(target=serve, args=(workspace,),
+                                       kwargs={"port": 0, "token": self.token, "limits": limits, "ready": ready},
+                                       daemon=True)  # fmt: skip
+        self.thread.start()
+        assert started.wait(30)
+        self.base = self.url.split("/?")[0]
+        for _ in range(100):  # until uvicorn answers
+            try:
+                self.request("GET", "/api/projects")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+
+    def request(self, method: str, path: str, *, body: bytes = None, headers=None, token=True):
+        """``(status, parsed JSON or bytes)``."""
+        headers = dict(headers or {})
+        if token is True:
+            headers["X-Studio-Token"] = self.token
+        elif token:
+            headers["X-Studio-Token"] = token
+        req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as response:
+                status, data, kind = response.status, response.read(), response.headers.get("content-type", "")
+        except urllib.error.HTTPError as exc:
+            status, data, kind = exc.code, exc.read(), exc.headers.get("content-type", "")
+        return status, (json.loads(data) if "json" in kind else data)
+
+    def post_json(self, path: str, value) -> tuple:
+        return self.request("POST", path, body=json.dumps(value).encode(), headers={"Content-Type": "application/json"})
+
+    def upload(self, path: str, files) -> tuple:
+        """Multipart POST of ``[(field file name, bytes)]`` as ``files``."""
+        boundary = uuid.uuid4().hex
+        parts = []
+        for name, content in files:
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                         f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")  # fmt: skip
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        return self.request("POST", path, body=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def studio(tmp_path):
+    running = Studio(tmp_path / "workspace", limits=Limits(file_bytes=2_000_000, files=50, total_bytes=5_000_000))
+    yield running
+    running.stop()
+
+
+def _wav_bytes(seconds: float = 0.5, rate: int = 44100) -> bytes:
+    buffer = io.BytesIO()
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(buffer, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_requests_without_the_token_are_refused(studio):
+    for path in ("/", "/api/projects", "/static/studio.js", "/api/projects/x/download/tflite"):
+        assert studio.request("GET", path, token=None)[0] == 403
+        assert studio.request("GET", path, token="not-the-token")[0] == 403
+    assert studio.request("GET", "/api/projects")[0] == 200
+    status, page = studio.request("GET", f"/?token={studio.token}", token=None)
+    assert status == 200 and b"mm-browserfft" in page
+    status, body = studio.post_json("/api/projects", {"name": "p", "words": ["yes"]})
+    assert status == 201
+    assert studio.request("POST", "/api/projects", token=None)[0] == 403
+    assert studio.workspace.joinpath("p").is_dir()
+
+
+def test_a_path_traversal_upload_name_is_refused_and_nothing_is_written_outside(studio, tmp_path):
+    assert studio.post_json("/api/projects", {"name": "p", "words": ["yes"]})[0] == 201
+    for name in ("../../evil.wav", "..\\evil.wav", "/tmp/evil.wav", ".hidden.wav"):
+        status, body = studio.upload("/api/projects/p/clips?label=yes", [(name, _wav_bytes())])
+        assert status == 400 and "refused file name" in body["error"], (name, body)
+    status, body = studio.upload("/api/projects/p/clips?label=..", [("ok.wav", _wav_bytes())])
+    assert status == 400 and "refused label name" in body["error"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("yes/good.wav", _wav_bytes())
+        z.writestr("../../evil.wav", _wav_bytes())
+    status, body = studio.upload("/api/projects/p/clips", [("words.zip", archive.getvalue())])
+    assert status == 400 and "leaves its folder" in body["error"]
+    assert studio.post_json("/api/projects", {"name": "../outside", "words": []})[0] == 400
+    assert studio.request("GET", "/api/projects/..%2F..%2Fetc/download/tflite")[0] in (400, 404)
+    assert not list(tmp_path.rglob("evil.wav")) and not (tmp_path / "outside").exists()
+    assert sum(1 for _ in (studio.workspace / "p" / "data" / "yes").iterdir()) == 0  # all or nothing: good.wav not kept
+
+
+def test_uploads_are_validated_limited_and_kept_as_ordinary_audio_folders(studio):
+    assert studio.post_json("/api/projects", {"name": "p", "words": ["yes", "no"]})[0] == 201
+    status, body = studio.upload("/api/projects/p/clips?label=yes", [("note.wav", b"not audio at all")])
+    assert status == 400 and "'note.wav' is not audio" in body["error"]
+    assert studio.upload("/api/projects/p/clips?label=yes", [("big.wav", b"\0" * 2_100_000)])[0] == 400
+    assert studio.upload("/api/projects/p/clips?label=yes", [(f"{i}.wav", _wav_bytes(0.1)) for i in range(51)])[0] == 400
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("clips/no/a.wav", _wav_bytes(rate=48000))
+        z.writestr("clips/yes/b.wav", _wav_bytes(rate=44100))
+        z.writestr("clips/.DS_Store", b"junk")
+    status, body = studio.upload("/api/projects/p/clips", [("words.zip", archive.getvalue()), ("c.wav", _wav_bytes())])
+    assert status == 400  # c.wav has no label when the request names none
+    status, body = studio.upload("/api/projects/p/clips?label=yes", [("words.zip", archive.getvalue()), ("c.wav", _wav_bytes())])
+    assert status == 201 and body["added"] == {"no": 1, "yes": 2}
+    data = studio.workspace / "p" / "data"
+    assert sorted(p.name for p in (data / "yes").iterdir()) == ["b.wav", "c.wav"]
+    assert sf.info(data / "no" / "a.wav").samplerate == 48000
+    status, again = studio.upload("/api/projects/p/clips?label=yes", [("c.wav", _wav_bytes())])
+    assert status == 201 and "c (2).wav" in again["project"]["labels"][-1]["clips"]  # never overwritten
+    assert studio.request("DELETE", "/api/projects/p/clips/yes/c.wav")[0] == 200
+    assert not (data / "yes" / "c.wav").exists()
+    status, body = studio.post_json("/api/projects/p/train", {"epochs": 0})
+    assert status == 400 and "epochs" in body["error"]
+
+
+def test_names_are_checked_not_rewritten(tmp_path):
+    for good in ("yes", "Hey Siri", "_background_noise_", "日本"):
+        assert safe_name(good, what="label") == good
+    for bad in ("", ".", "..", "a/b", "a\\b", ".git", " padded", "x" * 65, "a:b", "tab\there"):
+        with pytest.raises(StudioError):
+            safe_name(bad, what="label")
+    with pytest.raises(StudioError, match="exists"):
+        ws = Workspace(tmp_path / "ws")
+        ws.create_project("a", ["yes"])
+        ws.create_project("a", ["yes"])
+
+
+def test_epoch_lines_of_the_command_line_are_parsed_as_progress():
+    assert parse_epoch_line("epoch 3/10 - 0.4s - acc 0.9355 - loss 0.4621\n") == {
+        "epoch": 3, "epochs": 10, "acc": 0.9355, "loss": 0.4621}  # fmt: skip
+    assert parse_epoch_line("decoding audio: 100%") is None
+
+
+# ---------------------------------------------------------------------------------------------- the page
+
+
+def _artifacts(tmp_path) -> pathlib.Path:
+    root = os.environ.get("MM_BROWSERFFT_ARTIFACTS")
+    folder = pathlib.Path(root) / "studio" if root else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _microphone(path: pathlib.Path, clip: pathlib.Path, *, rate: int, gap_s: float) -> pathlib.Path:
+    """A fake microphone file: ``clip`` then ``gap_s`` of its own quietest part, at ``rate`` (Chromium loops it)."""
+    from mm_browserfft.audio import load_audio, resample
+
+    x = resample(load_audio(clip), 44100, rate)
+    quiet = np.zeros(int(gap_s * rate), np.float32)
+    sf.write(path, np.concatenate([x, quiet]), rate, subtype="PCM_16")
+    return path
+
+
+def _page(url: str, microphone: pathlib.Path):
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={microphone}", "--autoplay-policy=no-user-gesture-required",
+             "--window-size=1280,2200")  # fmt: skip
+    return chromium.driver(extra_flags=flags, script_timeout_s=300)
+
+
+def _wait(browser, condition, timeout: float = 120, what: str = ""):
+    start = time.time()
+    while time.time() - start < timeout:
+        value = browser.execute_script(condition)
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+def _clip_count(browser, label: str) -> int:
+    return browser.execute_script(
+        f"const c = document.querySelector('[data-label=\"{label}\"] .count'); return c ? Number(c.textContent) : -1;")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(bool(chromium.missing()), reason=chromium.missing() or "browser present")
+def test_record_train_listen_and_download_in_the_browser(tmp_path):
+    from selenium.webdriver.common.by import By
+
+    shots = _artifacts(tmp_path)
+    studio = Studio(tmp_path / "workspace")
+    try:
+        words = {w: sorted((SPEECH_DIR / w).glob("*.flac")) for w in WORDS}
+        # Record: one browser per microphone file (Chromium's fake microphone is fixed per launch).
+        mics = {w: _microphone(tmp_path / f"mic_{w}.wav", words[w][-1], rate=48000 if w == "no" else 44100, gap_s=0.0)
+                for w in WORDS}  # fmt: skip
+        noise = sorted((SPEECH_DIR / "_silence_").glob("*.flac"))
+        mics["_background_noise_"] = _microphone(tmp_path / "mic_noise.wav", noise[0], rate=44100, gap_s=0.0)
+        rates = set()
+        for i, (label, mic) in enumerate(mics.items()):
+            with _page(studio.url, mic) as browser:
+                browser.get(studio.url + ("&rate=48000" if label == "no" else ""))  # a 48 kHz audio context
+                if i == 0:
+                    browser.find_element(By.ID, "new-project-name").send_keys("three words")
+                    browser.find_element(By.ID, "new-project-words").send_keys(", ".join(WORDS))
+                    browser.save_screenshot(str(shots / "01-new-project.png"))
+                    browser.find_element(By.ID, "create-project").click()
+                _wait(browser, f"return document.querySelector('[data-label=\"{label}\"]') !== null", what="labels")
+                takes = 1 if label == "_background_noise_" else 3
+                for n in range(takes):
+                    browser.find_element(By.CSS_SELECTOR, f'[data-label="{label}"] .record').click()
+                    _wait(browser, f"return document.querySelector('[data-label=\"{label}\"] .count').textContent == '{n + 1}'",
+                          what=f"recording {n + 1} of {label}")  # fmt: skip
+                rates.add(browser.execute_script("return mic.context.sampleRate"))
+                if label == "_background_noise_":
+                    browser.save_screenshot(str(shots / "02-recorded.png"))
+        data = studio.workspace / "three words" / "data"
+        recorded = {label: sorted((data / label).iterdir()) for label in mics}
+        assert {label: len(files) for label, files in recorded.items()} == {"yes": 3, "no": 3, "up": 3, "_background_noise_": 1}
+        assert rates == {44100, 48000}
+        for label, files in recorded.items():
+            info = sf.info(files[0])
+            assert info.samplerate == (48000 if label == "no" else 44100) and info.frames >= (4 if label == "_background_noise_" else 0.9) * info.samplerate
+            assert np.abs(sf.read(files[0])[0]).max() > 0.01  # the microphone's audio, not silence
+        # Upload more examples (a zip of label folders) and train, in one more browser.
+        archive = tmp_path / "more.zip"
+        with zipfile.ZipFile(archive, "w") as z:
+            for w in WORDS:
+                for clip in words[w][:24]:
+                    z.write(clip, f"more/{w}/{clip.name}")
+            for clip in noise[1:25]:
+                z.write(clip, f"more/_background_noise_/{clip.name}")
+            for clip in real_clips("_unknown_", 24):
+                z.write(clip, f"more/_unknown_/{clip.name}")
+        listen_clip = words["yes"][30]
+        with _page(studio.url, _microphone(tmp_path / "mic_live.wav", listen_clip, rate=44100, gap_s=1.5)) as browser:
+            browser.get(studio.url)
+            _wait(browser, "return document.querySelector('[data-label=\"yes\"]') !== null", what="the project")
+            browser.find_element(By.ID, "upload-any").send_keys(str(archive))
+            _wait(browser, "return document.querySelector('[data-label=\"yes\"] .count').textContent == '27'", what="upload")
+            assert _clip_count(browser, "_unknown_") == 24 and _clip_count(browser, "_background_noise_") == 25
+            browser.save_screenshot(str(shots / "03-uploaded.png"))
+            epochs = browser.find_element(By.ID, "epochs")
+            epochs.clear()
+            epochs.send_keys("25")
+            browser.find_element(By.ID, "train").click()
+            _wait(browser, "return document.getElementById('train-state').textContent.startsWith('epoch')", timeout=300,
+                  what="the first epoch")  # fmt: skip
+            browser.save_screenshot(str(shots / "04-training.png"))
+            _wait(browser, "return document.getElementById('results').hidden === false", timeout=600, what="training")
+            accuracy = browser.find_element(By.ID, "accuracy").text
+            assert accuracy.endswith("%") and float(accuracy.rstrip(" %")) > 60, accuracy  # 5 classes: chance 20 %
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#confusion tr")) == 6
+            assert browser.find_elements(By.CSS_SELECTOR, "#worst li .play")
+            browser.execute_script("window.scrollTo(0, 0)")
+            browser.save_screenshot(str(shots / "05-trained.png"))
+            # Try it live: the microphone says "yes" (a clip no training saw) every 2.5 s.
+            threshold = browser.find_element(By.ID, "threshold")
+            browser.execute_script("arguments[0].value = 0.7; arguments[0].dispatchEvent(new Event('input'))", threshold)
+            browser.find_element(By.ID, "live-start").click()
+            _wait(browser, "return document.querySelectorAll('#detections li').length >= 2", timeout=60, what="detections")
+            browser.find_element(By.ID, "live-stop").click()
+            heard = [li.text.split(" · ")[0] for li in browser.find_elements(By.CSS_SELECTOR, "#detections li")]
+            browser.execute_script("document.getElementById('detections').scrollIntoView()")
+            browser.save_screenshot(str(shots / "06-listening.png"))
+            assert heard.count("yes") >= 0.5 * len(heard), heard
+            # Download the .tflite from the page's own link.
+            href = browser.find_element(By.ID, "download-tflite").get_attribute("href")
+            encoded = browser.execute_async_script("""
+                const done = arguments[arguments.length - 1];
+                fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => {
+                  let s = ""; new Uint8Array(b).forEach(c => s += String.fromCharCode(c)); done(btoa(s)); });""", href)
+            browser.save_screenshot(str(shots / "07-download.png"))
+        tflite = tmp_path / "downloaded.tflite"
+        tflite.write_bytes(base64.b64decode(encoded))
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(tflite))
+        interpreter.allocate_tensors()
+        assert tuple(interpreter.get_output_details()[0]["shape"]) == (1, 5)
+        print("studio: rates", rates, "accuracy", accuracy, "heard", heard, "screenshots in", shots)
+    finally:
+        studio.stop()
