@@ -471,9 +471,11 @@ class AudioClassifier:
         """``(float16 [k, d], int32 [k])``: embeddings of partial-word windows taught as the negative class, or None.
 
         A share ``spec.partial_word_negatives`` of the files of each word (chosen by a
-        seeded draw per file path) gives one window (:func:`mm_browserfft.augment.partial_word`
-        of its first window), filled with a window of the background class's files
-        (up to 64 of them, or silence without any). Cached like the loader's embeddings.
+        seeded draw per file path), but no more windows than the largest class holds (so the
+        negative class does not swamp the words of a large data set), gives one window
+        (:func:`mm_browserfft.augment.partial_word` of its first window), filled with a window
+        of the background class's files (up to 64 of them, or silence without any). Cached
+        like the loader's embeddings.
         """
         import zlib
 
@@ -492,8 +494,12 @@ class AudioClassifier:
         counts = data.clips_per_file()
         files = [(i, path, data.index_to_label.index(label)) for i, ((path, label), count) in
                  enumerate(zip(data.files, counts)) if count]  # fmt: skip
-        chosen = [(i, path) for i, path, label in files if label != negative and label not in noise
-                  and np.random.default_rng([seed, zlib.crc32(path.encode("utf-8", "surrogatepass"))]).random() < share]
+        draws = {i: np.random.default_rng([seed, zlib.crc32(path.encode("utf-8", "surrogatepass"))]).random()
+                 for i, path, label in files if label != negative and label not in noise}  # fmt: skip
+        per_class = np.bincount([label for _, _, label in files], weights=[counts[i] for i, _, _ in files])
+        cap = int(per_class.max()) if len(per_class) else 0  # no more than the largest class holds
+        picked = sorted((i for i, r in draws.items() if r < share), key=lambda i: (draws[i], i))[:cap]
+        chosen = [(i, data.files[i][0]) for i in sorted(picked)]
         if not chosen:
             return None
         fill_files = {i for i, _, label in files if label in noise}

@@ -108,8 +108,9 @@ class BrowserFftSpec:
       partial_word_negatives: share of the training clips of each word that also give a
         window holding only the word's start or end (:func:`mm_browserfft.augment.partial_word`,
         filled with the data's background class), taught as the data's negative class
-        (``_unknown_``, else the background class): a listener's windows sliding onto
-        or off a word then stop firing as other words. Head-only training; 0 disables it.
+        (``_unknown_``, else the background class), no more of them than the largest class
+        has windows: a listener's windows sliding onto or off a word then stop firing as
+        other words. Head-only training; 0 disables it.
       seed: seeds the training noise and augmentation; ``None`` draws fresh randomness.
     """
 

@@ -34,12 +34,7 @@ def bundled_samples_dir() -> str:
 
 @dataclasses.dataclass
 class TrainingOptions:
-    """Everything ``mm-browserfft train`` can set; defaults are Model Maker's, but for ``partial_word_negatives``.
-
-    ``partial_word_negatives`` is 0.5 here (0 in :class:`~mm_browserfft.spec.BrowserFftSpec`):
-    the command line calibrates a model for listening, and these negatives halve its false
-    accepts at the same false rejects (``benchmarks/bench_listen.py``).
-    """
+    """Everything ``mm-browserfft train`` can set; defaults are Model Maker's."""
 
     epochs: int = 5
     batch_size: int = 32
@@ -54,7 +49,7 @@ class TrainingOptions:
     background_noise: Optional[pathlib.Path] = None
     time_shift: float = 0.0
     spec_augment: bool = False
-    partial_word_negatives: float = 0.5
+    partial_word_negatives: float = 0.0
     base_model: str = "bundled"
     pad_short_clips: bool = False
     skip_bad_files: bool = False

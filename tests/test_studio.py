@@ -167,7 +167,7 @@ def test_uploads_are_validated_limited_and_kept_as_ordinary_audio_folders(studio
 def test_names_are_checked_not_rewritten(tmp_path):
     for good in ("yes", "Hey Siri", "_background_noise_", "日本"):
         assert safe_name(good, what="label") == good
-    for bad in ("", ".", "..", "a/b", "a\\b", ".git", " padded", "x" * 65, "a:b", "tab\there"):
+    for bad in ("", ".", "..", "a/b", "a\\b", ".git", " padded", "x" * 65, "a:b", "tab\there", "yes,no"):
         with pytest.raises(StudioError):
             safe_name(bad, what="label")
     with pytest.raises(StudioError, match="exists"):

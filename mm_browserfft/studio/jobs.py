@@ -41,6 +41,7 @@ class TrainingJob:
       export_dir: where the model, its JSON and the report go (replaced when it succeeds).
       epochs: passes over the data.
       train_whole_model: train the base too.
+      partial_word_negatives: share of word clips that also teach a fragment as a negative (0: none).
       labels: the labels to train on (those with clips).
 
     Attributes:
@@ -50,7 +51,7 @@ class TrainingJob:
     """
 
     def __init__(self, data_dir: pathlib.Path, export_dir: pathlib.Path, *, epochs: int, train_whole_model: bool,
-                 labels: List[str]) -> None:  # fmt: skip
+                 partial_word_negatives: float, labels: List[str]) -> None:  # fmt: skip
         self.data_dir, self.export_dir = data_dir, export_dir
         self.total_epochs = epochs
         self.state = "running"
@@ -60,6 +61,7 @@ class TrainingJob:
             sys.executable, "-m", "mm_browserfft", "train", os.fspath(data_dir), "--export", os.fspath(export_dir),
             "--epochs", str(epochs), "--batch-size", "16", "--validation-split", "0", "--test-split", "0.2",
             "--categories", ",".join(labels), "--tfjs", "--seed", "0",
+            "--partial-word-negatives", str(partial_word_negatives),
         ] + (["--train-whole-model"] if train_whole_model else [])  # fmt: skip
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

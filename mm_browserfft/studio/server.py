@@ -66,7 +66,7 @@ class _Studio:
             "training": job.status() if job is not None else None,
         }
 
-    def train(self, name: str, *, epochs: int, whole_model: bool) -> Dict:
+    def train(self, name: str, *, epochs: int, whole_model: bool, for_listening: bool) -> Dict:
         project = self.workspace.project(name)
         with self.lock:
             job = self.jobs.get(name)
@@ -79,7 +79,7 @@ class _Studio:
                 raise StudioError(f"epochs must be in 1..500, got {epochs}")
             self.listeners = {k: v for k, v in self.listeners.items() if not k.startswith(f"{name}\0")}
             job = TrainingJob(project.data_dir, project.model_dir, epochs=epochs, train_whole_model=whole_model,
-                              labels=labels)  # fmt: skip
+                              partial_word_negatives=0.5 if for_listening else 0.0, labels=labels)  # fmt: skip
             self.jobs[name] = job
         return job.status()
 
@@ -196,7 +196,8 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
         if request.method == "POST":
             body = await body_json(request)
             return JSONResponse(studio.train(name, epochs=int(body.get("epochs", 30)),
-                                             whole_model=bool(body.get("whole_model", False))), status_code=202)  # fmt: skip
+                                             whole_model=bool(body.get("whole_model", False)),
+                                             for_listening=bool(body.get("for_listening", True))), status_code=202)  # fmt: skip
         job = studio.jobs.get(name)
         return JSONResponse(job.status() if job is not None else {"state": "none"})
 

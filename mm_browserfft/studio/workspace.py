@@ -69,6 +69,8 @@ def safe_name(name: str, *, what: str) -> str:
     ):
         raise StudioError(f"refused {what} name {name!r}: use 1-64 printable characters, no '/', '\\', ':' or "
                           "leading dot")  # fmt: skip
+    if what == "label" and "," in name:
+        raise StudioError(f"refused label name {name!r}: no ',' (labels are listed comma-separated to train)")
     return name
 
 

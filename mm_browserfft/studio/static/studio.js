@@ -212,7 +212,8 @@ async function train(event) {
   try {
     const status = await api(projectPath("/train"), {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ epochs: Number($("epochs").value), whole_model: $("whole-model").checked }),
+      body: JSON.stringify({ epochs: Number($("epochs").value), whole_model: $("whole-model").checked,
+                             for_listening: $("for-listening").checked }),
     });
     say("");
     showTraining(status);
