@@ -31,6 +31,7 @@ import inspect
 import json
 import logging
 import os
+import pathlib
 import shutil
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -471,7 +472,7 @@ class AudioClassifier:
         """``(float16 [k, d], int32 [k])``: embeddings of partial-word windows taught as the negative class, or None.
 
         A share ``spec.partial_word_negatives`` of the files of each word (chosen by a
-        seeded draw per file path), but no more windows than the largest class holds (so the
+        seeded draw per label folder and file name), but no more windows than the largest class holds (so the
         negative class does not swamp the words of a large data set), gives one window
         (:func:`mm_browserfft.augment.partial_word` of its first window), filled with a window
         of the background class's files (up to 64 of them, or silence without any). Cached
@@ -494,7 +495,10 @@ class AudioClassifier:
         counts = data.clips_per_file()
         files = [(i, path, data.index_to_label.index(label)) for i, ((path, label), count) in
                  enumerate(zip(data.files, counts)) if count]  # fmt: skip
-        draws = {i: np.random.default_rng([seed, zlib.crc32(path.encode("utf-8", "surrogatepass"))]).random()
+        def key(path: str) -> int:  # the label folder and file name: the same draw wherever the data set lies
+            return zlib.crc32("/".join(pathlib.PurePath(path).parts[-2:]).encode("utf-8", "surrogatepass"))
+
+        draws = {i: np.random.default_rng([seed, key(path)]).random()
                  for i, path, label in files if label != negative and label not in noise}  # fmt: skip
         per_class = np.bincount([label for _, _, label in files], weights=[counts[i] for i, _, _ in files])
         cap = int(per_class.max()) if len(per_class) else 0  # no more than the largest class holds
@@ -537,7 +541,7 @@ class AudioClassifier:
             if not len(windows) or index not in row_of:
                 continue
             path = chosen[row_of[index]][1]
-            rng = np.random.default_rng([seed, zlib.crc32(path.encode("utf-8", "surrogatepass")), 1])
+            rng = np.random.default_rng([seed, key(path), 1])
             fill = fills[int(rng.integers(len(fills)))] if fills else np.zeros(spec.EXPECTED_WAVEFORM_LENGTH, np.float32)
             pending.append((row_of[index], augment.partial_word(windows[0], fill, rng)))
             todo.discard(index)

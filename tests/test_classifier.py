@@ -327,3 +327,15 @@ def test_partial_word_negatives_fall_back_to_the_background_class_and_need_a_neg
     assert classifier._partial_word_rows(spec.embedding_model(classifier.model), words_only, context=None) is None
     with pytest.raises(InvalidInputError, match="partial_word_negatives"):
         BrowserFftSpec(base_model=str(random_base_dir), partial_word_negatives=1.5)
+
+
+def test_partial_word_negatives_are_the_same_wherever_the_data_lies(random_base_dir, tmp_path):
+    rows = []
+    for where in ("one", "elsewhere/two"):
+        spec = BrowserFftSpec(base_model=str(random_base_dir), partial_word_negatives=0.5, seed=0)  # fresh noise
+        data = DataLoader.from_folder(spec, _speech_folder(tmp_path / where, ("yes", "_unknown_", "_silence_"), 8), seed=0)
+        classifier = AudioClassifier(spec, data.index_to_label)
+        classifier.create_model()
+        rows.append(classifier._partial_word_rows(spec.embedding_model(classifier.model), data, context=None))
+    assert len(rows[0][1]) > 0
+    np.testing.assert_array_equal(rows[0][0], rows[1][0])
