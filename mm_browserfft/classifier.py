@@ -61,33 +61,19 @@ def _keras():
     return tf.keras
 
 
-def _groups(per_file, size: int = _EMBED_BATCH) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-    """Regroup ``(file_index, label, windows [k, 44032])`` per file into ``(windows [~size, 44032], labels)``."""
-    windows, labels, count = [], [], 0
-    for _, label, chunk in per_file:
-        windows.append(chunk)
-        labels.append(np.full(len(chunk), label, np.int32))
-        count += len(chunk)
-        if count >= size:
-            yield np.concatenate(windows), np.concatenate(labels)
-            windows, labels, count = [], [], 0
-    if count:
-        yield np.concatenate(windows), np.concatenate(labels)
-
-
-def _file_groups(per_file, size: int = _EMBED_BATCH) -> Iterator[Tuple[List[Tuple[int, int]], np.ndarray]]:
-    """Regroup ``(file_index, label, windows [k, 44032])`` into ``([(file_index, k), ...], windows [~size, 44032])``.
+def _file_groups(per_file, size: int = _EMBED_BATCH) -> Iterator[Tuple[List[Tuple[int, int, int]], np.ndarray]]:
+    """Regroup ``(file_index, label, windows [k, 44032])`` into ``([(file_index, label, k), ...], windows [~size, 44032])``.
 
     A long file's consecutive pieces (same index) become one entry.
     """
-    owners: List[Tuple[int, int]] = []
+    owners: List[Tuple[int, int, int]] = []
     windows: List[np.ndarray] = []
     count = 0
-    for index, _, chunk in per_file:
+    for index, label, chunk in per_file:
         if owners and owners[-1][0] == index:
-            owners[-1] = (index, owners[-1][1] + len(chunk))
+            owners[-1] = (index, label, owners[-1][2] + len(chunk))
         else:
-            owners.append((index, len(chunk)))
+            owners.append((index, label, len(chunk)))
         windows.append(chunk)
         count += len(chunk)
         if count >= size:
@@ -95,6 +81,12 @@ def _file_groups(per_file, size: int = _EMBED_BATCH) -> Iterator[Tuple[List[Tupl
             owners, windows, count = [], [], 0
     if owners:
         yield owners, np.concatenate(windows)
+
+
+def _groups(per_file, size: int = _EMBED_BATCH) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """Regroup ``(file_index, label, windows [k, 44032])`` per file into ``(windows [~size, 44032], labels int32)``."""
+    for owners, windows in _file_groups(per_file, size):
+        yield windows, np.repeat(np.array([label for _, label, _ in owners], np.int32), [k for _, _, k in owners])
 
 
 def _checkpoint(model, path: str):
@@ -194,9 +186,9 @@ def _backup_and_restore(folder: str, run: Dict[str, Any], strategy: Any):
                           stacklevel=3)  # fmt: skip
             shutil.rmtree(backup)
         os.makedirs(backup, exist_ok=True)
-        from .export import write_tflite_atomically
+        from .export import write_files_atomically
 
-        write_tflite_atomically(json.dumps(run).encode("utf-8"), os.path.join(backup, _RUN_FILE))
+        write_files_atomically({os.path.join(backup, _RUN_FILE): json.dumps(run).encode("utf-8")})
     if distributed.is_multi_worker(strategy):
         return distributed.ClusterBackup(backup, strategy=strategy)
     options = {}
@@ -415,7 +407,7 @@ class AudioClassifier:
             for owners, windows in _file_groups(data.iter_waveforms(exclude=hits)):
                 embedded = self._embed(embedder, windows, is_training=is_training).astype(np.float16)
                 start = 0
-                for index, count in owners:
+                for index, _, count in owners:
                     rows = embedded[start : start + count]
                     start += count
                     fill = offsets[index] + np.arange(count)
@@ -746,10 +738,10 @@ class AudioClassifier:
                     model, os.path.join(export_dir, tflite_filename), index_to_label=self.index_to_label, **options
                 )
             elif fmt == ExportFormat.LABEL:
-                from .export import write_tflite_atomically
+                from .export import write_files_atomically
 
                 labels = "\n".join(self.index_to_label).encode("utf-8")
-                write_tflite_atomically(labels, os.path.join(export_dir, label_filename))
+                write_files_atomically({os.path.join(export_dir, label_filename): labels})
             elif fmt == ExportFormat.SAVED_MODEL:
                 from .export import save_saved_model
 

@@ -378,7 +378,7 @@ def write_listening_section(model_path: "os.PathLike[str] | str", section: dict)
     The sidecar's other keys (Model Maker's metadata JSON) are kept; a missing sidecar is created.
     """
     from .errors import ModelFormatError
-    from .export import write_tflite_atomically
+    from .export import write_files_atomically
 
     ListeningOptions.from_dict(section["options"])  # refuse to write what cannot be read back
     path = sidecar_path(model_path)
@@ -389,5 +389,5 @@ def write_listening_section(model_path: "os.PathLike[str] | str", section: dict)
         except ValueError as exc:
             raise ModelFormatError(f"not JSON ({exc})", path=path) from None
     content["listening"] = section
-    write_tflite_atomically((json.dumps(content, indent=2) + "\n").encode("utf-8"), path)
+    write_files_atomically({path: (json.dumps(content, indent=2) + "\n").encode("utf-8")})
     return path

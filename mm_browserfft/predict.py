@@ -8,6 +8,7 @@ longer than one window, :func:`stream_predictions` slides a window over the file
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import pathlib
@@ -143,12 +144,15 @@ def as_predictor(model, *, labels: Optional[Sequence[str]] = None) -> Predictor:
       model: a Predictor (returned as is); the path of a ``.tflite`` or SavedModel
         (:func:`load_predictor`); an :class:`~mm_browserfft.classifier.AudioClassifier`
         (its serving model and labels); or a Keras serving model (give ``labels``).
-      labels: class names, overriding the model's (required for a bare Keras model).
+      labels: class names, overriding the model's (required for a bare Keras model); a
+        Predictor given with ``labels`` is copied, not changed.
     """
     if isinstance(model, Predictor):
-        if labels is not None:
-            model.labels = list(labels)
-        return model
+        if labels is None:
+            return model
+        relabelled = copy.copy(model)  # the caller's predictor keeps its own labels
+        relabelled.labels = list(labels)
+        return relabelled
     if isinstance(model, (str, os.PathLike)):
         predictor = load_predictor(model)
         if labels is not None:

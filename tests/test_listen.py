@@ -213,3 +213,13 @@ def test_listen_cli_uses_the_models_calibrated_settings_unless_told(cli_trained,
         assert run_cli("listen", model, spoken_file, *bad)[0] == 2
     code, _, stderr = run_cli("listen", model, spoken_file.with_name("missing.wav"))
     assert code == 2 and "missing.wav" in stderr
+
+
+def test_relabelling_a_predictor_leaves_the_callers_predictor_alone(model):
+    from mm_browserfft.predict import as_predictor
+
+    mine = TFLitePredictor(model)
+    before = list(mine.labels)
+    renamed = as_predictor(mine, labels=[f"class {i}" for i in range(len(before))])
+    assert renamed.labels == [f"class {i}" for i in range(len(before))]
+    assert mine.labels == before and as_predictor(mine) is mine
