@@ -14,6 +14,7 @@ from conftest import SPEECH_DIR, WORDS
 from mm_browserfft import audio_classifier, config, tfjs
 from mm_browserfft.audio_classifier import AudioClassifier, BrowserFftSpec, DataLoader
 from mm_browserfft.base import bundled_base_dir
+from mm_browserfft.classifier import embeddings
 from mm_browserfft.errors import DatasetError, InvalidInputError
 from mm_browserfft.export import run_tflite
 from mm_browserfft.metadata import read_associated_files
@@ -299,14 +300,14 @@ def test_partial_word_negatives_teach_fragments_of_the_words_as_unknown(random_b
     root = _speech_folder(tmp_path / "data", ("yes", "no", "_unknown_", "_silence_"), 10)
     spec = BrowserFftSpec(base_model=str(random_base_dir), partial_word_negatives=0.5, seed=0)
     data = DataLoader.from_folder(spec, root, seed=0)
-    classifier = AudioClassifier(spec, data.index_to_label, embedding_cache=tmp_path / "cache")
+    classifier = AudioClassifier(spec, data.index_to_label)
     classifier.create_model()
     embedder = spec.embedding_model(classifier.model)
-    context = classifier._embedding_context(embedder)
-    x, labels = classifier._partial_word_rows(embedder, data, context=context)
+    cache = dict(cache_dir=str(tmp_path / "cache"), context=embeddings.embedding_context(spec, embedder))
+    x, labels = embeddings.partial_word_rows(spec, embedder, data, data.index_to_label, **cache)
     assert 4 <= len(labels) <= 16 and set(labels) == {data.index_to_label.index("_unknown_")}  # ~half of 20 word clips
     assert x.dtype == np.float16 and x.shape == (len(labels), embedder.output_shape[-1]) and np.isfinite(x).all()
-    again, _ = classifier._partial_word_rows(embedder, data, context=context)  # from the cache: the same rows
+    again, _ = embeddings.partial_word_rows(spec, embedder, data, data.index_to_label, **cache)  # from the cache
     np.testing.assert_array_equal(again, x)
     with caplog.at_level("INFO", logger="mm_browserfft"):
         model = audio_classifier.create(data, spec, batch_size=8, epochs=2, model_dir=str(tmp_path / "m"))
@@ -319,12 +320,14 @@ def test_partial_word_negatives_fall_back_to_the_background_class_and_need_a_neg
     with_noise = DataLoader.from_folder(spec, _speech_folder(tmp_path / "a", ("yes", "_silence_"), 6), seed=0)
     classifier = AudioClassifier(spec, with_noise.index_to_label)
     classifier.create_model()
-    _, labels = classifier._partial_word_rows(spec.embedding_model(classifier.model), with_noise, context=None)
+    _, labels = embeddings.partial_word_rows(spec, spec.embedding_model(classifier.model), with_noise,
+                                             with_noise.index_to_label)  # fmt: skip
     assert len(labels) == 6 and set(labels) == {with_noise.index_to_label.index("_silence_")}
     words_only = DataLoader.from_folder(spec, _speech_folder(tmp_path / "b", ("yes", "no"), 6), seed=0)
     classifier = AudioClassifier(spec, words_only.index_to_label)
     classifier.create_model()
-    assert classifier._partial_word_rows(spec.embedding_model(classifier.model), words_only, context=None) is None
+    assert embeddings.partial_word_rows(spec, spec.embedding_model(classifier.model), words_only,
+                                        words_only.index_to_label) is None  # fmt: skip
     with pytest.raises(InvalidInputError, match="partial_word_negatives"):
         BrowserFftSpec(base_model=str(random_base_dir), partial_word_negatives=1.5)
 
@@ -336,6 +339,6 @@ def test_partial_word_negatives_are_the_same_wherever_the_data_lies(random_base_
         data = DataLoader.from_folder(spec, _speech_folder(tmp_path / where, ("yes", "_unknown_", "_silence_"), 8), seed=0)
         classifier = AudioClassifier(spec, data.index_to_label)
         classifier.create_model()
-        rows.append(classifier._partial_word_rows(spec.embedding_model(classifier.model), data, context=None))
+        rows.append(embeddings.partial_word_rows(spec, spec.embedding_model(classifier.model), data, data.index_to_label))
     assert len(rows[0][1]) > 0
     np.testing.assert_array_equal(rows[0][0], rows[1][0])
