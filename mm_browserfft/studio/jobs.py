@@ -43,6 +43,7 @@ class TrainingJob:
       train_whole_model: train the base too.
       partial_word_negatives: share of word clips that also teach a fragment as a negative (0: none).
       labels: the labels to train on (those with clips).
+      background_noise: a folder of noise recordings to mix into the training windows, or None.
 
     Attributes:
       state: ``"running"``, ``"done"`` or ``"failed"``.
@@ -51,7 +52,8 @@ class TrainingJob:
     """
 
     def __init__(self, data_dir: pathlib.Path, export_dir: pathlib.Path, *, epochs: int, train_whole_model: bool,
-                 partial_word_negatives: float, labels: List[str]) -> None:  # fmt: skip
+                 partial_word_negatives: float, labels: List[str],
+                 background_noise: Optional[pathlib.Path] = None) -> None:  # fmt: skip
         self.data_dir, self.export_dir = data_dir, export_dir
         self.total_epochs = epochs
         self.state = "running"
@@ -62,7 +64,8 @@ class TrainingJob:
             "--epochs", str(epochs), "--batch-size", "16", "--validation-split", "0", "--test-split", "0.2",
             "--categories", ",".join(labels), "--tfjs", "--seed", "0",
             "--partial-word-negatives", str(partial_word_negatives),
-        ] + (["--train-whole-model"] if train_whole_model else [])  # fmt: skip
+        ] + (["--train-whole-model"] if train_whole_model else []) + (
+            ["--background-noise", os.fspath(background_noise)] if background_noise is not None else [])  # fmt: skip
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self._stderr: List[str] = []

@@ -25,6 +25,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..errors import BrowserFftError
+from ..listen import NOISE_LABELS
 from .jobs import TrainingJob, read_report
 from .workspace import Limits, StudioError, Workspace, safe_name
 
@@ -78,8 +79,10 @@ class _Studio:
             if not 1 <= epochs <= 500:
                 raise StudioError(f"epochs must be in 1..500, got {epochs}")
             self.listeners = {k: v for k, v in self.listeners.items() if not k.startswith(f"{name}\0")}
+            noise = next((project.data_dir / label for label in labels if label in NOISE_LABELS), None)
             job = TrainingJob(project.data_dir, project.model_dir, epochs=epochs, train_whole_model=whole_model,
-                              partial_word_negatives=0.5 if for_listening else 0.0, labels=labels)  # fmt: skip
+                              partial_word_negatives=0.5 if for_listening else 0.0, labels=labels,
+                              background_noise=noise if for_listening else None)  # fmt: skip
             self.jobs[name] = job
         return job.status()
 
