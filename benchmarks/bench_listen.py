@@ -161,18 +161,13 @@ def run(quick: bool = False) -> Dict:
             reference_label="openWakeWord's target at < 5 % false rejects (one wake word; published, not measured here)",
             note=f"false-reject rate {at['false_reject_rate']:.1%} there",
         ))  # fmt: skip
-    rows.append(row(
-        f"clip accuracy of the model trained with partial-word negatives {PARTIAL_WORD_SHARE} (10 classes, the held-out "
-        "speakers' clips)", 100 * clip_accuracy["partial"], "%",
-        reference=100 * clip_accuracy["plain"], reference_label="the same model trained without them, same run",
-        ratio=clip_accuracy["partial"] / clip_accuracy["plain"], ratio_of="accuracy / accuracy without",
-    ))  # fmt: skip
-    rows.append(row(
-        f"clip accuracy of the model trained with partial-word negatives {PARTIAL_WORD_SHARE} and training noise mixed in "
-        "(10 classes, the held-out speakers' clips)", 100 * clip_accuracy["partial, mixed"], "%",
-        reference=100 * clip_accuracy["plain"], reference_label="the same model trained without either, same run",
-        ratio=clip_accuracy["partial, mixed"] / clip_accuracy["plain"], ratio_of="accuracy / accuracy without",
-    ))  # fmt: skip
+    for key, trained, without in (("partial", "", "them"), ("partial, mixed", " and training noise mixed in", "either")):
+        rows.append(row(
+            f"clip accuracy of the model trained with partial-word negatives {PARTIAL_WORD_SHARE}{trained} (10 classes, "
+            "the held-out speakers' clips)", 100 * clip_accuracy[key], "%",
+            reference=100 * clip_accuracy["plain"], reference_label=f"the same model trained without {without}, same run",
+            ratio=clip_accuracy[key] / clip_accuracy["plain"], ratio_of="accuracy / accuracy without",
+        ))  # fmt: skip
     rows.append(row("real-time factor of listening (LiteRT, 1 thread, overlap 0.75, 100 ms chunks)", rtf, "x",
                     note="wall time / audio time; under 1 keeps up with a microphone"))  # fmt: skip
     det_rows = []
