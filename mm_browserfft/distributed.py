@@ -201,7 +201,8 @@ def fit(
         train_step, test_step = _step_functions(model, strategy)
         train = strategy.experimental_distribute_dataset(train_ds)
         validation = None if validation_ds is None else strategy.experimental_distribute_dataset(validation_ds)
-    steps = int(train_ds.cardinality().numpy()) if train_ds.cardinality().numpy() >= 0 else None
+    cardinality = int(train_ds.cardinality().numpy())
+    steps = cardinality if cardinality >= 0 else None
     hooks = tf.keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0 and is_chief(strategy), model=model,
         verbose=verbose, epochs=epochs, steps=steps,

@@ -217,7 +217,6 @@ def partial_word_rows(
         return None
     fill_files = {i for i, _, label in files if label in noise}
     fill_files = set(sorted(fill_files)[:64])
-    fills = [w for _, _, windows in data.iter_waveforms(exclude=set(range(len(counts))) - fill_files) for w in windows]
     width = int(embedder.output_shape[-1])
     cache = None
     if context is not None and cache_dir is not None:
@@ -236,6 +235,8 @@ def partial_word_rows(
     row_of = {i: row for row, (i, _) in enumerate(chosen)}
     todo = {i for row, (i, _) in enumerate(chosen) if row not in done}
     pending: List[Tuple[int, np.ndarray]] = []
+    fills = [] if not todo else [  # decoded only when some window is not in the cache
+        w for _, _, windows in data.iter_waveforms(exclude=set(range(len(counts))) - fill_files) for w in windows]
 
     def flush():
         if pending:
@@ -253,7 +254,6 @@ def partial_word_rows(
         rng = np.random.default_rng([seed, key(path), 1])
         fill = fills[int(rng.integers(len(fills)))] if fills else np.zeros(spec.EXPECTED_WAVEFORM_LENGTH, np.float32)
         pending.append((row_of[index], augment.partial_word(windows[0], fill, rng)))
-        todo.discard(index)
         if len(pending) >= EMBED_BATCH:
             flush()
     flush()

@@ -62,7 +62,7 @@ class _Studio:
             "model": {
                 "tflite": (model / "model.tflite").is_file(),
                 "tfjs": (model / "tfjs" / "model.json").is_file(),
-                "report": read_report(model) if (model / "report.json").is_file() else None,
+                "report": read_report(model),
             },
             "training": job.status() if job is not None else None,
         }
