@@ -11,7 +11,7 @@ import soundfile as sf
 
 from conftest import real_clips
 from mm_browserfft import audio
-from mm_browserfft import data as data_module
+from mm_browserfft.data import waveforms as waveforms_module
 from mm_browserfft.audio_classifier import BrowserFftSpec, DataLoader
 from mm_browserfft.data import list_audio_files
 from mm_browserfft.errors import AudioDecodeError, DatasetError
@@ -264,7 +264,7 @@ def write_real_speech(path, words, count):
 
 def test_long_files_stream_the_windows_of_the_whole_file(tmp_path, spec, monkeypatch):
     """A 70 s recording over a 60 s threshold: streamed in 30 s blocks, same windows, never held by the memory cache."""
-    monkeypatch.setattr(data_module, "LONG_FILE_SECONDS", 60)
+    monkeypatch.setattr(waveforms_module, "LONG_FILE_SECONDS", 60)
     long = write_real_speech(str(tmp_path / "data" / "talk" / "long.flac"), ("yes", "no"), 35)
     write_noise(str(tmp_path / "data" / "noise" / "short.wav"), 1.0)
     whole = audio.split_windows(audio.load_audio(long))
@@ -289,7 +289,7 @@ def test_long_files_stream_the_windows_of_the_whole_file(tmp_path, spec, monkeyp
 
 def test_a_flac_cut_short_found_when_decoded_is_skipped_and_counted(tmp_path, spec, monkeypatch):
     """A real clip (and a streamed long recording) cut in half: the header reads fine, decoding fails."""
-    monkeypatch.setattr(data_module, "LONG_FILE_SECONDS", 60)
+    monkeypatch.setattr(waveforms_module, "LONG_FILE_SECONDS", 60)
     for word in ("yes", "no"):
         os.makedirs(tmp_path / word)
         for clip in real_clips(word, 3):

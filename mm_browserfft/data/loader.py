@@ -1,248 +1,27 @@
-"""DataLoader: Model Maker's audio data loader, for any audio format, with an account of every drop.
-
-Files are found the way Model Maker finds them (``data_path/<label>/<file>``,
-labels sorted in Python string order, a ``categories`` filter), but every
-extension of :data:`mm_browserfft.audio.AUDIO_EXTENSIONS` is read (any case),
-hidden files are skipped, and what is skipped or dropped is counted in
-:attr:`DataLoader.report`. Files are decoded once with
-:func:`mm_browserfft.audio.load_audio` (soundfile + soxr: any PCM width or float,
-FLAC, OGG, any rate, stereo averaged); ``cache=True`` keeps the 44.1 kHz
-waveforms in memory, ``cache="<folder>"`` keeps them as ``.npy`` files on disk,
-keyed by each file's path, size and modification time.
-
-Long recordings (over :data:`LONG_FILE_SECONDS`) are never held whole: they are
-decoded block by block (:func:`mm_browserfft.audio.iter_audio_blocks`) and cut
-into windows on the way, so memory stays bounded whatever their length; the
-memory cache skips them and the disk cache stores their windows (``[k, 44032]``
-``.npy``, read back in chunks). With ``skip_bad_files=True``, a file that only
-fails when decoded (a cut-off FLAC or OGG) is skipped with a warning, left out
-of every later pass, and listed in :attr:`DataLoader.report`.
-
-Windows: a clip of ``n`` samples at 44.1 kHz gives ``floor(n / 44032)`` windows
-(Model Maker), or one zero-padded window when it is shorter and the spec has
-``pad_short_clips=True``.
-
-Differences from Model Maker, on purpose: WAV files of any sample width and
-other formats are read (Model Maker's ``tf.audio.decode_wav`` read 16-bit PCM
-only and took the left channel; channels are averaged here); ``cache`` caches
-the decoded waveforms, not the spectrograms, so the training noise and
-augmentation stay random every epoch (Model Maker's cache froze them after the
-first); short clips are counted and reported instead of silently dropped;
-``shuffle`` and ``split(by_speaker=True)`` are repeatable with ``seed``. The
-finite filter is kept, though with the front end's floor and
-:func:`~mm_browserfft.audio.load_audio` refusing NaN samples it never fires.
-"""
+"""DataLoader: Model Maker's audio data loader (see :mod:`mm_browserfft.data`)."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-import hashlib
 import logging
 import os
 import random
 import warnings
-from typing import Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Collection, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import audio, progress
-from .errors import AudioDecodeError, DatasetError
-from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
-from .speakers import speaker_id
+from .. import audio, progress
+from ..errors import AudioDecodeError, DatasetError
+from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+from ..speakers import speaker_id
+from .files import is_audio_name, warn_case_clashes
+from .report import LoadReport
+from .waveforms import Cache, Item, PathLike, WaveformCache
 
-__all__ = ["DataLoader", "LoadReport", "list_audio_files", "LONG_FILE_SECONDS"]
+__all__ = ["DataLoader"]
 
 _log = logging.getLogger("mm_browserfft")
-PathLike = Union[str, "os.PathLike[str]"]
-Cache = Union[bool, PathLike]
-
-LONG_FILE_SECONDS = 300
-"""Files longer than this (at 44.1 kHz) are streamed in blocks and bypass the memory cache."""
-_LENGTH_TOLERANCE = 16  # samples a streamed decode may fall short of the header's length (zero-filled)
-_CHUNK_WINDOWS = 32  # windows per chunk read back from a disk cache of a long file (5.6 MB)
-
-
-def _is_audio(name: str) -> bool:
-    return not name.startswith(".") and name.lower().endswith(audio.AUDIO_EXTENSIONS)
-
-
-def list_audio_files(folder: PathLike) -> List[str]:
-    """The audio files directly inside ``folder`` (sorted, hidden files skipped)."""
-    folder = os.fspath(folder)
-    if not os.path.isdir(folder):
-        raise DatasetError("folder not found", path=folder)
-    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if _is_audio(n) and os.path.isfile(os.path.join(folder, n)))
-
-
-def _warn_case_clashes(labels: Sequence[str], where: PathLike) -> None:
-    """Warn when labels differ only in case ("Yes", "yes"): they stay distinct classes, as in Model Maker."""
-    by_folded: Dict[str, List[str]] = {}
-    for label in labels:
-        by_folded.setdefault(label.casefold(), []).append(label)
-    clashes = ", ".join(" and ".join(map(repr, names)) for names in by_folded.values() if len(names) > 1)
-    if clashes:
-        warnings.warn(
-            f"{os.fspath(where)}: the labels {clashes} differ only in case; they are kept as distinct classes, "
-            "but a case-insensitive file system (Windows, macOS) would merge their folders",
-            stacklevel=4,
-        )
-
-
-@dataclasses.dataclass
-class LoadReport:
-    """What a loader holds, and what it skipped or dropped, and why.
-
-    Attributes:
-      files_per_class: label -> number of files kept.
-      clips_per_class: label -> number of 44032-sample windows those files give.
-      dropped_short: files shorter than one window that give no window (Model Maker drops them).
-      padded: files shorter than one window that were zero-padded to one (``pad_short_clips``).
-      unreadable: files that could not be decoded and were skipped (``skip_bad_files``):
-        found when listing the folder, or later when decoding (a cut-off FLAC/OGG);
-        those are left out of ``files_per_class`` and ``clips_per_class``.
-      skipped: entries of the data folder that are not audio files of a label
-        folder (other extensions, hidden files, files at the top level, sub-folders).
-    """
-
-    files_per_class: Dict[str, int]
-    clips_per_class: Dict[str, int]
-    dropped_short: List[str] = dataclasses.field(default_factory=list)
-    padded: List[str] = dataclasses.field(default_factory=list)
-    unreadable: List[str] = dataclasses.field(default_factory=list)
-    skipped: List[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def num_files(self) -> int:
-        return sum(self.files_per_class.values())
-
-    @property
-    def num_clips(self) -> int:
-        return sum(self.clips_per_class.values())
-
-    def __str__(self) -> str:
-        lines = [f"{self.num_files} files, {self.num_clips} clips of {WAVEFORM_LENGTH} samples"]
-        lines += [f"  {label}: {n} files, {self.clips_per_class[label]} clips" for label, n in self.files_per_class.items()]
-        for name, items in (
-            ("dropped (shorter than one clip)", self.dropped_short),
-            ("zero-padded to one clip", self.padded),
-            ("unreadable, skipped", self.unreadable),
-            ("not audio, skipped", self.skipped),
-        ):
-            if items:
-                lines.append(f"  {name}: {len(items)}")
-        return "\n".join(lines)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Item:
-    path: str
-    label: int
-    clips: int  # windows the file gives
-    padded: bool
-    samples: int  # length at 44.1 kHz, from the header
-
-    @property
-    def long(self) -> bool:
-        """Streamed in blocks, never held whole (longer than :data:`LONG_FILE_SECONDS`)."""
-        return self.samples > LONG_FILE_SECONDS * SAMPLE_RATE
-
-
-def _stream_windows(path: str, count: int) -> Iterator[np.ndarray]:
-    """The ``count`` windows of a long file, decoded block by block.
-
-    Yields:
-      float32 ``[k, 44032]`` chunks (one per decoded block, ``k`` about 30), ``count``
-      windows in all: the windows of :func:`mm_browserfft.audio.split_windows` on the
-      whole file (soxr carries its filter state across blocks).
-
-    Raises:
-      AudioDecodeError: the file fails to decode, or ends more than a few samples
-        short of the length its header promises.
-    """
-    rest, done = np.zeros(0, np.float32), 0
-    for block in audio.iter_audio_blocks(path):
-        rest = np.concatenate([rest, block])
-        windows = audio.split_windows(rest)[: count - done]
-        rest = rest[len(windows) * WAVEFORM_LENGTH :]
-        if len(windows):
-            done += len(windows)
-            yield windows
-    missing = (count - done) * WAVEFORM_LENGTH - rest.size
-    if 0 < missing <= _LENGTH_TOLERANCE and done == count - 1:
-        yield np.pad(rest, (0, missing))[np.newaxis]
-    elif done < count:
-        raise AudioDecodeError(
-            f"truncated: decoding gave {done * WAVEFORM_LENGTH + rest.size} samples at {SAMPLE_RATE} Hz, "
-            f"the header promises {count} windows of {WAVEFORM_LENGTH}",
-            path=path,
-        )
-
-
-class _WaveformCache:
-    """Decoded 44.1 kHz waveforms by file: in memory (``True``), on disk (a folder), or none (``False``).
-
-    Also remembers the files that failed to decode (``bad``), for every loader sharing it.
-    """
-
-    def __init__(self, cache: Cache) -> None:
-        self.folder = None if isinstance(cache, bool) else os.fspath(cache)
-        self.memory: Optional[Dict[str, np.ndarray]] = {} if cache is True else None
-        self.bad: Set[str] = set()
-        if self.folder is not None:
-            os.makedirs(self.folder, exist_ok=True)
-
-    @property
-    def enabled(self) -> bool:
-        return self.folder is not None or self.memory is not None
-
-    def _disk_path(self, path: str, kind: str = "") -> str:
-        stat = os.stat(path)
-        key = f"{os.path.abspath(path)}|{stat.st_mtime_ns}|{stat.st_size}|{SAMPLE_RATE}{kind}"
-        return os.path.join(self.folder, hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".npy")
-
-    def iter_windows(self, path: str, count: int) -> Iterator[np.ndarray]:
-        """The ``count`` windows of a long file in float32 ``[k, 44032]`` chunks, never all at once.
-
-        Streamed from the file (:func:`_stream_windows`); with a disk cache, written
-        to ``<folder>/<key>.npy`` on the way and read back from it in chunks later.
-        """
-        if self.folder is None:
-            yield from _stream_windows(path, count)
-            return
-        disk = self._disk_path(path, "|windows")
-        if os.path.exists(disk):
-            for start in range(0, count, _CHUNK_WINDOWS):  # a fresh map per chunk: pages read are released
-                yield np.array(np.load(disk, mmap_mode="r")[start : start + _CHUNK_WINDOWS])
-            return
-        tmp = f"{disk}.{os.getpid()}.tmp.npy"
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
-        try:
-            with open(tmp, "wb") as handle:
-                np.lib.format.write_array_header_1_0(handle, {**header, "shape": (count, WAVEFORM_LENGTH)})
-                for windows in _stream_windows(path, count):
-                    handle.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
-                    yield windows
-            os.replace(tmp, disk)
-        finally:  # a failed or abandoned pass leaves no partial file
-            if os.path.exists(tmp):
-                os.remove(tmp)
-
-    def load(self, path: str) -> np.ndarray:
-        """float32 ``[n]`` at 44.1 kHz."""
-        if self.memory is not None and path in self.memory:
-            return self.memory[path]
-        disk = self._disk_path(path) if self.folder is not None else None
-        if disk is not None and os.path.exists(disk):
-            return np.load(disk)
-        waveform = audio.load_audio(path)
-        if self.memory is not None:
-            self.memory[path] = waveform
-        if disk is not None:
-            tmp = f"{disk}.{os.getpid()}.tmp.npy"
-            np.save(tmp, waveform)
-            os.replace(tmp, disk)
-        return waveform
 
 
 class DataLoader:
@@ -260,11 +39,11 @@ class DataLoader:
 
     def __init__(
         self,
-        items: Sequence[_Item],
+        items: Sequence[Item],
         index_to_label: Sequence[str],
         spec,
         *,
-        cache: Union[Cache, _WaveformCache] = False,
+        cache: Union[Cache, WaveformCache] = False,
         skipped: Sequence[str] = (),
         unreadable: Sequence[str] = (),
         seed: Optional[int] = None,
@@ -276,7 +55,7 @@ class DataLoader:
         self._shuffler = random if seed is None else random.Random(seed)
         self.index_to_label = list(index_to_label)
         self.spec = spec
-        self._cache = cache if isinstance(cache, _WaveformCache) else _WaveformCache(cache)
+        self._cache = cache if isinstance(cache, WaveformCache) else WaveformCache(cache)
         self._skipped = list(skipped)
         self._unreadable = list(unreadable)
         self._skip_bad_files = skip_bad_files
@@ -327,7 +106,7 @@ class DataLoader:
                 continue
             for name in sorted(os.listdir(folder)):
                 path = os.path.join(folder, name)
-                if _is_audio(name) and os.path.isfile(path):
+                if is_audio_name(name) and os.path.isfile(path):
                     pairs.append((path, entry))
                 else:
                     skipped.append(path)
@@ -376,7 +155,7 @@ class DataLoader:
         if not pairs:
             raise DatasetError("No audio files found.", path=where)
         index_to_label = sorted({label for _, label in pairs})
-        _warn_case_clashes(index_to_label, where)
+        warn_case_clashes(index_to_label, where)
         label_index = {label: i for i, label in enumerate(index_to_label)}
         pad = bool(getattr(spec, "pad_short_clips", False))
         items, unreadable = [], []
@@ -391,7 +170,7 @@ class DataLoader:
                 continue
             samples = int(round(info.frames * SAMPLE_RATE / info.sample_rate))
             clips = audio.num_windows(samples, pad_short=pad)
-            items.append(_Item(path, label_index[label], clips, pad and 0 < samples < WAVEFORM_LENGTH, samples))
+            items.append(Item(path, label_index[label], clips, pad and 0 < samples < WAVEFORM_LENGTH, samples))
         if not items:
             raise DatasetError("No audio files found.", path=where)
         if shuffle:
@@ -410,7 +189,7 @@ class DataLoader:
             )  # fmt: skip
         return loader
 
-    def _subset(self, items: Sequence[_Item]) -> "DataLoader":
+    def _subset(self, items: Sequence[Item]) -> "DataLoader":
         return DataLoader(
             items, self.index_to_label, self.spec, cache=self._cache, seed=self._seed, skip_bad_files=self._skip_bad_files
         )
@@ -471,7 +250,7 @@ class DataLoader:
         target = int(len(self._items) * fraction)
         if not by_speaker:
             return self._subset(self._items[:target]), self._subset(self._items[target:])
-        by_owner: Dict[str, List[_Item]] = {}
+        by_owner: Dict[str, List[Item]] = {}
         for item in self._items:
             by_owner.setdefault(speaker_id(item.path), []).append(item)
         speakers = list(by_owner)
@@ -483,14 +262,14 @@ class DataLoader:
 
     # ------------------------------------------------------------------ waveforms
 
-    def _readable_items(self) -> List[_Item]:
+    def _readable_items(self) -> List[Item]:
         """The items not found unreadable when decoded (so far)."""
         return [item for item in self._items if item.path not in self._cache.bad]
 
-    def _pieces(self, item: _Item) -> Iterator[np.ndarray]:
+    def _pieces(self, item: Item) -> Iterator[np.ndarray]:
         """A file's audio, through the cache: float32 ``[n]`` at 44.1 kHz pieces of bounded size.
 
-        A file up to :data:`LONG_FILE_SECONDS` is one piece, the whole waveform; a
+        A file up to :data:`~mm_browserfft.data.LONG_FILE_SECONDS` is one piece, the whole waveform; a
         longer one is streamed as consecutive runs of whole windows (``k * 44032``
         samples, its remainder dropped), so that ``spec.split_waveform`` of each piece
         gives the file's windows. A file failing to decode is skipped with a warning
@@ -511,7 +290,7 @@ class DataLoader:
             warnings.warn(f"skipping {exc}", stacklevel=2)
             self._cache.bad.add(item.path)
 
-    def _ordered(self, shuffle: bool) -> List[Tuple[int, _Item]]:
+    def _ordered(self, shuffle: bool) -> List[Tuple[int, Item]]:
         """``(file_index, item)`` in the loader's order, or in a new random order (the loader's generator)."""
         pairs = list(enumerate(self._items))
         if shuffle:
@@ -533,7 +312,7 @@ class DataLoader:
 
         Yields:
           ``(file_index, label, windows [k, 44032] float32)``: one tuple per file, or
-          for a file longer than :data:`LONG_FILE_SECONDS` several consecutive
+          for a file longer than :data:`~mm_browserfft.data.LONG_FILE_SECONDS` several consecutive
           ones (about 30 windows each) with the same ``file_index``; ``k`` may be 0
           (a dropped short clip). Files found unreadable (``skip_bad_files``) yield nothing.
         """
@@ -583,7 +362,7 @@ class DataLoader:
         Model Maker's pipeline: whole clips -> ``spec.preprocess_ds`` (windows,
         training noise, front end) -> finite filter -> one-hot -> shuffle (when
         training and ``shuffle``) -> batch -> prefetch. A file longer than
-        :data:`LONG_FILE_SECONDS` enters as consecutive pieces of whole windows
+        :data:`~mm_browserfft.data.LONG_FILE_SECONDS` enters as consecutive pieces of whole windows
         (bounded memory), which ``preprocess_ds`` cuts into the same windows.
 
         Args:

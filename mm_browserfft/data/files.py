@@ -1,0 +1,40 @@
+"""The files of a data folder: which entries are audio, and label names that clash."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Dict, List, Sequence
+
+from .. import audio
+from ..errors import DatasetError
+from .waveforms import PathLike
+
+__all__ = ["is_audio_name", "list_audio_files", "warn_case_clashes"]
+
+
+def is_audio_name(name: str) -> bool:
+    """Whether a file name is an audio file the loaders read (any case of an audio extension, not hidden)."""
+    return not name.startswith(".") and name.lower().endswith(audio.AUDIO_EXTENSIONS)
+
+
+def list_audio_files(folder: PathLike) -> List[str]:
+    """The audio files directly inside ``folder`` (sorted, hidden files skipped)."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise DatasetError("folder not found", path=folder)
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if is_audio_name(n) and os.path.isfile(os.path.join(folder, n)))
+
+
+def warn_case_clashes(labels: Sequence[str], where: PathLike) -> None:
+    """Warn when labels differ only in case ("Yes", "yes"): they stay distinct classes, as in Model Maker."""
+    by_folded: Dict[str, List[str]] = {}
+    for label in labels:
+        by_folded.setdefault(label.casefold(), []).append(label)
+    clashes = ", ".join(" and ".join(map(repr, names)) for names in by_folded.values() if len(names) > 1)
+    if clashes:
+        warnings.warn(
+            f"{os.fspath(where)}: the labels {clashes} differ only in case; they are kept as distinct classes, "
+            "but a case-insensitive file system (Windows, macOS) would merge their folders",
+            stacklevel=4,
+        )

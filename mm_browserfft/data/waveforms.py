@@ -1,0 +1,138 @@
+"""Decoded waveforms of the loader's files: the file items, long files streamed in windows, the cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from typing import Dict, Iterator, Optional, Set, Union
+
+import numpy as np
+
+from .. import audio
+from ..errors import AudioDecodeError
+from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+
+__all__ = ["LONG_FILE_SECONDS", "Cache", "Item", "PathLike", "WaveformCache", "stream_windows"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+Cache = Union[bool, PathLike]
+"""``True`` (memory), a folder (disk) or ``False`` (no cache)."""
+
+LONG_FILE_SECONDS = 300
+"""Files longer than this (at 44.1 kHz) are streamed in blocks and bypass the memory cache."""
+_LENGTH_TOLERANCE = 16  # samples a streamed decode may fall short of the header's length (zero-filled)
+_CHUNK_WINDOWS = 32  # windows per chunk read back from a disk cache of a long file (5.6 MB)
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """One file of a loader: its path, label index, windows it gives, whether it is padded, its length."""
+
+    path: str
+    label: int
+    clips: int  # windows the file gives
+    padded: bool
+    samples: int  # length at 44.1 kHz, from the header
+
+    @property
+    def long(self) -> bool:
+        """Streamed in blocks, never held whole (longer than :data:`LONG_FILE_SECONDS`)."""
+        return self.samples > LONG_FILE_SECONDS * SAMPLE_RATE
+
+
+def stream_windows(path: str, count: int) -> Iterator[np.ndarray]:
+    """The ``count`` windows of a long file, decoded block by block.
+
+    Yields:
+      float32 ``[k, 44032]`` chunks (one per decoded block, ``k`` about 30), ``count``
+      windows in all: the windows of :func:`mm_browserfft.audio.split_windows` on the
+      whole file (soxr carries its filter state across blocks).
+
+    Raises:
+      AudioDecodeError: the file fails to decode, or ends more than a few samples
+        short of the length its header promises.
+    """
+    rest, done = np.zeros(0, np.float32), 0
+    for block in audio.iter_audio_blocks(path):
+        rest = np.concatenate([rest, block])
+        windows = audio.split_windows(rest)[: count - done]
+        rest = rest[len(windows) * WAVEFORM_LENGTH :]
+        if len(windows):
+            done += len(windows)
+            yield windows
+    missing = (count - done) * WAVEFORM_LENGTH - rest.size
+    if 0 < missing <= _LENGTH_TOLERANCE and done == count - 1:
+        yield np.pad(rest, (0, missing))[np.newaxis]
+    elif done < count:
+        raise AudioDecodeError(
+            f"truncated: decoding gave {done * WAVEFORM_LENGTH + rest.size} samples at {SAMPLE_RATE} Hz, "
+            f"the header promises {count} windows of {WAVEFORM_LENGTH}",
+            path=path,
+        )
+
+
+class WaveformCache:
+    """Decoded 44.1 kHz waveforms by file: in memory (``True``), on disk (a folder), or none (``False``).
+
+    Also remembers the files that failed to decode (``bad``), for every loader sharing it.
+    """
+
+    def __init__(self, cache: Cache) -> None:
+        self.folder = None if isinstance(cache, bool) else os.fspath(cache)
+        self.memory: Optional[Dict[str, np.ndarray]] = {} if cache is True else None
+        self.bad: Set[str] = set()
+        if self.folder is not None:
+            os.makedirs(self.folder, exist_ok=True)
+
+    @property
+    def enabled(self) -> bool:
+        return self.folder is not None or self.memory is not None
+
+    def _disk_path(self, path: str, kind: str = "") -> str:
+        stat = os.stat(path)
+        key = f"{os.path.abspath(path)}|{stat.st_mtime_ns}|{stat.st_size}|{SAMPLE_RATE}{kind}"
+        return os.path.join(self.folder, hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".npy")
+
+    def iter_windows(self, path: str, count: int) -> Iterator[np.ndarray]:
+        """The ``count`` windows of a long file in float32 ``[k, 44032]`` chunks, never all at once.
+
+        Streamed from the file (:func:`stream_windows`); with a disk cache, written
+        to ``<folder>/<key>.npy`` on the way and read back from it in chunks later.
+        """
+        if self.folder is None:
+            yield from stream_windows(path, count)
+            return
+        disk = self._disk_path(path, "|windows")
+        if os.path.exists(disk):
+            for start in range(0, count, _CHUNK_WINDOWS):  # a fresh map per chunk: pages read are released
+                yield np.array(np.load(disk, mmap_mode="r")[start : start + _CHUNK_WINDOWS])
+            return
+        tmp = f"{disk}.{os.getpid()}.tmp.npy"
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
+        try:
+            with open(tmp, "wb") as handle:
+                np.lib.format.write_array_header_1_0(handle, {**header, "shape": (count, WAVEFORM_LENGTH)})
+                for windows in stream_windows(path, count):
+                    handle.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
+                    yield windows
+            os.replace(tmp, disk)
+        finally:  # a failed or abandoned pass leaves no partial file
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def load(self, path: str) -> np.ndarray:
+        """float32 ``[n]`` at 44.1 kHz."""
+        if self.memory is not None and path in self.memory:
+            return self.memory[path]
+        disk = self._disk_path(path) if self.folder is not None else None
+        if disk is not None and os.path.exists(disk):
+            return np.load(disk)
+        waveform = audio.load_audio(path)
+        if self.memory is not None:
+            self.memory[path] = waveform
+        if disk is not None:
+            tmp = f"{disk}.{os.getpid()}.tmp.npy"
+            np.save(tmp, waveform)
+            os.replace(tmp, disk)
+        return waveform
