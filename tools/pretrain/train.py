@@ -8,8 +8,8 @@ Two stages:
    distillation: a linear projection ``teacher_projection`` from ``dense_1``
    regresses the teacher's pooled embedding (mean and max, 192 values; see
    ``teacher.py``), standardised per dimension, mean squared error times
-   ``distill_weight``); Adam, a cosine
-   learning-rate decay and SpecAugment-style masks. It starts from the weights of
+   ``distill_weight``, :data:`DISTILL_WEIGHT` = 30 by default: the teacher leads and
+   the words steer); Adam, a cosine learning-rate decay and SpecAugment-style masks. It starts from the weights of
    a base (``init``: the bundled one by default) or from scratch, and resumes
    after an interruption (Keras ``BackupAndRestore`` in ``<work>/backup``);
 2. the 20-unit ``dense_2`` of the 18w vocabulary (:data:`mm_browserfft.base.BASE_LABELS_18W`:
@@ -38,7 +38,15 @@ import numpy as np  # noqa: E402
 
 from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w  # noqa: E402
 
-__all__ = ["map_to_18w", "build_student", "load_prepared", "drop_words", "train_body", "fit_18w_head", "train"]
+__all__ = [
+    "DISTILL_WEIGHT", "EPOCHS", "map_to_18w", "build_student", "load_prepared", "drop_words", "train_body", "fit_18w_head",
+    "train",
+]  # fmt: skip
+
+DISTILL_WEIGHT = 30.0
+"""Default weight of the teacher regression beside the word cross-entropy (chosen by measurement: model card)."""
+EPOCHS = 8
+"""Default epochs of stage 1 (one generation, starting from the bundled base)."""
 
 PROJECTION_LAYER = "teacher_projection"
 """The linear layer from ``dense_1`` to the teacher's (standardised) embedding space."""
@@ -176,7 +184,7 @@ def train_body(
     batch_size: int = 128,
     learning_rate: float = 1e-3,
     label_smoothing: float = 0.1,
-    distill_weight: float = 1.0,
+    distill_weight: float = DISTILL_WEIGHT,
     init: str = "bundled",
     seed: int = 0,
     epochs: int = 0,
@@ -377,7 +385,7 @@ def train(
     minutes: float = 25.0,
     epochs: int = 0,
     seed: int = 0,
-    distill_weight: float = 1.0,
+    distill_weight: float = DISTILL_WEIGHT,
     init: str = "bundled",
     holdout_words: Sequence[str] = (),
     parts: Sequence[str] = ("train", "rooms", "pairs"),
@@ -440,10 +448,10 @@ def train(
 def main(argv: "Sequence[str] | None" = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/work/pretrain_work")
-    parser.add_argument("--epochs", type=int, default=16, help="epochs of stage 1 (0: fit --minutes)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="epochs of stage 1 (0: fit --minutes)")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of stage 1 with --epochs 0")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--distill-weight", type=float, default=1.0, help="weight of the teacher regression")
+    parser.add_argument("--distill-weight", type=float, default=DISTILL_WEIGHT, help="weight of the teacher regression")
     parser.add_argument("--init", default="bundled", help="base to start from: bundled, a folder, a URL, or random")
     parser.add_argument("--holdout-words", default="", help="comma-separated words to leave out entirely")
     parser.add_argument("--parts", default="train,rooms,pairs", help="prepared training parts to train on")
