@@ -60,10 +60,10 @@ def spoken(model):
             if predictor.labels[int(np.argmax(p))] == label and p.max() > 0.8:
                 candidates[label].append(x)
         assert len(candidates[label]) >= 2, f"fewer than 2 clips of {label!r} the model names right"
+    slots = [(label, slot) for label in SPOKEN for slot in range(2)]
     chosen = {label: [0, 1] for label in SPOKEN}
     backgrounds = [np.concatenate([load_audio(p) for p in sorted((SPEECH_DIR / "_silence_").glob("*.flac"))])]
     while True:
-        slots = [(label, slot) for label in SPOKEN for slot in range(2)]
         words = [(candidates[label][chosen[label][slot]], label) for label, slot in slots]
         order = np.random.default_rng(1).permutation(len(words))
         recording = build_test_recording(

@@ -25,6 +25,8 @@ unknown speech, or one in background alone). An event never hit is a *false reje
 """
 
 from .recordings import (
+    BACKGROUND_FOLDERS,
+    UNKNOWN_FOLDER,
     Event,
     LongRecording,
     background_paths_of,
@@ -50,6 +52,8 @@ __all__ = [
     "build_test_recordings",
     "build_test_recordings_from_folder",
     "background_paths_of",
+    "BACKGROUND_FOLDERS",
+    "UNKNOWN_FOLDER",
     "window_scores",
     "replay",
     "match_detections",

@@ -9,9 +9,9 @@ Two stages:
    regresses the teacher's pooled embedding (mean and max, 192 values; see
    ``teacher.py``), standardised per dimension, mean squared error times
    ``distill_weight``, :data:`DISTILL_WEIGHT` = 30 by default: the teacher leads and
-   the words steer); Adam, a cosine learning-rate decay and SpecAugment-style masks. It starts from the weights of
-   a base (``init``: the bundled one by default) or from scratch, and resumes
-   after an interruption (Keras ``BackupAndRestore`` in ``<work>/backup``);
+   the words steer); Adam, a cosine learning-rate decay and SpecAugment-style masks.
+   It starts from the weights of a base (``init``: the bundled one by default) or
+   from scratch, and resumes after an interruption (Keras ``BackupAndRestore`` in ``<work>/backup``);
 2. the 20-unit ``dense_2`` of the 18w vocabulary (:data:`mm_browserfft.base.BASE_LABELS_18W`:
    ``_silence_`` -> ``_background_noise_``, words outside the vocabulary -> ``_unknown_``)
    fitted on the frozen ``dense_1`` embeddings, so the shipped model is exactly
