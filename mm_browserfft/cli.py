@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import BrowserFftError, InvalidInputError
+from .streaming_eval.scoring import CALIBRATION_BUDGET
 
 __all__ = ["main", "build_parser"]
 
@@ -182,8 +183,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="cache nothing on disk")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run backed up in <export>/checkpoints (the same data, base and options)")
-    p.add_argument("--listen-budget", type=_non_negative, default=2.0,
-                   help="false accepts per hour allowed when the listening threshold is calibrated on the test clips")
+    p.add_argument("--listen-budget", type=_non_negative, default=CALIBRATION_BUDGET,
+                   help="false accepts per hour allowed when the listening threshold is calibrated on the test clips "
+                        "(default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and of training (default %(default)s)")
 
 

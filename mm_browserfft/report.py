@@ -113,6 +113,12 @@ def format_streaming(report: Dict) -> str:
             f"{name:<20} {row['events']:>6d} {row['false_rejects']:>7d} {frr:>7} {row['false_accepts']:>10d} "
             f"{row['false_accepts_per_hour']:>8.1f} {'-' if auc is None else format(auc, '.4f'):>7}"
         )
+    spoken = [r for r in report.get("per_recording", []) if r["events"]]
+    if len(spoken) > 1:
+        recall = [1 - r["false_reject_rate"] for r in spoken]
+        fa = [r["false_accepts_per_hour"] for r in spoken]
+        lines.append(f"each of the {len(spoken)} recordings with words on its own: recall {min(recall):.3f}-{max(recall):.3f}, "
+                     f"false accepts per hour {min(fa):.1f}-{max(fa):.1f}")
     budget = report["budget"]
     if budget["threshold"] is None:
         lines.append(f"no threshold keeps false accepts under {budget['false_accepts_per_hour']:g} per hour")

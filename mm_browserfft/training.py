@@ -21,6 +21,7 @@ import numpy as np
 from . import progress
 from .errors import DatasetError, InvalidInputError
 from .frontend import WAVEFORM_LENGTH
+from .streaming_eval.scoring import CALIBRATION_BUDGET
 
 log = logging.getLogger("mm_browserfft")
 
@@ -55,7 +56,7 @@ class TrainingOptions:
     skip_bad_files: bool = False
     saved_model: bool = False
     tfjs: bool = False
-    listen_budget: float = 2.0
+    listen_budget: float = CALIBRATION_BUDGET
     resume: bool = False
     cache_dir: Optional[pathlib.Path] = None
     no_cache: bool = False

@@ -5,7 +5,7 @@ import pytest
 
 from mm_browserfft.base import BASE_LABELS_18W
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
-from tools.pretrain import prepare, synth, train
+from tools.pretrain import prepare, synth, teacher, train
 
 
 def test_vocabulary_covers_18w_and_speech_commands_words():
@@ -121,3 +121,35 @@ def test_unlabelled_rows_weigh_nothing_in_the_word_loss():
     assert x.shape == (4, 43, 232, 1) and teacher.shape == (4, 192)
     assert onehot.tolist() == [[0, 0, 1], [0, 0, 0], [1, 0, 0], [0, 0, 0]]
     assert word_weight.tolist() == [1, 0, 1, 0] and teacher_weight.tolist() == [1, 1, 1, 1]
+
+
+def test_teacher_targets_pool_the_spans_or_keep_them_in_time_order():
+    rng = np.random.default_rng(0)
+    spans = rng.normal(size=(3, teacher.SPANS, teacher.EMBEDDING_DIM)).astype(np.float16)
+    pooled = train.teacher_targets(spans, "pooled")
+    assert pooled.shape == (3, teacher.TEACHER_DIM) and pooled.dtype == np.float32
+    np.testing.assert_allclose(pooled[:, :96], spans.astype(np.float32).mean(axis=1), rtol=1e-6)
+    np.testing.assert_array_equal(pooled[:, 96:], spans.astype(np.float32).max(axis=1))
+    flat = train.teacher_targets(spans, "spans")
+    assert flat.shape == (3, teacher.SPANS * 96)
+    np.testing.assert_array_equal(flat[1, 96:192], spans[1, 1].astype(np.float32))  # the second span, second row
+
+
+def test_teacher_targets_read_older_pooled_sets_and_refuse_spans_they_lack():
+    old = np.ones((2, teacher.TEACHER_DIM), np.float16)
+    assert train.teacher_targets(old, "pooled").shape == (2, teacher.TEACHER_DIM)
+    with pytest.raises(ValueError, match="pooled teacher embeddings only"):
+        train.teacher_targets(old, "spans")
+    with pytest.raises(ValueError, match="targets must be one of"):
+        train.teacher_targets(old, "frames")
+
+
+def test_frequency_warp_moves_a_formant_by_the_drawn_factor_and_is_off_at_one():
+    x = np.zeros((64, 43, 232), np.float32)
+    x[:, :, 100] = 1.0  # one "formant" at bin 100
+    assert train._warp_frequency(x, np.random.default_rng(0), max_factor=1.0) is x
+    warped = train._warp_frequency(x, np.random.default_rng(0), max_factor=1.2)
+    peaks = warped[:, 0].argmax(axis=1)
+    assert peaks.min() >= int(100 / 1.2) and peaks.max() <= int(np.ceil(100 * 1.2))
+    assert len(set(peaks.tolist())) > 10  # each spectrogram its own factor
+    np.testing.assert_allclose(warped[:, 5], warped[:, 30])  # the same stretch at every frame

@@ -35,6 +35,7 @@ from .recordings import (
     build_test_recordings_from_folder,
 )
 from .scoring import (
+    CALIBRATION_BUDGET,
     DEFAULT_THRESHOLDS,
     calibrate_listening,
     match_detections,
@@ -62,4 +63,5 @@ __all__ = [
     "plot_det",
     "calibrate_listening",
     "DEFAULT_THRESHOLDS",
+    "CALIBRATION_BUDGET",
 ]

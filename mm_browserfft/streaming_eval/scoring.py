@@ -19,6 +19,9 @@ __all__ = [
 
 DEFAULT_THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.30, 0.95, 0.05), [0.95, 0.97, 0.98, 0.99, 0.995, 0.999]]), 3))
 """The thresholds a DET curve is drawn over."""
+CALIBRATION_BUDGET = 60.0
+"""False accepts per hour :func:`calibrate_listening` allows by default: a speech-command listener's operating
+point (about one a minute in speech; ``benchmarks/bench_listen.py`` judges recall at it)."""
 
 
 def window_scores(predictor, waveform: np.ndarray, *, hop_samples: int, batch: int = 64) -> Tuple[np.ndarray, np.ndarray]:
@@ -147,7 +150,7 @@ def streaming_report(
     Returns:
       dict with ``keywords``, ``hours``, ``options``, ``at_threshold`` (per keyword and ``all``:
       events, hits, false_rejects, false_accepts, false_reject_rate, false_accepts_per_hour),
-      ``det`` (one entry per threshold: ``threshold`` and the same ``all`` figures plus per
+      ``per_recording`` (the same ``all`` figures of each recording on its own, with its ``minutes``), ``det`` (one entry per threshold: ``threshold`` and the same ``all`` figures plus per
       keyword), ``auc`` (per keyword and ``all``), ``budget`` (``false_accepts_per_hour``, the
       chosen ``threshold`` or None, and its ``false_reject_rate``) and
       ``false_accepts_per_hour_at_false_reject_rate`` (the lowest on the curve at 5 % and 10 %).
@@ -162,15 +165,26 @@ def streaming_report(
         raise InvalidInputError("no test recording to evaluate")
     hours = sum(h[1] for h in heard) / 3600.0
 
-    def at(threshold: float) -> Dict[str, Dict[str, float]]:
+    def counted(threshold: float, recording: Tuple) -> Dict[str, Dict[str, int]]:
+        events, _, starts, probs = recording
         opts = dataclasses.replace(options, probability_threshold=float(threshold))
+        return match_detections(replay(labels, starts, probs, opts), events, keywords)
+
+    def at(threshold: float) -> Dict[str, Dict[str, float]]:
         counts = {k: {"events": 0, "hits": 0, "false_rejects": 0, "false_accepts": 0} for k in keywords}
-        for events, _, starts, probs in heard:
-            found = match_detections(replay(labels, starts, probs, opts), events, keywords)
+        for recording in heard:
+            found = counted(threshold, recording)
             for k in keywords:
                 for key in counts[k]:
                     counts[k][key] += found[k][key]
         return _summarise(counts, hours)
+
+    def per_recording() -> List[Dict[str, float]]:
+        out = []
+        for recording in heard:
+            found = counted(options.probability_threshold, recording)
+            out.append({"minutes": recording[1] / 60.0, **_summarise(found, recording[1] / 3600.0)["all"]})
+        return out
 
     det = [{"threshold": float(t), **at(t)} for t in sorted(thresholds)]
     within = [d for d in det if d["all"]["false_accepts_per_hour"] <= false_accepts_per_hour_budget]
@@ -187,6 +201,7 @@ def streaming_report(
         "recordings": len(heard),
         "options": options.as_dict(),
         "at_threshold": at(options.probability_threshold),
+        "per_recording": per_recording(),
         "det": det,
         "auc": _window_auc(labels, keywords, heard),
         "budget": {
@@ -228,7 +243,7 @@ def calibrate_listening(
     background_paths: Sequence[str],
     *,
     options: Optional[ListeningOptions] = None,
-    false_accepts_per_hour_budget: float = 2.0,
+    false_accepts_per_hour_budget: float = CALIBRATION_BUDGET,
     minutes: float = 10.0,
     max_words: int = 400,
     seed: int = 0,

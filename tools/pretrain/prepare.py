@@ -18,8 +18,8 @@ speed/vocal-tract perturbation by resampling, random placement in the 44032-samp
 window, a smooth random equaliser, gain, background noise at 0-30 dB SNR and a
 low-level hiss. Every augmented window is also heard by the teacher
 (``teacher.py``: the same audio at 16 kHz). Outputs in ``<work>/prep/``:
-``train_x.npy`` ``[n, 43, 232]`` float16, ``train_t.npy`` ``[n, 192]`` float16
-(the teacher's pooled embeddings), ``train_y.npy`` int32, ``train_real.npy`` bool, the same
+``train_x.npy`` ``[n, 43, 232]`` float16, ``train_t.npy`` ``[n, 9, 96]`` float16
+(the teacher's embeddings span by span; ``train.py`` pools them or not), ``train_y.npy`` int32, ``train_real.npy`` bool, the same
 ``val_*`` arrays, and ``labels.json``. Written through memory maps, so RAM stays small.
 """
 
@@ -49,7 +49,7 @@ from mm_browserfft.augment import (
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH, spectrogram
 from mm_browserfft.speakers import is_heldout_speaker, speaker_id
 
-from .teacher import TEACHER_DIM
+from .teacher import EMBEDDING_DIM, SPANS
 
 __all__ = [
     "SILENCE", "TRAINING_PARTS", "Clip", "real_clips", "synth_clips", "voice_clips", "augment", "augment_in_room",
@@ -242,12 +242,12 @@ def _windows(kind: str, clips: Sequence[Optional[np.ndarray]], copies: int, rng:
 
 
 def _job(job: Job) -> Tuple[np.ndarray, np.ndarray]:
-    """Spectrograms ``[rows, 43, 232]`` and teacher embeddings ``[rows, 192]`` (float16) of one job."""
+    """Spectrograms ``[rows, 43, 232]`` and teacher embeddings ``[rows, SPANS, 96]`` (float16) of one job."""
     kind, paths, copies, seed, index = job
     rng = np.random.default_rng([seed, index])
     clips = [None if p is None else load_audio(p) for p in paths]
     windows = _windows(kind, clips, copies, rng)
-    targets = np.stack([_TEACHER[0].embed(w) for w in windows])
+    targets = np.stack([_TEACHER[0].spans(w) for w in windows])
     return spectrogram(windows)[..., 0].astype(np.float16), targets.astype(np.float16)
 
 
@@ -260,7 +260,7 @@ def _write(out_dir: str, name: str, jobs: List[Job], labels: List[int], sources:
     counts = [max(j[2], 1) for j in jobs]
     total = int(sum(counts))
     x = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_x.npy"), "w+", np.float16, (total, 43, 232))
-    t = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_t.npy"), "w+", np.float16, (total, TEACHER_DIM))
+    t = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_t.npy"), "w+", np.float16, (total, SPANS, EMBEDDING_DIM))
     y = np.empty(total, np.int32)
     real = np.empty(total, bool)
     src = np.empty((total, 2), np.int32)

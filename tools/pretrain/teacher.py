@@ -9,8 +9,9 @@ The two TFLite models ship in the PyPI wheel ``pyopen-wakeword==1.1.0``
 
 A student window (44032 samples at 44.1 kHz, 0.998 s) is resampled to 16 kHz,
 padded with :data:`CONTEXT_S` = 0.25 s of silence on each side (so that some 0.76 s
-span holds the whole word wherever it sits), and gives 10 embeddings 8 mel frames
-(80 ms) apart; their mean and their maximum (192 values) are the target. Measured
+span holds the whole word wherever it sits), and gives :data:`SPANS` = 9 embeddings 8 mel frames
+(80 ms) apart (:meth:`Teacher.spans`); their mean and their maximum (192 values,
+:func:`pool`) are the pooled target. Measured
 with one linear probe on held-out speakers (10 classes, every training clip): 0.932
 with the context, 0.794 without it (3 spans starting at 0-0.16 s miss late words).
 Nothing else of the wheel is used (its wake-word heads are CC BY-NC-SA). The teacher
@@ -25,9 +26,9 @@ from typing import Tuple
 import numpy as np
 
 from mm_browserfft.audio import resample
-from mm_browserfft.frontend import SAMPLE_RATE
+from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 
-__all__ = ["TEACHER_RATE", "CONTEXT_S", "TEACHER_DIM", "Teacher"]
+__all__ = ["TEACHER_RATE", "CONTEXT_S", "EMBEDDING_DIM", "SPANS", "TEACHER_DIM", "pool", "Teacher"]
 
 TEACHER_RATE = 16000
 """Hz: the teacher's sample rate."""
@@ -35,8 +36,10 @@ CONTEXT_S = 0.25
 """Seconds of silence added before and after a window before the teacher hears it."""
 EMBEDDING_DIM = 96
 """Size of one embedding of the teacher."""
+SPANS = 9
+"""Embeddings the teacher gives of one student window (0.76 s spans, 80 ms apart, over the padded window)."""
 TEACHER_DIM = 2 * EMBEDDING_DIM
-"""Size of the target: mean and max over a window's embeddings."""
+"""Size of the pooled target: mean and max over a window's embeddings."""
 _MEL_FRAMES = 76
 _MEL_STEP = 8
 _TEACHER_PEAK = 0.5  # the teacher hears every window at this peak level (the student is gain-invariant)
@@ -77,14 +80,18 @@ class Teacher:
         return self._mel.get_tensor(self._mel.get_output_details()[0]["index"])[0, 0] / 10.0 + 2.0
 
     def embed(self, window: np.ndarray) -> np.ndarray:
-        """The teacher's pooled embedding of one student window.
+        """The teacher's pooled embedding of one student window: float32 ``[192]``, :func:`pool` of :meth:`spans`."""
+        return pool(self.spans(window))
+
+    def spans(self, window: np.ndarray) -> np.ndarray:
+        """The teacher's embeddings of one student window, span by span.
 
         Args:
           window: float32 ``[44032]`` samples at 44.1 kHz (any level: it is peak-normalised).
 
         Returns:
-          float32 ``[192]``: mean then max over the embeddings of the 0.76 s spans, 80 ms
-          apart, of the window with :data:`CONTEXT_S` of silence on each side.
+          float32 ``[SPANS, 96]``: the embeddings of the 0.76 s spans, 80 ms apart, of the
+          window with :data:`CONTEXT_S` of silence on each side, in time order.
         """
         x = resample(np.asarray(window, np.float32), SAMPLE_RATE, TEACHER_RATE)
         peak = float(np.max(np.abs(x)))
@@ -101,4 +108,12 @@ class Teacher:
         self._embedding.set_tensor(index, spans[..., np.newaxis].astype(np.float32))
         self._embedding.invoke()
         vectors = self._embedding.get_tensor(self._embedding.get_output_details()[0]["index"]).reshape(count, EMBEDDING_DIM)
-        return np.concatenate([vectors.mean(axis=0), vectors.max(axis=0)]).astype(np.float32)
+        if count != SPANS:
+            raise ValueError(f"expected {SPANS} teacher spans of a {WAVEFORM_LENGTH}-sample window, got {count}")
+        return vectors.astype(np.float32)
+
+
+def pool(spans: np.ndarray) -> np.ndarray:
+    """Mean then max over the spans: ``[..., SPANS, 96]`` -> ``[..., 192]`` (float32)."""
+    spans = np.asarray(spans, np.float32)
+    return np.concatenate([spans.mean(axis=-2), spans.max(axis=-2)], axis=-1)

@@ -6,7 +6,8 @@ Two stages:
    (plus ``_silence_``) with a wide softmax after ``dense_1`` (label smoothing),
    and (b) to reproduce the teacher's embeddings of the same audio (knowledge
    distillation: a linear projection ``teacher_projection`` from ``dense_1``
-   regresses the teacher's pooled embedding (mean and max, 192 values; see
+   regresses the teacher's embeddings (``targets``: ``"pooled"``, their mean and max,
+   192 values, or ``"spans"``, the 9 x 96 of the window's spans in time order; see
    ``teacher.py``), standardised per dimension, mean squared error times
    ``distill_weight``, :data:`DISTILL_WEIGHT` = 30 by default: the teacher leads and
    the words steer); Adam, a cosine learning-rate decay and SpecAugment-style masks.
@@ -39,14 +40,17 @@ import numpy as np  # noqa: E402
 from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w  # noqa: E402
 
 __all__ = [
-    "DISTILL_WEIGHT", "EPOCHS", "map_to_18w", "build_student", "load_prepared", "drop_words", "train_body", "fit_18w_head",
-    "train",
+    "DISTILL_WEIGHT", "EPOCHS", "TARGETS", "teacher_targets", "map_to_18w", "build_student", "load_prepared",
+    "drop_words", "train_body", "fit_18w_head", "train",
 ]  # fmt: skip
 
 DISTILL_WEIGHT = 30.0
 """Default weight of the teacher regression beside the word cross-entropy (chosen by measurement: model card)."""
 EPOCHS = 8
 """Default epochs of stage 1 (one generation, starting from the bundled base)."""
+
+TARGETS = ("pooled", "spans")
+"""What the student regresses of the teacher: its pooled embedding, or its embedding of every span."""
 
 PROJECTION_LAYER = "teacher_projection"
 """The linear layer from ``dense_1`` to the teacher's (standardised) embedding space."""
@@ -75,20 +79,41 @@ def _spec_augment(x: np.ndarray, rng: np.random.Generator, *, max_time: int = 6,
     return x
 
 
+def _warp_frequency(x: np.ndarray, rng: np.random.Generator, *, max_factor: float) -> np.ndarray:
+    """Stretch each ``[b, 43, 232]`` spectrogram along frequency by its own factor in ``[1/max_factor, max_factor]``.
+
+    Log-uniform factors; ``x'(f) = x(f / alpha)`` by linear interpolation between bins (the top bins
+    repeat where ``alpha < 1`` reads past the last): a vocal tract shorter (``alpha > 1``) or longer.
+    """
+    if max_factor <= 1.0:
+        return x
+    b, _, bins = x.shape
+    alpha = np.exp(rng.uniform(-np.log(max_factor), np.log(max_factor), size=b))
+    source = np.clip(np.arange(bins)[None, :] / alpha[:, None], 0, bins - 1)  # [b, bins]
+    lo = np.floor(source).astype(np.int64)
+    hi = np.minimum(lo + 1, bins - 1)
+    frac = (source - lo).astype(x.dtype)[:, None, :]
+    low = np.take_along_axis(x, np.broadcast_to(lo[:, None, :], x.shape), axis=2)
+    high = np.take_along_axis(x, np.broadcast_to(hi[:, None, :], x.shape), axis=2)
+    return low * (1 - frac) + high * frac
+
+
 def _batches_class():
     tf = _tf()
 
     class SpectrogramBatches(tf.keras.utils.Sequence):
         """Shuffled batches ``([b, 43, 232, 1], (one-hot [b, classes], teacher [b, d]), (w_word, w_teacher))``.
 
-        SpecAugment masks on the spectrograms; ``teacher`` is the standardised teacher
+        A random frequency stretch (``freq_warp``: the largest factor; 1 = none) and SpecAugment masks
+        on the spectrograms; ``teacher`` is the standardised teacher
         embedding of the same (unmasked) audio. A row without a word label (``y == -1``)
         has an all-zero one-hot and word weight 0: only the teacher teaches it.
         """
 
-        def __init__(self, x, y, t, num_classes: int, *, batch_size: int, seed: int):
+        def __init__(self, x, y, t, num_classes: int, *, batch_size: int, seed: int, freq_warp: float = 1.0):
             super().__init__()
             self.x, self.y, self.t, self.num_classes, self.batch_size = x, y, t, num_classes, batch_size
+            self.freq_warp = freq_warp
             self.rng = np.random.default_rng(seed)
             self.order = self.rng.permutation(len(x))
 
@@ -97,7 +122,8 @@ def _batches_class():
 
         def __getitem__(self, i: int):
             idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
-            xb = _spec_augment(self.x[idx].astype(np.float32), self.rng)
+            xb = _warp_frequency(self.x[idx].astype(np.float32), self.rng, max_factor=self.freq_warp)
+            xb = _spec_augment(xb, self.rng)
             labelled = self.y[idx] >= 0
             yb = np.zeros((len(idx), self.num_classes), np.float32)
             yb[np.flatnonzero(labelled), self.y[idx][labelled]] = 1.0
@@ -133,6 +159,25 @@ def _warm_start(student, init: str) -> None:
         if layer.name == "dense_2" or not layer.get_weights():
             continue
         student.get_layer(layer.name).set_weights(layer.get_weights())
+
+
+def teacher_targets(t: np.ndarray, kind: str = "pooled") -> np.ndarray:
+    """The regression targets ``[n, d]`` float32 of the teacher's embeddings ``t``.
+
+    Args:
+      t: ``[n, SPANS, 96]`` span by span (``prepare.py``), or ``[n, 192]`` already pooled (older sets).
+      kind: one of :data:`TARGETS`: ``"pooled"`` -> ``d = 192`` (mean then max over the spans);
+        ``"spans"`` -> ``d = SPANS * 96``, the spans in time order.
+    """
+    from .teacher import pool
+
+    if kind not in TARGETS:
+        raise ValueError(f"targets must be one of {TARGETS}, got {kind!r}")
+    if t.ndim == 2:
+        if kind != "pooled":
+            raise ValueError("this prepared set holds pooled teacher embeddings only: rebuild it with prepare.py")
+        return t.astype(np.float32)
+    return pool(t) if kind == "pooled" else t.reshape(len(t), -1).astype(np.float32)
 
 
 def standardise_targets(t_train: np.ndarray, *others: np.ndarray):
@@ -185,6 +230,7 @@ def train_body(
     learning_rate: float = 1e-3,
     label_smoothing: float = 0.1,
     distill_weight: float = DISTILL_WEIGHT,
+    freq_warp: float = 1.0,
     init: str = "bundled",
     seed: int = 0,
     epochs: int = 0,
@@ -199,6 +245,7 @@ def train_body(
       val_x, val_y, val_t: the held-out-speaker validation set, same layout.
       minutes: wall-clock budget, used to size the run when ``epochs`` is 0.
       distill_weight: weight of the teacher regression (mean squared error) beside the cross-entropy.
+      freq_warp: largest factor of the random frequency stretch of the training spectrograms (1: none).
       init: a base to start from (``"bundled"``, a folder or URL), or ``"random"``.
       epochs: a fixed number of epochs (reproducible; 0 = fit ``minutes``).
       work_dir: if set, weights are saved to ``pretrain.weights.h5`` after every epoch and
@@ -222,14 +269,14 @@ def train_body(
         )
         return student
 
-    batches = _batches_class()(x, y, t, num_classes, batch_size=batch_size, seed=seed)
+    batches = _batches_class()(x, y, t, num_classes, batch_size=batch_size, seed=seed, freq_warp=freq_warp)
     step = _measure_step_seconds(compiled(learning_rate), batches)
     epoch_seconds = step * len(batches) * 1.08  # validation and batch assembly
     if epochs <= 0:
         epochs = int(max(1, min(max_epochs, math.floor(minutes * 60 / epoch_seconds))))
     print(f"train: {len(x)} examples, {num_classes} classes, {epoch_seconds:.0f} s/epoch -> {epochs} epochs")
     tf.keras.utils.set_random_seed(seed)
-    batches = _batches_class()(x, y, t, num_classes, batch_size=batch_size, seed=seed)
+    batches = _batches_class()(x, y, t, num_classes, batch_size=batch_size, seed=seed, freq_warp=freq_warp)
     schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * len(batches), alpha=0.02)
     student = compiled(schedule)
     callbacks = []
@@ -350,7 +397,8 @@ def load_prepared(prep: str, parts: Sequence[str]):
     """The rows of the prepared ``parts`` that exist, concatenated.
 
     Returns:
-      ``(x [n, 43, 232] float16, y [n] int32, t [n, 192] float16, sources [n, 2] int32, rows per part)``.
+      ``(x [n, 43, 232] float16, y [n] int32, t [n, SPANS, 96] (or [n, 192]) float16, sources [n, 2] int32,
+      rows per part)``.
     """
     found = [p for p in parts if os.path.exists(os.path.join(prep, f"{p}_x.npy"))]
     if not found:
@@ -389,6 +437,8 @@ def train(
     init: str = "bundled",
     holdout_words: Sequence[str] = (),
     parts: Sequence[str] = ("train", "rooms", "pairs"),
+    targets: str = "pooled",
+    freq_warp: float = 1.0,
     curves_png: str = "",
 ) -> Dict[str, object]:
     """Run both stages on ``<work_dir>/prep``; returns the metrics (also written to ``train_metrics.json``).
@@ -396,7 +446,9 @@ def train(
     ``holdout_words`` are left out entirely (every real, new-voice and synthetic row of
     them, in training and validation, and every word pair with one of them), to measure
     transfer to words the base never heard. ``parts`` are the prepared training parts
-    to train on (those that exist; see ``prepare.py``).
+    to train on (those that exist; see ``prepare.py``); ``targets`` what of the teacher
+    the student regresses (:func:`teacher_targets`); ``freq_warp`` the largest factor of the
+    random frequency stretch of the training spectrograms (1: none).
     Writes ``<work_dir>/base.weights.h5`` (the 18w model) and, if ``curves_png`` is given, the curves.
     """
     prep = os.path.join(work_dir, "prep")
@@ -410,11 +462,11 @@ def train(
         all_labels = labels
         labels, y, x, t = drop_words(all_labels, holdout_words, y, sources, x, t)
         _, val_y, val_x, val_t = drop_words(all_labels, holdout_words, val_y, np.stack([val_y, val_y], 1), val_x, val_t)
-    t, val_t = standardise_targets(t, val_t)
+    t, val_t = standardise_targets(teacher_targets(t, targets), teacher_targets(val_t, targets))
     start = time.time()
     student, history, epochs, epoch_seconds = train_body(
         x, y, t, val_x, val_y, val_t, len(labels), minutes=minutes, epochs=epochs, seed=seed,
-        distill_weight=distill_weight, init=init, work_dir=work_dir,
+        distill_weight=distill_weight, freq_warp=freq_warp, init=init, work_dir=work_dir,
     )  # fmt: skip
     labelled = y >= 0
     model = fit_18w_head(student, x[labelled], y[labelled], labels, seed=seed)
@@ -428,6 +480,8 @@ def train(
         "epochs": epochs,
         "init": init,
         "distill_weight": distill_weight,
+        "targets": targets,
+        "freq_warp": freq_warp,
         "holdout_words": list(holdout_words),
         "seconds_per_epoch_estimate": round(epoch_seconds, 1),
         "heldout_word_accuracy_pretrain_head": round(_series(history, "val_accuracy")[-1], 4),
@@ -455,12 +509,15 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--init", default="bundled", help="base to start from: bundled, a folder, a URL, or random")
     parser.add_argument("--holdout-words", default="", help="comma-separated words to leave out entirely")
     parser.add_argument("--parts", default="train,rooms,pairs", help="prepared training parts to train on")
+    parser.add_argument("--targets", choices=TARGETS, default="pooled", help="what of the teacher to regress")
+    parser.add_argument("--freq-warp", type=float, default=1.0, help="largest random frequency stretch (1: none)")
     parser.add_argument("--curves", default=os.path.join("docs", "images", "pretrain-curves.png"))
     args = parser.parse_args(argv)
     metrics = train(
         args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed, distill_weight=args.distill_weight,
         init=args.init, holdout_words=[w for w in args.holdout_words.split(",") if w],
-        parts=[p for p in args.parts.split(",") if p], curves_png=args.curves,
+        parts=[p for p in args.parts.split(",") if p], targets=args.targets,
+        freq_warp=args.freq_warp, curves_png=args.curves,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
 
