@@ -5,7 +5,7 @@ import pytest
 
 from mm_browserfft.base import BASE_LABELS_18W
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
-from tools.pretrain import prepare, synth, teacher, train
+from tools.pretrain import batches, prepare, synth, teacher, train
 
 
 def test_vocabulary_covers_18w_and_speech_commands_words():
@@ -44,7 +44,7 @@ def test_map_to_18w_sends_silence_to_background_and_other_words_to_unknown():
 
 def test_spec_augment_zeroes_at_most_one_time_and_one_frequency_band():
     x = np.ones((64, 43, 232), np.float32)
-    out = train._spec_augment(x.copy(), np.random.default_rng(4), max_time=6, max_freq=24)
+    out = batches._spec_augment(x.copy(), np.random.default_rng(4), max_time=6, max_freq=24)
     zero_frames = (out == 0).all(axis=2).sum(axis=1)
     zero_bins = (out == 0).all(axis=1).sum(axis=1)
     assert zero_frames.max() <= 6 and zero_bins.max() <= 24
@@ -113,11 +113,11 @@ def test_load_prepared_concatenates_the_parts_there_and_reads_old_ones_without_s
 
 
 def test_unlabelled_rows_weigh_nothing_in_the_word_loss():
-    batches = train.SpectrogramBatches(
+    served = batches.SpectrogramBatches(
         np.zeros((4, 43, 232), np.float16), np.array([2, -1, 0, -1]), np.ones((4, 192), np.float32), 3,
         batch_size=4, seed=0,
     )  # fmt: skip
-    x, (onehot, teacher), (word_weight, teacher_weight) = batches[0]
+    x, (onehot, teacher), (word_weight, teacher_weight) = served[0]
     assert x.shape == (4, 43, 232, 1) and teacher.shape == (4, 192)
     assert onehot.tolist() == [[0, 0, 1], [0, 0, 0], [1, 0, 0], [0, 0, 0]]
     assert word_weight.tolist() == [1, 0, 1, 0] and teacher_weight.tolist() == [1, 1, 1, 1]
@@ -147,9 +147,28 @@ def test_teacher_targets_read_older_pooled_sets_and_refuse_spans_they_lack():
 def test_frequency_warp_moves_a_formant_by_the_drawn_factor_and_is_off_at_one():
     x = np.zeros((64, 43, 232), np.float32)
     x[:, :, 100] = 1.0  # one "formant" at bin 100
-    assert train._warp_frequency(x, np.random.default_rng(0), max_factor=1.0) is x
-    warped = train._warp_frequency(x, np.random.default_rng(0), max_factor=1.2)
+    assert batches._warp_frequency(x, np.random.default_rng(0), max_factor=1.0) is x
+    warped = batches._warp_frequency(x, np.random.default_rng(0), max_factor=1.2)
     peaks = warped[:, 0].argmax(axis=1)
     assert peaks.min() >= int(100 / 1.2) and peaks.max() <= int(np.ceil(100 * 1.2))
     assert len(set(peaks.tolist())) > 10  # each spectrogram its own factor
     np.testing.assert_allclose(warped[:, 5], warped[:, 30])  # the same stretch at every frame
+
+
+def test_train_runs_both_stages_on_a_tiny_prepared_set_and_writes_the_18w_weights(tmp_path):
+    from mm_browserfft.base import build_18w
+
+    rng = np.random.default_rng(0)
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    (prep / "labels.json").write_text('["_silence_", "yes", "no"]')
+    for part, rows in (("train", 256), ("val", 32)):
+        np.save(prep / f"{part}_x.npy", rng.normal(size=(rows, 43, 232)).astype(np.float16))
+        np.save(prep / f"{part}_y.npy", rng.integers(0, 3, size=rows).astype(np.int32))
+        np.save(prep / f"{part}_t.npy", rng.normal(size=(rows, teacher.SPANS, 96)).astype(np.float16))
+    metrics = train.train(str(tmp_path), epochs=1, init="random", parts=["train"], targets="spans", freq_warp=1.1)
+    assert metrics["train_examples"] == 256 and metrics["heldout_clips"] == 32 and metrics["epochs"] == 1
+    assert metrics["targets"] == "spans" and np.isfinite(metrics["heldout_teacher_mse"])
+    model = build_18w()
+    model.load_weights(str(tmp_path / "base.weights.h5"))  # exactly the 18w topology
+    assert model.count_params() == metrics["params"] == 1468684

@@ -10,7 +10,7 @@ Two stages:
    192 values, or ``"spans"``, the 9 x 96 of the window's spans in time order; see
    ``teacher.py``), standardised per dimension, mean squared error times
    ``distill_weight``, :data:`DISTILL_WEIGHT` = 30 by default: the teacher leads and
-   the words steer); Adam, a cosine learning-rate decay and SpecAugment-style masks.
+   the words steer); Adam, a cosine learning-rate decay and SpecAugment-style masks (``batches.py``).
    It starts from the weights of a base (``init``: the bundled one by default) or
    from scratch, and resumes after an interruption (Keras ``BackupAndRestore`` in ``<work>/backup``);
 2. the 20-unit ``dense_2`` of the 18w vocabulary (:data:`mm_browserfft.base.BASE_LABELS_18W`:
@@ -39,6 +39,8 @@ import numpy as np  # noqa: E402
 
 from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w  # noqa: E402
 
+from .batches import spectrogram_batches  # noqa: E402
+
 __all__ = [
     "DISTILL_WEIGHT", "EPOCHS", "TARGETS", "teacher_targets", "map_to_18w", "build_student", "load_prepared",
     "drop_words", "train_body", "fit_18w_head", "train",
@@ -63,77 +65,6 @@ def _tf():
     import tensorflow as tf
 
     return tf
-
-
-def _spec_augment(x: np.ndarray, rng: np.random.Generator, *, max_time: int = 6, max_freq: int = 24) -> np.ndarray:
-    """Zero (the z-scored mean) one random time band and one frequency band of each ``[b, 43, 232]``."""
-    b, frames, bins = x.shape
-    t0 = rng.integers(0, frames, size=b)
-    tw = rng.integers(0, max_time + 1, size=b)
-    f0 = rng.integers(0, bins, size=b)
-    fw = rng.integers(0, max_freq + 1, size=b)
-    t = np.arange(frames)[None, :]
-    f = np.arange(bins)[None, :]
-    x[((t >= t0[:, None]) & (t < (t0 + tw)[:, None]))[:, :, None].repeat(bins, 2)] = 0.0
-    x[((f >= f0[:, None]) & (f < (f0 + fw)[:, None]))[:, None, :].repeat(frames, 1)] = 0.0
-    return x
-
-
-def _warp_frequency(x: np.ndarray, rng: np.random.Generator, *, max_factor: float) -> np.ndarray:
-    """Stretch each ``[b, 43, 232]`` spectrogram along frequency by its own factor in ``[1/max_factor, max_factor]``.
-
-    Log-uniform factors; ``x'(f) = x(f / alpha)`` by linear interpolation between bins (the top bins
-    repeat where ``alpha < 1`` reads past the last): a vocal tract shorter (``alpha > 1``) or longer.
-    """
-    if max_factor <= 1.0:
-        return x
-    b, _, bins = x.shape
-    alpha = np.exp(rng.uniform(-np.log(max_factor), np.log(max_factor), size=b))
-    source = np.clip(np.arange(bins)[None, :] / alpha[:, None], 0, bins - 1)  # [b, bins]
-    lo = np.floor(source).astype(np.int64)
-    hi = np.minimum(lo + 1, bins - 1)
-    frac = (source - lo).astype(x.dtype)[:, None, :]
-    low = np.take_along_axis(x, np.broadcast_to(lo[:, None, :], x.shape), axis=2)
-    high = np.take_along_axis(x, np.broadcast_to(hi[:, None, :], x.shape), axis=2)
-    return low * (1 - frac) + high * frac
-
-
-def _batches_class():
-    tf = _tf()
-
-    class SpectrogramBatches(tf.keras.utils.Sequence):
-        """Shuffled batches ``([b, 43, 232, 1], (one-hot [b, classes], teacher [b, d]), (w_word, w_teacher))``.
-
-        A random frequency stretch (``freq_warp``: the largest factor; 1 = none) and SpecAugment masks
-        on the spectrograms; ``teacher`` is the standardised teacher
-        embedding of the same (unmasked) audio. A row without a word label (``y == -1``)
-        has an all-zero one-hot and word weight 0: only the teacher teaches it.
-        """
-
-        def __init__(self, x, y, t, num_classes: int, *, batch_size: int, seed: int, freq_warp: float = 1.0):
-            super().__init__()
-            self.x, self.y, self.t, self.num_classes, self.batch_size = x, y, t, num_classes, batch_size
-            self.freq_warp = freq_warp
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(x))
-
-        def __len__(self) -> int:
-            return len(self.x) // self.batch_size
-
-        def __getitem__(self, i: int):
-            idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
-            xb = _warp_frequency(self.x[idx].astype(np.float32), self.rng, max_factor=self.freq_warp)
-            xb = _spec_augment(xb, self.rng)
-            labelled = self.y[idx] >= 0
-            yb = np.zeros((len(idx), self.num_classes), np.float32)
-            yb[np.flatnonzero(labelled), self.y[idx][labelled]] = 1.0
-            weights = (labelled.astype(np.float32), np.ones(len(idx), np.float32))
-            return xb[..., None], (yb, self.t[idx]), weights
-
-        def on_epoch_end(self) -> None:
-            self.order = self.rng.permutation(len(self.x))
-
-    return SpectrogramBatches
 
 
 def build_student(num_classes: int, target_dim: int):
@@ -185,12 +116,6 @@ def standardise_targets(t_train: np.ndarray, *others: np.ndarray):
     flat = t_train.reshape(len(t_train), -1).astype(np.float32)
     mean, std = flat.mean(axis=0), flat.std(axis=0) + 1e-6
     return [(flat - mean) / std] + [(o.reshape(len(o), -1).astype(np.float32) - mean) / std for o in others]
-
-
-def __getattr__(name: str):
-    if name == "SpectrogramBatches":
-        return _batches_class()
-    raise AttributeError(name)
 
 
 def map_to_18w(labels: Sequence[str]) -> np.ndarray:
@@ -269,14 +194,14 @@ def train_body(
         )
         return student
 
-    batches = _batches_class()(x, y, t, num_classes, batch_size=batch_size, seed=seed, freq_warp=freq_warp)
+    batches = spectrogram_batches()(x, y, t, num_classes, batch_size=batch_size, seed=seed, freq_warp=freq_warp)
     step = _measure_step_seconds(compiled(learning_rate), batches)
     epoch_seconds = step * len(batches) * 1.08  # validation and batch assembly
     if epochs <= 0:
         epochs = int(max(1, min(max_epochs, math.floor(minutes * 60 / epoch_seconds))))
     print(f"train: {len(x)} examples, {num_classes} classes, {epoch_seconds:.0f} s/epoch -> {epochs} epochs")
     tf.keras.utils.set_random_seed(seed)
-    batches = _batches_class()(x, y, t, num_classes, batch_size=batch_size, seed=seed, freq_warp=freq_warp)
+    batches = spectrogram_batches()(x, y, t, num_classes, batch_size=batch_size, seed=seed, freq_warp=freq_warp)
     schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * len(batches), alpha=0.02)
     student = compiled(schedule)
     callbacks = []
