@@ -172,3 +172,14 @@ def test_train_runs_both_stages_on_a_tiny_prepared_set_and_writes_the_18w_weight
     model = build_18w()
     model.load_weights(str(tmp_path / "base.weights.h5"))  # exactly the 18w topology
     assert model.count_params() == metrics["params"] == 1468684
+
+
+def test_load_prepared_pools_every_part_when_an_older_pooled_part_is_among_them(tmp_path):
+    spans = np.random.default_rng(1).normal(size=(2, teacher.SPANS, 96)).astype(np.float16)
+    for name, t in (("train", spans), ("pairs", np.zeros((3, teacher.TEACHER_DIM), np.float16))):
+        np.save(tmp_path / f"{name}_x.npy", np.zeros((len(t), 43, 232), np.float16))
+        np.save(tmp_path / f"{name}_t.npy", t)
+        np.save(tmp_path / f"{name}_y.npy", np.zeros(len(t), np.int32))
+    _, _, t, _, rows = train.load_prepared(str(tmp_path), ["train", "pairs"])
+    assert rows == {"train": 2, "pairs": 3} and t.shape == (5, teacher.TEACHER_DIM)
+    np.testing.assert_allclose(t[:2], teacher.pool(spans), rtol=1e-2, atol=1e-2)  # float16

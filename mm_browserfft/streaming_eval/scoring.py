@@ -13,7 +13,7 @@ from ..listen import DecisionRule, Detection, ListeningOptions, is_word
 from .recordings import UNKNOWN_FOLDER, Event, LongRecording, build_test_recordings
 
 __all__ = [
-    "DEFAULT_THRESHOLDS", "window_scores", "replay", "match_detections", "roc_auc", "streaming_report", "plot_det",
+    "DEFAULT_THRESHOLDS", "CALIBRATION_BUDGET", "window_scores", "replay", "match_detections", "roc_auc", "streaming_report", "plot_det",
     "calibrate_listening",
 ]  # fmt: skip
 
@@ -127,7 +127,7 @@ def _summarise(counts: Dict[str, Dict[str, int]], hours: float) -> Dict[str, Dic
 
 def _rates(c: Dict[str, int], hours: float) -> Dict[str, float]:
     return {**c, "false_reject_rate": c["false_rejects"] / c["events"] if c["events"] else None,
-            "false_accepts_per_hour": c["false_accepts"] / hours}  # fmt: skip
+            "false_accepts_per_hour": c["false_accepts"] / hours if hours > 0 else None}  # fmt: skip
 
 
 def streaming_report(

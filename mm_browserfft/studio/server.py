@@ -25,7 +25,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..errors import BrowserFftError
-from ..listen import NOISE_LABELS
+from ..listen import NOISE_LABELS, ListeningOptions
 from .jobs import TrainingJob, read_report
 from .workspace import Limits, StudioError, Workspace, safe_name
 
@@ -88,7 +88,7 @@ class _Studio:
 
     def listen(self, name: str, session: str, samples: np.ndarray, *, rate: int, options: Dict) -> Dict:
         """Feed ``samples`` to the project's recogniser for ``session``; returns what fired."""
-        from ..listen import ListeningOptions, Recognizer
+        from ..listen import Recognizer
 
         project = self.workspace.project(name)
         tflite = project.model_dir / "model.tflite"
@@ -210,8 +210,10 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
         if len(body) > _MAX_LISTEN_BODY or len(body) % 4:
             raise StudioError(f"listen takes float32 samples, at most {_MAX_LISTEN_BODY} bytes per request")
         try:
-            options = {"overlap_factor": float(q.get("overlap", 0.75)), "probability_threshold": float(q.get("threshold", 0.9)),
-                       "suppression_ms": float(q.get("suppression_ms", 1000))}  # fmt: skip
+            defaults = ListeningOptions()
+            options = {"overlap_factor": float(q.get("overlap", defaults.overlap_factor)),
+                       "probability_threshold": float(q.get("threshold", defaults.probability_threshold)),
+                       "suppression_ms": float(q.get("suppression_ms", defaults.suppression_ms))}  # fmt: skip
             rate = int(q.get("rate", 44100))
         except ValueError as exc:
             raise StudioError(f"bad listening option: {exc}") from exc

@@ -46,6 +46,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--epochs", type=int, default=train.EPOCHS, help="training epochs (0: fit --minutes)")
     parser.add_argument("--distill-weight", type=float, default=train.DISTILL_WEIGHT, help="weight of the teacher regression")
     parser.add_argument("--targets", choices=train.TARGETS, default="pooled", help="what of the teacher to regress")
+    parser.add_argument("--freq-warp", type=float, default=1.0, help="largest random frequency stretch (1: none)")
     parser.add_argument("--init", default="bundled", help="base to start from: bundled, a folder, a URL, or random")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of training with --epochs 0")
     parser.add_argument("--seed", type=int, default=0)
@@ -68,7 +69,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     docs = os.path.join(_REPO, "docs")
     metrics = train.train(
         args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed, distill_weight=args.distill_weight,
-        init=args.init, targets=args.targets, curves_png=os.path.join(docs, "images", "pretrain-curves.png"),
+        init=args.init, targets=args.targets, freq_warp=args.freq_warp, curves_png=os.path.join(docs, "images", "pretrain-curves.png"),
     )  # fmt: skip
     shutil.copyfile(os.path.join(args.work, "train_metrics.json"), os.path.join(docs, "pretrain-metrics.json"))
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))

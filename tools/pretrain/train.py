@@ -322,8 +322,8 @@ def load_prepared(prep: str, parts: Sequence[str]):
     """The rows of the prepared ``parts`` that exist, concatenated.
 
     Returns:
-      ``(x [n, 43, 232] float16, y [n] int32, t [n, SPANS, 96] (or [n, 192]) float16, sources [n, 2] int32,
-      rows per part)``.
+      ``(x [n, 43, 232] float16, y [n] int32, t [n, SPANS, 96] float16 (``[n, 192]``, pooled, when
+      any part is older), sources [n, 2] int32, rows per part)``.
     """
     found = [p for p in parts if os.path.exists(os.path.join(prep, f"{p}_x.npy"))]
     if not found:
@@ -338,7 +338,14 @@ def load_prepared(prep: str, parts: Sequence[str]):
         path = os.path.join(prep, f"{p}_src.npy")
         srcs.append(np.load(path) if os.path.exists(path) else np.stack([y, y], axis=1))
     x = np.concatenate([part("x", p) for p in found])
-    t = np.concatenate([part("t", p) for p in found])
+    ts = [part("t", p) for p in found]
+    if len({t.ndim for t in ts}) > 1:  # a part rebuilt span by span beside older pooled ones: pool them all
+        from .teacher import pool
+
+        print(f"load_prepared: parts {[p for p, t in zip(found, ts) if t.ndim == 2]} hold pooled teacher "
+              "embeddings only; every part is pooled (rebuild them all for --targets spans)")
+        ts = [pool(t).astype(np.float16) if t.ndim == 3 else t for t in ts]
+    t = np.concatenate(ts)
     return x, np.concatenate(ys), t, np.concatenate(srcs), {p: int(len(y)) for p, y in zip(found, ys)}
 
 
