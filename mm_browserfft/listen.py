@@ -114,7 +114,7 @@ class ListeningOptions:
     beat the browser's 0.5 at every false-accept rate of the DET curve; score averaging
     helped only above about 40 false accepts per hour; at threshold 0.75 a model trained on
     Model Maker's defaults recalls about 0.79 of the words of unseen speakers at under 50 false
-    accepts per hour (0.7: 0.80 at 62; 0.9: 0.68 at 14). ``mm-browserfft train``
+    accepts per hour (0.7: 0.80 at 61; 0.9: 0.68 at 14). ``mm-browserfft train``
     calibrates the threshold of each model on its own test clips
     (:func:`~mm_browserfft.streaming_eval.calibrate_listening`).
 
