@@ -165,28 +165,25 @@ def streaming_report(
         raise InvalidInputError("no test recording to evaluate")
     hours = sum(h[1] for h in heard) / 3600.0
 
-    def counted(threshold: float, recording: Tuple) -> Dict[str, Dict[str, int]]:
-        events, _, starts, probs = recording
+    def counted(threshold: float) -> List[Dict[str, Dict[str, int]]]:
+        """The counts of each recording at ``threshold``."""
         opts = dataclasses.replace(options, probability_threshold=float(threshold))
-        return match_detections(replay(labels, starts, probs, opts), events, keywords)
+        return [match_detections(replay(labels, starts, probs, opts), events, keywords)
+                for events, _, starts, probs in heard]  # fmt: skip
 
-    def at(threshold: float) -> Dict[str, Dict[str, float]]:
+    def total(found: List[Dict[str, Dict[str, int]]]) -> Dict[str, Dict[str, float]]:
         counts = {k: {"events": 0, "hits": 0, "false_rejects": 0, "false_accepts": 0} for k in keywords}
-        for recording in heard:
-            found = counted(threshold, recording)
+        for one in found:
             for k in keywords:
                 for key in counts[k]:
-                    counts[k][key] += found[k][key]
+                    counts[k][key] += one[k][key]
         return _summarise(counts, hours)
 
-    def per_recording() -> List[Dict[str, float]]:
-        out = []
-        for recording in heard:
-            found = counted(options.probability_threshold, recording)
-            out.append({"minutes": recording[1] / 60.0, **_summarise(found, recording[1] / 3600.0)["all"]})
-        return out
+    operating = counted(options.probability_threshold)  # replayed once: the totals and each recording
+    per_recording = [{"minutes": h[1] / 60.0, **_summarise(one, h[1] / 3600.0)["all"]}
+                     for h, one in zip(heard, operating)]  # fmt: skip
 
-    det = [{"threshold": float(t), **at(t)} for t in sorted(thresholds)]
+    det = [{"threshold": float(t), **total(counted(t))} for t in sorted(thresholds)]
     within = [d for d in det if d["all"]["false_accepts_per_hour"] <= false_accepts_per_hour_budget]
     chosen = within[0] if within else None
 
@@ -200,8 +197,8 @@ def streaming_report(
         "hours": hours,
         "recordings": len(heard),
         "options": options.as_dict(),
-        "at_threshold": at(options.probability_threshold),
-        "per_recording": per_recording(),
+        "at_threshold": total(operating),
+        "per_recording": per_recording,
         "det": det,
         "auc": _window_auc(labels, keywords, heard),
         "budget": {
