@@ -183,3 +183,35 @@ def test_load_prepared_pools_every_part_when_an_older_pooled_part_is_among_them(
     _, _, t, _, rows = train.load_prepared(str(tmp_path), ["train", "pairs"])
     assert rows == {"train": 2, "pairs": 3} and t.shape == (5, teacher.TEACHER_DIM)
     np.testing.assert_allclose(t[:2], teacher.pool(spans), rtol=1e-2, atol=1e-2)  # float16
+
+
+def test_relation_loss_is_zero_for_the_teachers_geometry_and_ignores_scale_and_offset():
+    rng = np.random.default_rng(2)
+    t = rng.normal(size=(16, 12)).astype(np.float32)
+    rotation, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    same = (t @ rotation * 7.0 + 3.0).astype(np.float32)  # rotated, scaled, shifted: the same similarities
+    np.testing.assert_allclose(np.asarray(train.relation_loss(t, same)), 0.0, atol=1e-5)
+    shuffled = t[rng.permutation(16)]  # every row paired with another row's teacher
+    loss = np.asarray(train.relation_loss(t, shuffled))
+    assert loss.shape == (16,) and loss.mean() > 0.05
+
+
+def test_train_with_the_relation_loss_adds_an_output_on_dense_1_and_keeps_the_18w_topology(tmp_path):
+    from mm_browserfft.base import EMBEDDING_LAYER, build_18w
+
+    student = train.build_student(3, 192, relations=True)
+    assert [o.shape[-1] for o in student.outputs] == [3, 192, 2000]
+    rng = np.random.default_rng(0)
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    (prep / "labels.json").write_text('["_silence_", "yes", "no"]')
+    for part, rows in (("train", 256), ("val", 32)):
+        np.save(prep / f"{part}_x.npy", rng.normal(size=(rows, 43, 232)).astype(np.float16))
+        np.save(prep / f"{part}_y.npy", rng.integers(0, 3, size=rows).astype(np.int32))
+        np.save(prep / f"{part}_t.npy", rng.normal(size=(rows, teacher.SPANS, 96)).astype(np.float16))
+    metrics = train.train(str(tmp_path), epochs=1, init="random", parts=["train"], relation_weight=100.0)
+    assert metrics["relation_weight"] == 100.0
+    assert any(k.endswith(EMBEDDING_LAYER + "_loss") for k in metrics["history"])
+    model = build_18w()
+    model.load_weights(str(tmp_path / "base.weights.h5"))
+    assert model.count_params() == 1468684

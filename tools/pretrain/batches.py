@@ -58,16 +58,20 @@ def spectrogram_batches():
     class SpectrogramBatches(tf.keras.utils.Sequence):
         """Shuffled batches ``([b, 43, 232, 1], (one-hot [b, classes], teacher [b, d]), (w_word, w_teacher))``.
 
+        With ``relations`` the teacher and its weight come twice (the second for the ``dense_1`` output).
+
         A random frequency stretch (``freq_warp``: the largest factor; 1 = none) and SpecAugment masks
         on the spectrograms; ``teacher`` is the standardised teacher
         embedding of the same (unmasked) audio. A row without a word label (``y == -1``)
         has an all-zero one-hot and word weight 0: only the teacher teaches it.
         """
 
-        def __init__(self, x, y, t, num_classes: int, *, batch_size: int, seed: int, freq_warp: float = 1.0):
+        def __init__(
+            self, x, y, t, num_classes: int, *, batch_size: int, seed: int, freq_warp: float = 1.0, relations: bool = False
+        ):
             super().__init__()
             self.x, self.y, self.t, self.num_classes, self.batch_size = x, y, t, num_classes, batch_size
-            self.freq_warp = freq_warp
+            self.freq_warp, self.relations = freq_warp, relations
             self.rng = np.random.default_rng(seed)
             self.order = self.rng.permutation(len(x))
 
@@ -81,8 +85,10 @@ def spectrogram_batches():
             labelled = self.y[idx] >= 0
             yb = np.zeros((len(idx), self.num_classes), np.float32)
             yb[np.flatnonzero(labelled), self.y[idx][labelled]] = 1.0
-            weights = (labelled.astype(np.float32), np.ones(len(idx), np.float32))
-            return xb[..., None], (yb, self.t[idx]), weights
+            every = np.ones(len(idx), np.float32)
+            if self.relations:  # the teacher once more, for the similarity loss on dense_1
+                return xb[..., None], (yb, self.t[idx], self.t[idx]), (labelled.astype(np.float32), every, every)
+            return xb[..., None], (yb, self.t[idx]), (labelled.astype(np.float32), every)
 
         def on_epoch_end(self) -> None:
             self.order = self.rng.permutation(len(self.x))

@@ -9,6 +9,8 @@ Sources (every clip resampled to 44.1 kHz by :func:`mm_browserfft.audio.load_aud
 * new voices of the real training clips ``<work>/voices/<folder>/*.flac`` (see
   ``voices.py``), ``voice_copies`` augmented copies each;
 * synthetic clips ``<work>/synth/<word>/*.flac`` (see ``synth.py``), ``synth_copies`` each;
+* neural synthetic clips ``<work>/kokoro/<word>/*.flac`` (see ``kokoro.py``), ``kokoro_copies`` each
+  (the part ``kokoro``);
 * the noise class ``_silence_``: training ``_silence_`` clips plus random cuts of
   the recordings in ``<data>/background_noise``.
 
@@ -280,13 +282,16 @@ def _write(out_dir: str, name: str, jobs: List[Job], labels: List[int], sources:
     return total
 
 
-TRAINING_PARTS = ("train", "rooms", "pairs")
+TRAINING_PARTS = ("train", "rooms", "pairs", "kokoro")
 """The training parts :func:`prepare` writes (``val`` is the validation part)."""
 
 
-def _part_jobs(part, train_real, voices, synth, index, *, real_copies, voice_copies, synth_copies,
-               background_cuts, room_copies, room_voice_copies, pairs, seed):
+def _part_jobs(part, train_real, voices, synth, neural, index, *, real_copies, voice_copies, synth_copies,
+               kokoro_copies, background_cuts, room_copies, room_voice_copies, pairs, seed):
     """``(jobs, labels, sources)`` of one training part (see :func:`prepare`)."""
+    if part == "kokoro":
+        jobs = [("synthetic", (p,), kokoro_copies, seed, 5_000_000 + i) for i, (p, _) in enumerate(neural)]
+        return jobs, [index[w] for _, w in neural], [(index[w], index[w]) for _, w in neural]
     speech = [(p, w) for p, w in train_real if w != SILENCE] + voices
     if part == "train":
         jobs = [("noise" if w == SILENCE else "word", (p,), real_copies, seed, i) for i, (p, w) in enumerate(train_real)]
@@ -316,6 +321,7 @@ def prepare(
     real_copies: int = 6,
     voice_copies: int = 2,
     synth_copies: int = 3,
+    kokoro_copies: int = 3,
     background_cuts: int = 2000,
     room_copies: int = 4,
     room_voice_copies: int = 1,
@@ -328,7 +334,8 @@ def prepare(
 
     Parts: ``val`` (held-out speakers, unaugmented); ``train`` (real clips x ``real_copies``,
     new voices x ``voice_copies``, synthetic clips x ``synth_copies``, ``background_cuts``
-    noise windows); ``rooms`` (real words x ``room_copies`` and new voices x
+    noise windows); ``kokoro`` (neural synthetic clips x ``kokoro_copies``, augmented as the
+    synthetic ones; skipped when there are none); ``rooms`` (real words x ``room_copies`` and new voices x
     ``room_voice_copies`` in simulated rooms, :func:`augment_in_room`); ``pairs``
     (``pairs`` unlabelled cuts of two words, :func:`word_pair_window`). Each part is
     seeded on its own, so rebuilding one leaves the others valid.
@@ -338,8 +345,12 @@ def prepare(
     """
     train_real, val_real = real_clips(data_dir)
     synth = synth_clips(os.path.join(work_dir, "synth"))
+    neural = synth_clips(os.path.join(work_dir, "kokoro"))
     voices = voice_clips(os.path.join(work_dir, "voices"))
     words = sorted({w for _, w in train_real + val_real + synth + voices} - {SILENCE})
+    strangers = sorted({w for _, w in neural} - set(words))
+    if strangers:
+        raise ValueError(f"{work_dir}/kokoro holds words no other source has: {strangers[:5]}")
     labels = [SILENCE] + words
     index = {w: i for i, w in enumerate(labels)}
     out_dir = os.path.join(work_dir, "prep")
@@ -355,10 +366,13 @@ def prepare(
                 words_of = [index[w] for _, w in val_real]
                 sizes[part] = _write(out_dir, part, jobs, words_of, [(w, w) for w in words_of], pool)
                 continue
+            if part == "kokoro" and not neural:
+                print(f"prepare: no clips in {work_dir}/kokoro (python -m tools.pretrain.kokoro): part kokoro skipped")
+                continue
             jobs, job_labels, sources = _part_jobs(
-                part, train_real, voices, synth, index, real_copies=real_copies, voice_copies=voice_copies,
-                synth_copies=synth_copies, background_cuts=background_cuts, room_copies=room_copies,
-                room_voice_copies=room_voice_copies, pairs=pairs, seed=seed,
+                part, train_real, voices, synth, neural, index, real_copies=real_copies, voice_copies=voice_copies,
+                synth_copies=synth_copies, kokoro_copies=kokoro_copies, background_cuts=background_cuts,
+                room_copies=room_copies, room_voice_copies=room_voice_copies, pairs=pairs, seed=seed,
             )  # fmt: skip
             sizes[part] = _write(out_dir, part, jobs, job_labels, sources, pool)
     return sizes
@@ -371,6 +385,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--real-copies", type=int, default=6)
     parser.add_argument("--voice-copies", type=int, default=2)
     parser.add_argument("--synth-copies", type=int, default=3)
+    parser.add_argument("--kokoro-copies", type=int, default=3)
     parser.add_argument("--room-copies", type=int, default=4)
     parser.add_argument("--room-voice-copies", type=int, default=1)
     parser.add_argument("--pairs", type=int, default=12000)
@@ -382,8 +397,8 @@ def main(argv: "Sequence[str] | None" = None) -> None:
 
     sizes = prepare(
         args.data or os.fspath(data_dir()), args.work, real_copies=args.real_copies, voice_copies=args.voice_copies,
-        synth_copies=args.synth_copies, room_copies=args.room_copies, room_voice_copies=args.room_voice_copies,
-        pairs=args.pairs, parts=[p for p in args.parts.split(",") if p], seed=args.seed, workers=args.workers,
+        synth_copies=args.synth_copies, kokoro_copies=args.kokoro_copies, room_copies=args.room_copies,
+        room_voice_copies=args.room_voice_copies, pairs=args.pairs, parts=[p for p in args.parts.split(",") if p], seed=args.seed, workers=args.workers,
     )  # fmt: skip
     print(f"prepare: {sizes}")
 

@@ -42,7 +42,8 @@ from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSE
 from .batches import spectrogram_batches  # noqa: E402
 
 __all__ = [
-    "DISTILL_WEIGHT", "EPOCHS", "TARGETS", "teacher_targets", "map_to_18w", "build_student", "load_prepared",
+    "DISTILL_WEIGHT", "EPOCHS", "TARGETS", "teacher_targets", "map_to_18w", "build_student", "relation_loss",
+    "load_prepared",
     "drop_words", "train_body", "fit_18w_head", "train",
 ]  # fmt: skip
 
@@ -67,8 +68,11 @@ def _tf():
     return tf
 
 
-def build_student(num_classes: int, target_dim: int):
-    """The 18w body with two outputs: word probabilities ``[b, num_classes]`` and ``[b, target_dim]`` teacher space."""
+def build_student(num_classes: int, target_dim: int, *, relations: bool = False):
+    """The 18w body with two outputs: word probabilities ``[b, num_classes]`` and ``[b, target_dim]`` teacher space.
+
+    With ``relations``, a third output: the ``dense_1`` embedding itself ``[b, 2000]`` (for :func:`relation_loss`).
+    """
     tf = _tf()
     body = build_18w(num_classes, name="browser_fft_pretrain")
     inputs = tf.keras.Input(shape=body.input_shape[1:], name="spectrogram")
@@ -78,7 +82,27 @@ def build_student(num_classes: int, target_dim: int):
         if layer.name == EMBEDDING_LAYER:
             embedding = x
     projection = tf.keras.layers.Dense(target_dim, name=PROJECTION_LAYER)(embedding)
-    return tf.keras.Model(inputs, [x, projection], name="browser_fft_student")
+    outputs = [x, projection] + ([embedding] if relations else [])
+    return tf.keras.Model(inputs, outputs, name="browser_fft_student")
+
+
+def relation_loss(teacher, embedding):
+    """How far the batch's pairwise similarities in ``dense_1`` are from the teacher's: ``[b]``.
+
+    Both ``teacher [b, d]`` and ``embedding [b, 2000]`` are centred over the batch and scaled to unit
+    length per row; the loss of row ``i`` is the mean squared difference of its cosine similarities
+    to every row of the batch (similarity-preserving distillation, Tung and Mori 2019). Unlike the
+    projection's regression, it shapes the embedding that Model Maker's head reads, not a linear
+    image of it.
+    """
+    tf = _tf()
+
+    def similarities(v):
+        v = v - tf.reduce_mean(v, axis=0, keepdims=True)
+        v = tf.math.l2_normalize(v, axis=1)
+        return tf.matmul(v, v, transpose_b=True)
+
+    return tf.reduce_mean(tf.square(similarities(embedding) - similarities(teacher)), axis=1)
 
 
 def _warm_start(student, init: str) -> None:
@@ -155,6 +179,7 @@ def train_body(
     learning_rate: float = 1e-3,
     label_smoothing: float = 0.1,
     distill_weight: float = DISTILL_WEIGHT,
+    relation_weight: float = 0.0,
     freq_warp: float = 1.0,
     init: str = "bundled",
     seed: int = 0,
@@ -170,6 +195,7 @@ def train_body(
       val_x, val_y, val_t: the held-out-speaker validation set, same layout.
       minutes: wall-clock budget, used to size the run when ``epochs`` is 0.
       distill_weight: weight of the teacher regression (mean squared error) beside the cross-entropy.
+      relation_weight: weight of :func:`relation_loss` on ``dense_1`` (0: not used).
       freq_warp: largest factor of the random frequency stretch of the training spectrograms (1: none).
       init: a base to start from (``"bundled"``, a folder or URL), or ``"random"``.
       epochs: a fixed number of epochs (reproducible; 0 = fit ``minutes``).
@@ -182,26 +208,30 @@ def train_body(
     tf = _tf()
     tf.keras.utils.set_random_seed(seed)
 
+    relations = relation_weight > 0
+
     def compiled(learning):
-        student = build_student(num_classes, t.shape[1])
+        student = build_student(num_classes, t.shape[1], relations=relations)
         if init != "random":
             _warm_start(student, init)
+        losses = [tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), "mse"]
         student.compile(
             optimizer=tf.keras.optimizers.Adam(learning),
-            loss=[tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), "mse"],
-            loss_weights=[1.0, distill_weight],
-            weighted_metrics=[["accuracy"], []],  # word accuracy over labelled rows only
+            loss=losses + ([relation_loss] if relations else []),
+            loss_weights=[1.0, distill_weight] + ([relation_weight] if relations else []),
+            weighted_metrics=[["accuracy"], []] + ([[]] if relations else []),  # word accuracy over labelled rows only
         )
         return student
 
-    batches = spectrogram_batches()(x, y, t, num_classes, batch_size=batch_size, seed=seed, freq_warp=freq_warp)
+    options = dict(batch_size=batch_size, seed=seed, freq_warp=freq_warp, relations=relations)
+    batches = spectrogram_batches()(x, y, t, num_classes, **options)
     step = _measure_step_seconds(compiled(learning_rate), batches)
     epoch_seconds = step * len(batches) * 1.08  # validation and batch assembly
     if epochs <= 0:
         epochs = int(max(1, min(max_epochs, math.floor(minutes * 60 / epoch_seconds))))
     print(f"train: {len(x)} examples, {num_classes} classes, {epoch_seconds:.0f} s/epoch -> {epochs} epochs")
     tf.keras.utils.set_random_seed(seed)
-    batches = spectrogram_batches()(x, y, t, num_classes, batch_size=batch_size, seed=seed, freq_warp=freq_warp)
+    batches = spectrogram_batches()(x, y, t, num_classes, **options)
     schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * len(batches), alpha=0.02)
     student = compiled(schedule)
     callbacks = []
@@ -214,7 +244,7 @@ def train_body(
     history = student.fit(
         batches,
         epochs=epochs,
-        validation_data=(val_x.astype(np.float32)[..., None], (val_onehot, val_t)),
+        validation_data=(val_x.astype(np.float32)[..., None], (val_onehot, val_t) + ((val_t,) if relations else ())),
         callbacks=callbacks,
         verbose=2,
     )
@@ -366,6 +396,7 @@ def train(
     epochs: int = 0,
     seed: int = 0,
     distill_weight: float = DISTILL_WEIGHT,
+    relation_weight: float = 0.0,
     init: str = "bundled",
     holdout_words: Sequence[str] = (),
     parts: Sequence[str] = ("train", "rooms", "pairs"),
@@ -398,7 +429,8 @@ def train(
     start = time.time()
     student, history, epochs, epoch_seconds = train_body(
         x, y, t, val_x, val_y, val_t, len(labels), minutes=minutes, epochs=epochs, seed=seed,
-        distill_weight=distill_weight, freq_warp=freq_warp, init=init, work_dir=work_dir,
+        distill_weight=distill_weight, relation_weight=relation_weight, freq_warp=freq_warp, init=init,
+        work_dir=work_dir,
     )  # fmt: skip
     labelled = y >= 0
     model = fit_18w_head(student, x[labelled], y[labelled], labels, seed=seed)
@@ -412,6 +444,7 @@ def train(
         "epochs": epochs,
         "init": init,
         "distill_weight": distill_weight,
+        "relation_weight": relation_weight,
         "targets": targets,
         "freq_warp": freq_warp,
         "holdout_words": list(holdout_words),
@@ -443,13 +476,14 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--parts", default="train,rooms,pairs", help="prepared training parts to train on")
     parser.add_argument("--targets", choices=TARGETS, default="pooled", help="what of the teacher to regress")
     parser.add_argument("--freq-warp", type=float, default=1.0, help="largest random frequency stretch (1: none)")
+    parser.add_argument("--relation-weight", type=float, default=0.0, help="weight of the dense_1 similarity loss")
     parser.add_argument("--curves", default=os.path.join("docs", "images", "pretrain-curves.png"))
     args = parser.parse_args(argv)
     metrics = train(
         args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed, distill_weight=args.distill_weight,
         init=args.init, holdout_words=[w for w in args.holdout_words.split(",") if w],
         parts=[p for p in args.parts.split(",") if p], targets=args.targets,
-        freq_warp=args.freq_warp, curves_png=args.curves,
+        freq_warp=args.freq_warp, relation_weight=args.relation_weight, curves_png=args.curves,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
 
