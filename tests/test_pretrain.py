@@ -155,17 +155,22 @@ def test_frequency_warp_moves_a_formant_by_the_drawn_factor_and_is_off_at_one():
     np.testing.assert_allclose(warped[:, 5], warped[:, 30])  # the same stretch at every frame
 
 
-def test_train_runs_both_stages_on_a_tiny_prepared_set_and_writes_the_18w_weights(tmp_path):
-    from mm_browserfft.base import build_18w
-
+def _tiny_prepared_set(work) -> None:
+    """A prepared set of random rows in ``work/prep``: 256 training and 32 validation rows, 3 classes."""
     rng = np.random.default_rng(0)
-    prep = tmp_path / "prep"
+    prep = work / "prep"
     prep.mkdir()
     (prep / "labels.json").write_text('["_silence_", "yes", "no"]')
     for part, rows in (("train", 256), ("val", 32)):
         np.save(prep / f"{part}_x.npy", rng.normal(size=(rows, 43, 232)).astype(np.float16))
         np.save(prep / f"{part}_y.npy", rng.integers(0, 3, size=rows).astype(np.int32))
         np.save(prep / f"{part}_t.npy", rng.normal(size=(rows, teacher.SPANS, 96)).astype(np.float16))
+
+
+def test_train_runs_both_stages_on_a_tiny_prepared_set_and_writes_the_18w_weights(tmp_path):
+    from mm_browserfft.base import build_18w
+
+    _tiny_prepared_set(tmp_path)
     metrics = train.train(str(tmp_path), epochs=1, init="random", parts=["train"], targets="spans", freq_warp=1.1)
     assert metrics["train_examples"] == 256 and metrics["heldout_clips"] == 32 and metrics["epochs"] == 1
     assert metrics["targets"] == "spans" and np.isfinite(metrics["heldout_teacher_mse"])
@@ -201,14 +206,7 @@ def test_train_with_the_relation_loss_adds_an_output_on_dense_1_and_keeps_the_18
 
     student = train.build_student(3, 192, relations=True)
     assert [o.shape[-1] for o in student.outputs] == [3, 192, 2000]
-    rng = np.random.default_rng(0)
-    prep = tmp_path / "prep"
-    prep.mkdir()
-    (prep / "labels.json").write_text('["_silence_", "yes", "no"]')
-    for part, rows in (("train", 256), ("val", 32)):
-        np.save(prep / f"{part}_x.npy", rng.normal(size=(rows, 43, 232)).astype(np.float16))
-        np.save(prep / f"{part}_y.npy", rng.integers(0, 3, size=rows).astype(np.int32))
-        np.save(prep / f"{part}_t.npy", rng.normal(size=(rows, teacher.SPANS, 96)).astype(np.float16))
+    _tiny_prepared_set(tmp_path)
     metrics = train.train(str(tmp_path), epochs=1, init="random", parts=["train"], relation_weight=100.0)
     assert metrics["relation_weight"] == 100.0
     assert any(k.endswith(EMBEDDING_LAYER + "_loss") for k in metrics["history"])
