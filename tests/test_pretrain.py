@@ -213,3 +213,45 @@ def test_train_with_the_relation_loss_adds_an_output_on_dense_1_and_keeps_the_18
     model = build_18w()
     model.load_weights(str(tmp_path / "base.weights.h5"))
     assert model.count_params() == 1468684
+
+
+def test_factorise_gives_the_best_rank_r_approximation_and_is_exact_at_full_rank():
+    rng = np.random.default_rng(3)
+    kernel = rng.normal(size=(40, 60)).astype(np.float32)
+    a, b = train.factorise(kernel, 40)
+    assert a.shape == (40, 40) and b.shape == (40, 60)
+    np.testing.assert_allclose(a @ b, kernel, atol=1e-4)
+    a, b = train.factorise(kernel, 10)
+    singular = np.linalg.svd(kernel, compute_uv=False)
+    error = np.linalg.norm(kernel - a @ b)
+    np.testing.assert_allclose(error, np.sqrt(np.sum(singular[10:] ** 2)), rtol=1e-4)  # Eckart-Young
+
+
+def test_a_factorised_dense_1_folds_into_the_18w_kernel_with_the_same_embedding():
+    import tensorflow as tf
+
+    from mm_browserfft.base import EMBEDDING_LAYER, build_18w
+
+    student = train.build_student(3, 192, bottleneck=16)
+    assert student.get_layer(train.FACTOR_LAYER).get_weights()[0].shape == (704, 16)
+    assert student.get_layer(train.PROJECTION_LAYER).get_weights()[0].shape == (16, 192)  # reads the bottleneck
+    model = build_18w()
+    for name, weights in train.body_weights(student).items():
+        model.get_layer(name).set_weights(weights)
+    x = np.random.default_rng(4).normal(size=(4, 43, 232, 1)).astype(np.float32)
+    folded = tf.keras.Model(model.inputs, model.get_layer(EMBEDDING_LAYER).output)(x)
+    factorised = tf.keras.Model(student.inputs, student.get_layer(EMBEDDING_LAYER).output)(x)
+    np.testing.assert_allclose(np.asarray(folded), np.asarray(factorised), rtol=1e-4, atol=1e-4)
+    assert np.linalg.matrix_rank(model.get_layer(EMBEDDING_LAYER).get_weights()[0], tol=1e-4) == 16
+
+
+def test_train_with_a_bottleneck_starts_from_the_bundled_base_and_ships_a_low_rank_18w_kernel(tmp_path):
+    from mm_browserfft.base import EMBEDDING_LAYER, build_18w
+
+    _tiny_prepared_set(tmp_path)
+    metrics = train.train(str(tmp_path), epochs=1, init="bundled", parts=["train"], bottleneck=24)
+    assert metrics["bottleneck"] == 24 and np.isfinite(metrics["heldout_teacher_mse"])
+    model = build_18w()
+    model.load_weights(str(tmp_path / "base.weights.h5"))
+    assert model.count_params() == 1468684
+    assert np.linalg.matrix_rank(model.get_layer(EMBEDDING_LAYER).get_weights()[0], tol=1e-3) == 24

@@ -42,7 +42,8 @@ from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSE
 from .batches import spectrogram_batches  # noqa: E402
 
 __all__ = [
-    "DISTILL_WEIGHT", "EPOCHS", "TARGETS", "teacher_targets", "map_to_18w", "build_student", "relation_loss",
+    "DISTILL_WEIGHT", "EPOCHS", "TARGETS", "teacher_targets", "map_to_18w", "build_student", "body_weights",
+    "factorise", "relation_loss",
     "load_prepared",
     "drop_words", "train_body", "fit_18w_head", "train",
 ]  # fmt: skip
@@ -56,7 +57,10 @@ TARGETS = ("pooled", "spans")
 """What the student regresses of the teacher: its pooled embedding, or its embedding of every span."""
 
 PROJECTION_LAYER = "teacher_projection"
-"""The linear layer from ``dense_1`` to the teacher's (standardised) embedding space."""
+"""The linear layer from ``dense_1`` (or the bottleneck) to the teacher's (standardised) embedding space."""
+
+FACTOR_LAYER = "dense_1_factor"
+"""The linear bottleneck before a factorised ``dense_1`` (pretraining only; folded away at export)."""
 
 SILENCE = "_silence_"
 _BACKGROUND, _UNKNOWN = BASE_LABELS_18W[0], BASE_LABELS_18W[1]
@@ -68,22 +72,65 @@ def _tf():
     return tf
 
 
-def build_student(num_classes: int, target_dim: int, *, relations: bool = False):
+def build_student(num_classes: int, target_dim: int, *, relations: bool = False, bottleneck: int = 0):
     """The 18w body with two outputs: word probabilities ``[b, num_classes]`` and ``[b, target_dim]`` teacher space.
 
+    With ``bottleneck`` > 0, ``dense_1`` is factorised: ``flatten_1 [b, 704]`` -> a linear
+    :data:`FACTOR_LAYER` ``[b, bottleneck]`` -> ``dense_1`` (2000 ReLU units), and the teacher is
+    regressed from the bottleneck, so every direction ``dense_1`` reads is one the teacher shaped
+    (the two linear maps fold into one 18w kernel of rank ``bottleneck``: :func:`body_weights`).
+    Without it, the projection reads ``dense_1`` itself.
     With ``relations``, a third output: the ``dense_1`` embedding itself ``[b, 2000]`` (for :func:`relation_loss`).
     """
     tf = _tf()
     body = build_18w(num_classes, name="browser_fft_pretrain")
     inputs = tf.keras.Input(shape=body.input_shape[1:], name="spectrogram")
-    x, embedding = inputs, None
+    x, embedding, teacher_input = inputs, None, None
     for layer in body.layers:
-        x = layer(x)
+        if layer.name == EMBEDDING_LAYER and bottleneck:
+            teacher_input = tf.keras.layers.Dense(bottleneck, use_bias=False, name=FACTOR_LAYER)(x)
+            x = tf.keras.layers.Dense(layer.units, activation="relu", name=EMBEDDING_LAYER)(teacher_input)
+        else:
+            x = layer(x)
         if layer.name == EMBEDDING_LAYER:
             embedding = x
-    projection = tf.keras.layers.Dense(target_dim, name=PROJECTION_LAYER)(embedding)
+    projection = tf.keras.layers.Dense(target_dim, name=PROJECTION_LAYER)(
+        embedding if teacher_input is None else teacher_input
+    )
     outputs = [x, projection] + ([embedding] if relations else [])
     return tf.keras.Model(inputs, outputs, name="browser_fft_student")
+
+
+def body_weights(student) -> Dict[str, list]:
+    """The weights of every 18w layer up to ``dense_1`` of ``student``, by layer name.
+
+    A factorised ``dense_1`` (:func:`build_student` with a bottleneck) is folded into the one
+    ``[704, 2000]`` kernel of the 18w topology: ``factor [704, r] @ dense_1 [r, 2000]``.
+    """
+    out: Dict[str, list] = {}
+    for layer in build_18w(NUM_BASE_CLASSES).layers:
+        if layer.name == "dense_2" or not layer.get_weights():
+            continue
+        weights = student.get_layer(layer.name).get_weights()
+        if layer.name == EMBEDDING_LAYER and _has_layer(student, FACTOR_LAYER):
+            (factor,) = student.get_layer(FACTOR_LAYER).get_weights()
+            weights = [factor @ weights[0], weights[1]]
+        out[layer.name] = weights
+    return out
+
+
+def _has_layer(model, name: str) -> bool:
+    return any(layer.name == name for layer in model.layers)
+
+
+def factorise(kernel: np.ndarray, rank: int):
+    """``kernel [m, n]`` as ``(a [m, rank], b [rank, n])`` with ``a @ b`` its best rank-``rank`` approximation.
+
+    The singular values are split evenly between the two factors (``a = U S^1/2``, ``b = S^1/2 V^T``).
+    """
+    u, s, vt = np.linalg.svd(kernel.astype(np.float64), full_matrices=False)
+    root = np.sqrt(s[:rank])
+    return (u[:, :rank] * root).astype(np.float32), (root[:, None] * vt[:rank]).astype(np.float32)
 
 
 def relation_loss(teacher, embedding):
@@ -106,14 +153,23 @@ def relation_loss(teacher, embedding):
 
 
 def _warm_start(student, init: str) -> None:
-    """Copy every layer up to ``dense_1`` from the base ``init`` (a :func:`~mm_browserfft.base.load_base` source)."""
+    """Copy every layer up to ``dense_1`` from the base ``init`` (a :func:`~mm_browserfft.base.load_base` source).
+
+    A factorised ``dense_1`` starts from the truncated SVD of the base's kernel (:func:`factorise`).
+    """
     from mm_browserfft.base import load_base
 
     base = load_base(init)
     for layer in base.layers:
         if layer.name == "dense_2" or not layer.get_weights():
             continue
-        student.get_layer(layer.name).set_weights(layer.get_weights())
+        weights = layer.get_weights()
+        if layer.name == EMBEDDING_LAYER and _has_layer(student, FACTOR_LAYER):
+            factor = student.get_layer(FACTOR_LAYER)
+            a, b = factorise(weights[0], factor.units)
+            factor.set_weights([a])
+            weights = [b, weights[1]]
+        student.get_layer(layer.name).set_weights(weights)
 
 
 def teacher_targets(t: np.ndarray, kind: str = "pooled") -> np.ndarray:
@@ -181,6 +237,7 @@ def train_body(
     distill_weight: float = DISTILL_WEIGHT,
     relation_weight: float = 0.0,
     freq_warp: float = 1.0,
+    bottleneck: int = 0,
     init: str = "bundled",
     seed: int = 0,
     epochs: int = 0,
@@ -197,6 +254,8 @@ def train_body(
       distill_weight: weight of the teacher regression (mean squared error) beside the cross-entropy.
       relation_weight: weight of :func:`relation_loss` on ``dense_1`` (0: not used).
       freq_warp: largest factor of the random frequency stretch of the training spectrograms (1: none).
+      bottleneck: rank of a factorised ``dense_1`` whose bottleneck regresses the teacher (0: not factorised;
+        :func:`build_student`).
       init: a base to start from (``"bundled"``, a folder or URL), or ``"random"``.
       epochs: a fixed number of epochs (reproducible; 0 = fit ``minutes``).
       work_dir: if set, weights are saved to ``pretrain.weights.h5`` after every epoch and
@@ -211,7 +270,7 @@ def train_body(
     relations = relation_weight > 0
 
     def compiled(learning):
-        student = build_student(num_classes, t.shape[1], relations=relations)
+        student = build_student(num_classes, t.shape[1], relations=relations, bottleneck=bottleneck)
         if init != "random":
             _warm_start(student, init)
         losses = [tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), "mse"]
@@ -251,26 +310,11 @@ def train_body(
     return student, {k: [float(v) for v in vals] for k, vals in history.history.items()}, epochs, epoch_seconds
 
 
-def _embeddings(body, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
-    tf = _tf()
-    inputs = tf.keras.Input(shape=body.input_shape[1:])
-    h = inputs
-    for layer in body.layers:  # the layers up to dense_1, applied anew (they may already sit in two graphs)
-        if isinstance(layer, tf.keras.layers.InputLayer):
-            continue
-        h = layer(h)
-        if layer.name == EMBEDDING_LAYER:
-            break
-    embed = tf.keras.Model(inputs, h)
-    out = [embed.predict_on_batch(x[i : i + batch_size].astype(np.float32)[..., None]) for i in range(0, len(x), batch_size)]
-    return np.concatenate(out).astype(np.float32)
-
-
 def fit_18w_head(body, x: np.ndarray, words: np.ndarray, labels: Sequence[str], *, seed: int = 0, epochs: int = 30):
     """Stage 2: the shipped 18w model: ``body``'s layers up to ``dense_1`` plus a fitted 20-way ``dense_2``.
 
     Args:
-      body: the stage-1 model (same layer names as :func:`build_18w`).
+      body: the stage-1 model (:func:`build_student`; a factorised ``dense_1`` is folded, :func:`body_weights`).
       x: float16 ``[n, 43, 232]`` training spectrograms; words: int ``[n]`` indices into ``labels``.
 
     Returns:
@@ -278,10 +322,16 @@ def fit_18w_head(body, x: np.ndarray, words: np.ndarray, labels: Sequence[str], 
     """
     tf = _tf()
     tf.keras.utils.set_random_seed(seed)
+    model = build_18w(NUM_BASE_CLASSES)
+    for name, weights in body_weights(body).items():
+        model.get_layer(name).set_weights(weights)
     target = map_to_18w(labels)[words]
     counts = np.bincount(target, minlength=NUM_BASE_CLASSES).astype(np.float64)
     class_weight = {i: float(len(target) / (NUM_BASE_CLASSES * c)) for i, c in enumerate(counts) if c > 0}
-    emb = _embeddings(body, x)
+    embedder = tf.keras.Model(model.inputs, model.get_layer(EMBEDDING_LAYER).output)
+    emb = np.concatenate(
+        [embedder.predict_on_batch(x[i : i + 512].astype(np.float32)[..., None]) for i in range(0, len(x), 512)]
+    )
     head = tf.keras.Sequential(
         [
             tf.keras.layers.Input(shape=(emb.shape[1],)),
@@ -291,10 +341,7 @@ def fit_18w_head(body, x: np.ndarray, words: np.ndarray, labels: Sequence[str], 
     )
     head.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     head.fit(emb, target, batch_size=256, epochs=epochs, class_weight=class_weight, verbose=0)
-    model = build_18w(NUM_BASE_CLASSES)
-    for layer in model.layers:
-        source = head.layers[-1] if layer.name == "dense_2" else body.get_layer(layer.name)
-        layer.set_weights(source.get_weights())
+    model.get_layer("dense_2").set_weights(head.layers[-1].get_weights())
     return model
 
 
@@ -402,6 +449,7 @@ def train(
     parts: Sequence[str] = ("train", "rooms", "pairs"),
     targets: str = "pooled",
     freq_warp: float = 1.0,
+    bottleneck: int = 0,
     curves_png: str = "",
 ) -> Dict[str, object]:
     """Run both stages on ``<work_dir>/prep``; returns the metrics (also written to ``train_metrics.json``).
@@ -411,7 +459,8 @@ def train(
     transfer to words the base never heard. ``parts`` are the prepared training parts
     to train on (those that exist; see ``prepare.py``); ``targets`` what of the teacher
     the student regresses (:func:`teacher_targets`); ``freq_warp`` the largest factor of the
-    random frequency stretch of the training spectrograms (1: none).
+    random frequency stretch of the training spectrograms (1: none); ``bottleneck`` the rank of a
+    factorised ``dense_1`` (:func:`build_student`; 0: not factorised).
     Writes ``<work_dir>/base.weights.h5`` (the 18w model) and, if ``curves_png`` is given, the curves.
     """
     prep = os.path.join(work_dir, "prep")
@@ -429,7 +478,7 @@ def train(
     start = time.time()
     student, history, epochs, epoch_seconds = train_body(
         x, y, t, val_x, val_y, val_t, len(labels), minutes=minutes, epochs=epochs, seed=seed,
-        distill_weight=distill_weight, relation_weight=relation_weight, freq_warp=freq_warp, init=init,
+        distill_weight=distill_weight, relation_weight=relation_weight, freq_warp=freq_warp, bottleneck=bottleneck, init=init,
         work_dir=work_dir,
     )  # fmt: skip
     labelled = y >= 0
@@ -447,6 +496,7 @@ def train(
         "relation_weight": relation_weight,
         "targets": targets,
         "freq_warp": freq_warp,
+        "bottleneck": bottleneck,
         "holdout_words": list(holdout_words),
         "seconds_per_epoch_estimate": round(epoch_seconds, 1),
         "heldout_word_accuracy_pretrain_head": round(_series(history, "val_accuracy")[-1], 4),
@@ -477,13 +527,15 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--targets", choices=TARGETS, default="pooled", help="what of the teacher to regress")
     parser.add_argument("--freq-warp", type=float, default=1.0, help="largest random frequency stretch (1: none)")
     parser.add_argument("--relation-weight", type=float, default=0.0, help="weight of the dense_1 similarity loss")
+    parser.add_argument("--bottleneck", type=int, default=0, help="rank of a factorised dense_1 (0: not factorised)")
     parser.add_argument("--curves", default=os.path.join("docs", "images", "pretrain-curves.png"))
     args = parser.parse_args(argv)
     metrics = train(
         args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed, distill_weight=args.distill_weight,
         init=args.init, holdout_words=[w for w in args.holdout_words.split(",") if w],
         parts=[p for p in args.parts.split(",") if p], targets=args.targets,
-        freq_warp=args.freq_warp, relation_weight=args.relation_weight, curves_png=args.curves,
+        freq_warp=args.freq_warp, relation_weight=args.relation_weight, bottleneck=args.bottleneck,
+        curves_png=args.curves,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
 
