@@ -255,3 +255,21 @@ def test_train_with_a_bottleneck_starts_from_the_bundled_base_and_ships_a_low_ra
     model.load_weights(str(tmp_path / "base.weights.h5"))
     assert model.count_params() == 1468684
     assert np.linalg.matrix_rank(model.get_layer(EMBEDDING_LAYER).get_weights()[0], tol=1e-3) == 24
+
+
+def test_discriminant_targets_whiten_the_scatter_within_words_and_map_other_sets_alike():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 6, size=3000)
+    y[:100] = -1  # rows without a word label (pairs) are mapped but do not shape the map
+    mixing = rng.normal(size=(4, 4))
+    t = (np.eye(4)[y % 4] * 3.0 + rng.normal(size=(3000, 4)) * [4.0, 1.0, 0.5, 2.0]) @ mixing
+    t = t.astype(np.float32)
+    mapped, again = train.discriminant_targets(t, y, t[:50], shrinkage=0.0)
+    np.testing.assert_allclose(again, mapped[:50], rtol=1e-5, atol=1e-5)
+    assert np.isclose(np.mean(np.var(mapped, axis=0)), 1.0, rtol=1e-3)
+    labelled = y >= 0
+    residual = mapped[labelled] - np.stack([mapped[labelled][y[labelled] == c].mean(0) for c in range(6)])[y[labelled]]
+    eigenvalues = np.linalg.eigvalsh(np.cov(residual.T))
+    assert eigenvalues.max() / eigenvalues.min() < 1.01  # the same spread within words in every direction
+    raw = np.linalg.eigvalsh(np.cov((t[labelled] - t[labelled].mean(0)).T))
+    assert raw.max() / raw.min() > 10

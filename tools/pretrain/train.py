@@ -43,7 +43,7 @@ from .batches import spectrogram_batches  # noqa: E402
 
 __all__ = [
     "DISTILL_WEIGHT", "EPOCHS", "TARGETS", "teacher_targets", "map_to_18w", "build_student", "body_weights",
-    "factorise", "relation_loss",
+    "factorise", "discriminant_targets", "TARGET_SPACES", "relation_loss",
     "load_prepared",
     "drop_words", "train_body", "fit_18w_head", "train",
 ]  # fmt: skip
@@ -196,6 +196,40 @@ def standardise_targets(t_train: np.ndarray, *others: np.ndarray):
     flat = t_train.reshape(len(t_train), -1).astype(np.float32)
     mean, std = flat.mean(axis=0), flat.std(axis=0) + 1e-6
     return [(flat - mean) / std] + [(o.reshape(len(o), -1).astype(np.float32) - mean) / std for o in others]
+
+
+def discriminant_targets(t_train: np.ndarray, y_train: np.ndarray, *others: np.ndarray, shrinkage: float = 0.2):
+    """Teacher targets ``[n, d]`` mapped so that distance counts what tells words apart.
+
+    The within-word scatter of the labelled rows (``y_train >= 0``) is whitened: with the
+    within-class covariance ``S`` (shrunk towards ``mean(diag S) * I`` by ``shrinkage``),
+    every target becomes ``(t - mean) @ S^-1/2``, scaled to a mean variance of 1 per dimension
+    (as :func:`standardise_targets`, so the distillation weight keeps its meaning). Speaker and channel variation (what varies
+    within a word) weighs little in the regression; what varies between words weighs much.
+
+    Args:
+      t_train: ``[n, d]`` float32 training targets; y_train: int ``[n]`` word indices (-1: none).
+      others: more ``[m, d]`` targets mapped the same way (the validation set).
+      shrinkage: in ``[0, 1]``; 1 is plain centring and scaling by one number.
+    """
+    labelled = y_train >= 0
+    t, y = t_train[labelled].astype(np.float64), y_train[labelled]
+    classes, inverse = np.unique(y, return_inverse=True)
+    means = np.zeros((len(classes), t.shape[1]))
+    np.add.at(means, inverse, t)
+    means /= np.bincount(inverse)[:, None]
+    residual = t - means[inverse]
+    within = residual.T @ residual / max(1, len(t) - len(classes))
+    within = (1 - shrinkage) * within + shrinkage * np.mean(np.diag(within)) * np.eye(len(within))
+    values, vectors = np.linalg.eigh(within)
+    transform = (vectors / np.sqrt(values)) @ vectors.T
+    centre = t_train.astype(np.float64).mean(axis=0)
+    transform /= np.sqrt(np.mean(np.var(t_train.astype(np.float64) @ transform, axis=0)))
+    return [((a.astype(np.float64) - centre) @ transform).astype(np.float32) for a in (t_train, *others)]
+
+
+TARGET_SPACES = ("standardised", "discriminant")
+"""How the teacher's targets are scaled: per dimension (:func:`standardise_targets`) or :func:`discriminant_targets`."""
 
 
 def map_to_18w(labels: Sequence[str]) -> np.ndarray:
@@ -450,6 +484,7 @@ def train(
     targets: str = "pooled",
     freq_warp: float = 1.0,
     bottleneck: int = 0,
+    target_space: str = "standardised",
     curves_png: str = "",
 ) -> Dict[str, object]:
     """Run both stages on ``<work_dir>/prep``; returns the metrics (also written to ``train_metrics.json``).
@@ -460,7 +495,8 @@ def train(
     to train on (those that exist; see ``prepare.py``); ``targets`` what of the teacher
     the student regresses (:func:`teacher_targets`); ``freq_warp`` the largest factor of the
     random frequency stretch of the training spectrograms (1: none); ``bottleneck`` the rank of a
-    factorised ``dense_1`` (:func:`build_student`; 0: not factorised).
+    factorised ``dense_1`` (:func:`build_student`; 0: not factorised); ``target_space`` how the
+    targets are scaled (:data:`TARGET_SPACES`).
     Writes ``<work_dir>/base.weights.h5`` (the 18w model) and, if ``curves_png`` is given, the curves.
     """
     prep = os.path.join(work_dir, "prep")
@@ -474,7 +510,13 @@ def train(
         all_labels = labels
         labels, y, x, t = drop_words(all_labels, holdout_words, y, sources, x, t)
         _, val_y, val_x, val_t = drop_words(all_labels, holdout_words, val_y, np.stack([val_y, val_y], 1), val_x, val_t)
-    t, val_t = standardise_targets(teacher_targets(t, targets), teacher_targets(val_t, targets))
+    t, val_t = teacher_targets(t, targets), teacher_targets(val_t, targets)
+    if target_space == "discriminant":
+        t, val_t = discriminant_targets(t.reshape(len(t), -1), y, val_t.reshape(len(val_t), -1))
+    elif target_space == "standardised":
+        t, val_t = standardise_targets(t, val_t)
+    else:
+        raise ValueError(f"target_space must be one of {TARGET_SPACES}, got {target_space!r}")
     start = time.time()
     student, history, epochs, epoch_seconds = train_body(
         x, y, t, val_x, val_y, val_t, len(labels), minutes=minutes, epochs=epochs, seed=seed,
@@ -497,6 +539,7 @@ def train(
         "targets": targets,
         "freq_warp": freq_warp,
         "bottleneck": bottleneck,
+        "target_space": target_space,
         "holdout_words": list(holdout_words),
         "seconds_per_epoch_estimate": round(epoch_seconds, 1),
         "heldout_word_accuracy_pretrain_head": round(_series(history, "val_accuracy")[-1], 4),
@@ -528,6 +571,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--freq-warp", type=float, default=1.0, help="largest random frequency stretch (1: none)")
     parser.add_argument("--relation-weight", type=float, default=0.0, help="weight of the dense_1 similarity loss")
     parser.add_argument("--bottleneck", type=int, default=0, help="rank of a factorised dense_1 (0: not factorised)")
+    parser.add_argument("--target-space", choices=TARGET_SPACES, default="standardised", help="scaling of the targets")
     parser.add_argument("--curves", default=os.path.join("docs", "images", "pretrain-curves.png"))
     args = parser.parse_args(argv)
     metrics = train(
@@ -535,7 +579,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
         init=args.init, holdout_words=[w for w in args.holdout_words.split(",") if w],
         parts=[p for p in args.parts.split(",") if p], targets=args.targets,
         freq_warp=args.freq_warp, relation_weight=args.relation_weight, bottleneck=args.bottleneck,
-        curves_png=args.curves,
+        target_space=args.target_space, curves_png=args.curves,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
 
