@@ -84,9 +84,14 @@ def spoken_file(spoken, tmp_path_factory):
     return path
 
 
-def test_every_word_is_found_once_where_it_was_said(model, spoken, spoken_file):
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"probability_threshold": 0.7, "suppression_ms": 1000, "overlap_factor": 0.75, "average_ms": 0}],
+    ids=["the defaults (overlap 0.9, scores averaged over 350 ms)", "one window's score, as the browser decides"],
+)  # fmt: skip
+def test_every_word_is_found_once_where_it_was_said(model, spoken, spoken_file, options):
     events = spoken[0].events
-    found = listen_file(model, spoken_file, probability_threshold=0.7, suppression_ms=1000, overlap_factor=0.75)
+    found = listen_file(model, spoken_file, **options)
     assert [d.label for d in found] == [e.label for e in events]
     for d, e in zip(found, events):  # decided while the word was said, or within half a second after it
         assert e.start_s <= d.end_s <= e.end_s + 0.5 and d.end_s - d.start_s == pytest.approx(WAVEFORM_LENGTH / SAMPLE_RATE)
