@@ -5,7 +5,7 @@ import pytest
 
 from mm_browserfft.base import BASE_LABELS_18W
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
-from tools.pretrain import batches, prepare, synth, teacher, train
+from tools.pretrain import batches, prepare, synth, targets, teacher, train
 
 
 def test_vocabulary_covers_18w_and_speech_commands_words():
@@ -126,22 +126,22 @@ def test_unlabelled_rows_weigh_nothing_in_the_word_loss():
 def test_teacher_targets_pool_the_spans_or_keep_them_in_time_order():
     rng = np.random.default_rng(0)
     spans = rng.normal(size=(3, teacher.SPANS, teacher.EMBEDDING_DIM)).astype(np.float16)
-    pooled = train.teacher_targets(spans, "pooled")
+    pooled = targets.teacher_targets(spans, "pooled")
     assert pooled.shape == (3, teacher.TEACHER_DIM) and pooled.dtype == np.float32
     np.testing.assert_allclose(pooled[:, :96], spans.astype(np.float32).mean(axis=1), rtol=1e-6)
     np.testing.assert_array_equal(pooled[:, 96:], spans.astype(np.float32).max(axis=1))
-    flat = train.teacher_targets(spans, "spans")
+    flat = targets.teacher_targets(spans, "spans")
     assert flat.shape == (3, teacher.SPANS * 96)
     np.testing.assert_array_equal(flat[1, 96:192], spans[1, 1].astype(np.float32))  # the second span, second row
 
 
 def test_teacher_targets_read_older_pooled_sets_and_refuse_spans_they_lack():
     old = np.ones((2, teacher.TEACHER_DIM), np.float16)
-    assert train.teacher_targets(old, "pooled").shape == (2, teacher.TEACHER_DIM)
+    assert targets.teacher_targets(old, "pooled").shape == (2, teacher.TEACHER_DIM)
     with pytest.raises(ValueError, match="pooled teacher embeddings only"):
-        train.teacher_targets(old, "spans")
+        targets.teacher_targets(old, "spans")
     with pytest.raises(ValueError, match="targets must be one of"):
-        train.teacher_targets(old, "frames")
+        targets.teacher_targets(old, "frames")
 
 
 def test_frequency_warp_moves_a_formant_by_the_drawn_factor_and_is_off_at_one():
@@ -264,7 +264,7 @@ def test_discriminant_targets_whiten_the_scatter_within_words_and_map_other_sets
     mixing = rng.normal(size=(4, 4))
     t = (np.eye(4)[y % 4] * 3.0 + rng.normal(size=(3000, 4)) * [4.0, 1.0, 0.5, 2.0]) @ mixing
     t = t.astype(np.float32)
-    mapped, again = train.discriminant_targets(t, y, t[:50], shrinkage=0.0)
+    mapped, again = targets.discriminant_targets(t, y, t[:50], shrinkage=0.0)
     np.testing.assert_allclose(again, mapped[:50], rtol=1e-5, atol=1e-5)
     assert np.isclose(np.mean(np.var(mapped, axis=0)), 1.0, rtol=1e-3)
     labelled = y >= 0
@@ -273,3 +273,53 @@ def test_discriminant_targets_whiten_the_scatter_within_words_and_map_other_sets
     assert eigenvalues.max() / eigenvalues.min() < 1.01  # the same spread within words in every direction
     raw = np.linalg.eigvalsh(np.cov((t[labelled] - t[labelled].mean(0)).T))
     assert raw.max() / raw.min() > 10
+
+
+def _clustered_targets(rng, rows: int, classes: int = 4, dim: int = 8):
+    """Teacher targets ``[rows, dim]`` in one cluster per word, and the words ``[rows]``."""
+    centres = rng.normal(size=(classes, dim)) * 3.0
+    y = rng.integers(0, classes, size=rows)
+    return (centres[y] + rng.normal(size=(rows, dim))).astype(np.float32), y
+
+
+def test_soft_word_targets_are_distributions_that_name_the_teachers_word_and_spread_with_temperature():
+    rng = np.random.default_rng(6)
+    t, y = _clustered_targets(rng, 2000)
+    val_t, val_y = _clustered_targets(np.random.default_rng(6), 200)  # the same centres
+    y[:200] = -1  # unlabelled rows (word pairs) get a soft target too
+    soft, accuracy = targets.soft_word_targets(t, y, val_t, val_y, 4, temperature=1.0)
+    assert soft.shape == (2000, 4) and soft.dtype == np.float16 and accuracy > 0.9
+    np.testing.assert_allclose(soft.astype(np.float64).sum(axis=1), 1.0, atol=5e-3)
+    labelled = y >= 0
+    assert np.mean(np.argmax(soft[labelled], axis=1) == y[labelled]) > 0.9
+    warm, _ = targets.soft_word_targets(t, y, val_t, val_y, 4, temperature=4.0)
+
+    def entropy(p):
+        p = p.astype(np.float64) + 1e-9
+        return float(np.mean(-np.sum(p * np.log(p), axis=1)))
+
+    assert entropy(warm) > entropy(soft) + 0.2
+    with pytest.raises(ValueError, match="temperature"):
+        targets.soft_word_targets(t, y, val_t, val_y, 4, temperature=0.0)
+
+
+def test_batches_mix_soft_word_targets_into_the_one_hot_and_give_unlabelled_rows_the_soft_share():
+    x = np.zeros((4, 43, 232), np.float16)
+    y = np.array([0, 1, -1, 2])
+    t = np.zeros((4, 6), np.float32)
+    soft = np.full((4, 3), 1 / 3, np.float16)
+    served = batches.SpectrogramBatches(x, y, t, 3, batch_size=4, seed=0, soft=soft, soft_weight=0.3)
+    _, (words, _), (word_weight, _) = served[0]
+    np.testing.assert_allclose(words[0], [0.7 + 0.1, 0.1, 0.1], atol=1e-3)  # (1 - a) one-hot + a soft
+    np.testing.assert_allclose(words[2], [1 / 3] * 3, atol=1e-3)  # the unlabelled row: the teacher's word alone
+    np.testing.assert_allclose(word_weight, [1.0, 1.0, 0.3, 1.0])
+    with pytest.raises(ValueError, match="soft_weight"):
+        batches.SpectrogramBatches(x, y, t, 3, batch_size=4, seed=0, soft_weight=0.3)
+
+
+def test_train_with_soft_word_targets_reports_how_well_the_teacher_names_held_out_words(tmp_path):
+    _tiny_prepared_set(tmp_path)
+    metrics = train.train(str(tmp_path), epochs=1, init="random", parts=["train"], soft_weight=0.5, temperature=2.0)
+    assert metrics["soft_weight"] == 0.5 and metrics["temperature"] == 2.0
+    assert 0.0 <= metrics["teacher_word_accuracy"] <= 1.0  # random targets: the figure exists, it means nothing here
+    assert np.isfinite(metrics["history"]["loss"]).all()

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from mm_browserfft.datasets import data_dir
 
-from . import prepare, synth, train, voices
+from . import prepare, synth, targets, train, voices
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -45,7 +45,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--synth-copies", type=int, default=3, help="augmented copies of each synthetic clip")
     parser.add_argument("--epochs", type=int, default=train.EPOCHS, help="training epochs (0: fit --minutes)")
     parser.add_argument("--distill-weight", type=float, default=train.DISTILL_WEIGHT, help="weight of the teacher regression")
-    parser.add_argument("--targets", choices=train.TARGETS, default="pooled", help="what of the teacher to regress")
+    parser.add_argument("--targets", choices=targets.TARGETS, default="pooled", help="what of the teacher to regress")
     parser.add_argument("--freq-warp", type=float, default=1.0, help="largest random frequency stretch (1: none)")
     parser.add_argument("--init", default="bundled", help="base to start from: bundled, a folder, a URL, or random")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of training with --epochs 0")

@@ -1,8 +1,9 @@
 """Training batches of the pretraining set: spectrogram augmentation and the Keras ``Sequence`` that serves them.
 
 Each batch holds ``[b, 43, 232, 1]`` spectrograms (a random frequency stretch, then one time and
-one frequency mask, SpecAugment-style), the one-hot words and the standardised teacher targets,
-and per-row weights for the two losses (a row without a word label weighs 0 in the word loss).
+one frequency mask, SpecAugment-style), the word targets (one-hot, or mixed with the teacher's
+word probabilities) and the scaled teacher targets, and per-row weights for the two losses (a
+row without a word label weighs 0 in the word loss, or the soft share when there are soft targets).
 """
 
 from __future__ import annotations
@@ -64,14 +65,23 @@ def spectrogram_batches():
         on the spectrograms; ``teacher`` is the standardised teacher
         embedding of the same (unmasked) audio. A row without a word label (``y == -1``)
         has an all-zero one-hot and word weight 0: only the teacher teaches it.
+
+        With ``soft`` (the teacher's word probabilities ``[n, classes]``) and ``soft_weight`` ``a`` in
+        ``(0, 1]``, a labelled row's word target is ``(1 - a) * one-hot + a * soft`` and an unlabelled
+        row's is ``soft`` with word weight ``a`` (the training word accuracy then counts those rows
+        too, at that weight; the held-out accuracy is on one-hot words only).
         """
 
         def __init__(
-            self, x, y, t, num_classes: int, *, batch_size: int, seed: int, freq_warp: float = 1.0, relations: bool = False
-        ):
+            self, x, y, t, num_classes: int, *, batch_size: int, seed: int, freq_warp: float = 1.0,
+            relations: bool = False, soft=None, soft_weight: float = 0.0,
+        ):  # fmt: skip
             super().__init__()
+            if soft_weight and (soft is None or not 0 < soft_weight <= 1):
+                raise ValueError(f"soft_weight {soft_weight} needs soft targets and a share in (0, 1]")
             self.x, self.y, self.t, self.num_classes, self.batch_size = x, y, t, num_classes, batch_size
             self.freq_warp, self.relations = freq_warp, relations
+            self.soft, self.soft_weight = (soft, float(soft_weight)) if soft_weight else (None, 0.0)
             self.rng = np.random.default_rng(seed)
             self.order = self.rng.permutation(len(x))
 
@@ -85,10 +95,17 @@ def spectrogram_batches():
             labelled = self.y[idx] >= 0
             yb = np.zeros((len(idx), self.num_classes), np.float32)
             yb[np.flatnonzero(labelled), self.y[idx][labelled]] = 1.0
+            word_weight = labelled.astype(np.float32)
+            if self.soft is not None:
+                a = self.soft_weight
+                yb = np.where(labelled[:, None], (1 - a) * yb, 0.0) + self.soft[idx].astype(np.float32) * np.where(
+                    labelled, a, 1.0
+                )[:, None]
+                word_weight = np.where(labelled, 1.0, a).astype(np.float32)
             every = np.ones(len(idx), np.float32)
             if self.relations:  # the teacher once more, for the similarity loss on dense_1
-                return xb[..., None], (yb, self.t[idx], self.t[idx]), (labelled.astype(np.float32), every, every)
-            return xb[..., None], (yb, self.t[idx]), (labelled.astype(np.float32), every)
+                return xb[..., None], (yb, self.t[idx], self.t[idx]), (word_weight, every, every)
+            return xb[..., None], (yb, self.t[idx]), (word_weight, every)
 
         def on_epoch_end(self) -> None:
             self.order = self.rng.permutation(len(self.x))

@@ -40,21 +40,17 @@ import numpy as np  # noqa: E402
 from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w  # noqa: E402
 
 from .batches import spectrogram_batches  # noqa: E402
+from .targets import TARGET_SPACES, TARGETS, scale_targets, soft_word_targets, teacher_targets  # noqa: E402
 
 __all__ = [
-    "DISTILL_WEIGHT", "EPOCHS", "TARGETS", "teacher_targets", "map_to_18w", "build_student", "body_weights",
-    "factorise", "discriminant_targets", "TARGET_SPACES", "relation_loss",
-    "load_prepared",
-    "drop_words", "train_body", "fit_18w_head", "train",
+    "DISTILL_WEIGHT", "EPOCHS", "map_to_18w", "build_student", "body_weights", "factorise", "relation_loss",
+    "load_prepared", "drop_words", "train_body", "fit_18w_head", "train",
 ]  # fmt: skip
 
 DISTILL_WEIGHT = 30.0
 """Default weight of the teacher regression beside the word cross-entropy (chosen by measurement: model card)."""
 EPOCHS = 8
 """Default epochs of stage 1 (one generation, starting from the bundled base)."""
-
-TARGETS = ("pooled", "spans")
-"""What the student regresses of the teacher: its pooled embedding, or its embedding of every span."""
 
 PROJECTION_LAYER = "teacher_projection"
 """The linear layer from ``dense_1`` (or the bottleneck) to the teacher's (standardised) embedding space."""
@@ -172,66 +168,6 @@ def _warm_start(student, init: str) -> None:
         student.get_layer(layer.name).set_weights(weights)
 
 
-def teacher_targets(t: np.ndarray, kind: str = "pooled") -> np.ndarray:
-    """The regression targets ``[n, d]`` float32 of the teacher's embeddings ``t``.
-
-    Args:
-      t: ``[n, SPANS, 96]`` span by span (``prepare.py``), or ``[n, 192]`` already pooled (older sets).
-      kind: one of :data:`TARGETS`: ``"pooled"`` -> ``d = 192`` (mean then max over the spans);
-        ``"spans"`` -> ``d = SPANS * 96``, the spans in time order.
-    """
-    from .teacher import pool
-
-    if kind not in TARGETS:
-        raise ValueError(f"targets must be one of {TARGETS}, got {kind!r}")
-    if t.ndim == 2:
-        if kind != "pooled":
-            raise ValueError("this prepared set holds pooled teacher embeddings only: rebuild it with prepare.py")
-        return t.astype(np.float32)
-    return pool(t) if kind == "pooled" else t.reshape(len(t), -1).astype(np.float32)
-
-
-def standardise_targets(t_train: np.ndarray, *others: np.ndarray):
-    """Teacher embeddings ``[n, ...]`` as ``[n, d]`` float32, standardised by the training statistics."""
-    flat = t_train.reshape(len(t_train), -1).astype(np.float32)
-    mean, std = flat.mean(axis=0), flat.std(axis=0) + 1e-6
-    return [(flat - mean) / std] + [(o.reshape(len(o), -1).astype(np.float32) - mean) / std for o in others]
-
-
-def discriminant_targets(t_train: np.ndarray, y_train: np.ndarray, *others: np.ndarray, shrinkage: float = 0.2):
-    """Teacher targets ``[n, d]`` mapped so that distance counts what tells words apart.
-
-    The within-word scatter of the labelled rows (``y_train >= 0``) is whitened: with the
-    within-class covariance ``S`` (shrunk towards ``mean(diag S) * I`` by ``shrinkage``),
-    every target becomes ``(t - mean) @ S^-1/2``, scaled to a mean variance of 1 per dimension
-    (as :func:`standardise_targets`, so the distillation weight keeps its meaning). Speaker and channel variation (what varies
-    within a word) weighs little in the regression; what varies between words weighs much.
-
-    Args:
-      t_train: ``[n, d]`` float32 training targets; y_train: int ``[n]`` word indices (-1: none).
-      others: more ``[m, d]`` targets mapped the same way (the validation set).
-      shrinkage: in ``[0, 1]``; 1 is plain centring and scaling by one number.
-    """
-    labelled = y_train >= 0
-    t, y = t_train[labelled].astype(np.float64), y_train[labelled]
-    classes, inverse = np.unique(y, return_inverse=True)
-    means = np.zeros((len(classes), t.shape[1]))
-    np.add.at(means, inverse, t)
-    means /= np.bincount(inverse)[:, None]
-    residual = t - means[inverse]
-    within = residual.T @ residual / max(1, len(t) - len(classes))
-    within = (1 - shrinkage) * within + shrinkage * np.mean(np.diag(within)) * np.eye(len(within))
-    values, vectors = np.linalg.eigh(within)
-    transform = (vectors / np.sqrt(values)) @ vectors.T
-    centre = t_train.astype(np.float64).mean(axis=0)
-    transform /= np.sqrt(np.mean(np.var(t_train.astype(np.float64) @ transform, axis=0)))
-    return [((a.astype(np.float64) - centre) @ transform).astype(np.float32) for a in (t_train, *others)]
-
-
-TARGET_SPACES = ("standardised", "discriminant")
-"""How the teacher's targets are scaled: per dimension (:func:`standardise_targets`) or :func:`discriminant_targets`."""
-
-
 def map_to_18w(labels: Sequence[str]) -> np.ndarray:
     """Index into :data:`BASE_LABELS_18W` of each word label (``[len(labels)]`` int)."""
     index = {w: i for i, w in enumerate(BASE_LABELS_18W)}
@@ -270,6 +206,8 @@ def train_body(
     label_smoothing: float = 0.1,
     distill_weight: float = DISTILL_WEIGHT,
     relation_weight: float = 0.0,
+    soft: "np.ndarray | None" = None,
+    soft_weight: float = 0.0,
     freq_warp: float = 1.0,
     bottleneck: int = 0,
     init: str = "bundled",
@@ -287,6 +225,9 @@ def train_body(
       minutes: wall-clock budget, used to size the run when ``epochs`` is 0.
       distill_weight: weight of the teacher regression (mean squared error) beside the cross-entropy.
       relation_weight: weight of :func:`relation_loss` on ``dense_1`` (0: not used).
+      soft, soft_weight: the teacher's word probabilities ``[n, num_classes]``
+        (:func:`~tools.pretrain.targets.soft_word_targets`) and their share of each row's word target
+        (0: one-hot words only; see :class:`~tools.pretrain.batches.SpectrogramBatches`).
       freq_warp: largest factor of the random frequency stretch of the training spectrograms (1: none).
       bottleneck: rank of a factorised ``dense_1`` whose bottleneck regresses the teacher (0: not factorised;
         :func:`build_student`).
@@ -316,7 +257,9 @@ def train_body(
         )
         return student
 
-    options = dict(batch_size=batch_size, seed=seed, freq_warp=freq_warp, relations=relations)
+    options = dict(
+        batch_size=batch_size, seed=seed, freq_warp=freq_warp, relations=relations, soft=soft, soft_weight=soft_weight
+    )
     batches = spectrogram_batches()(x, y, t, num_classes, **options)
     step = _measure_step_seconds(compiled(learning_rate), batches)
     epoch_seconds = step * len(batches) * 1.08  # validation and batch assembly
@@ -478,6 +421,8 @@ def train(
     seed: int = 0,
     distill_weight: float = DISTILL_WEIGHT,
     relation_weight: float = 0.0,
+    soft_weight: float = 0.0,
+    temperature: float = 2.0,
     init: str = "bundled",
     holdout_words: Sequence[str] = (),
     parts: Sequence[str] = ("train", "rooms", "pairs"),
@@ -496,7 +441,9 @@ def train(
     the student regresses (:func:`teacher_targets`); ``freq_warp`` the largest factor of the
     random frequency stretch of the training spectrograms (1: none); ``bottleneck`` the rank of a
     factorised ``dense_1`` (:func:`build_student`; 0: not factorised); ``target_space`` how the
-    targets are scaled (:data:`TARGET_SPACES`).
+    targets are scaled (:data:`TARGET_SPACES`); ``soft_weight`` the share of the teacher's word
+    probabilities at ``temperature`` in every row's word target (:func:`~tools.pretrain.targets.soft_word_targets`;
+    0: one-hot words only).
     Writes ``<work_dir>/base.weights.h5`` (the 18w model) and, if ``curves_png`` is given, the curves.
     """
     prep = os.path.join(work_dir, "prep")
@@ -510,18 +457,16 @@ def train(
         all_labels = labels
         labels, y, x, t = drop_words(all_labels, holdout_words, y, sources, x, t)
         _, val_y, val_x, val_t = drop_words(all_labels, holdout_words, val_y, np.stack([val_y, val_y], 1), val_x, val_t)
-    t, val_t = teacher_targets(t, targets), teacher_targets(val_t, targets)
-    if target_space == "discriminant":
-        t, val_t = discriminant_targets(t.reshape(len(t), -1), y, val_t.reshape(len(val_t), -1))
-    elif target_space == "standardised":
-        t, val_t = standardise_targets(t, val_t)
-    else:
-        raise ValueError(f"target_space must be one of {TARGET_SPACES}, got {target_space!r}")
+    t, val_t = scale_targets(teacher_targets(t, targets), y, teacher_targets(val_t, targets), target_space)
+    soft, teacher_word_accuracy = None, None
+    if soft_weight > 0:
+        soft, teacher_word_accuracy = soft_word_targets(t, y, val_t, val_y, len(labels), temperature=temperature, seed=seed)
+        print(f"train: the teacher's softmax regression names {teacher_word_accuracy:.3f} of the held-out words")
     start = time.time()
     student, history, epochs, epoch_seconds = train_body(
         x, y, t, val_x, val_y, val_t, len(labels), minutes=minutes, epochs=epochs, seed=seed,
-        distill_weight=distill_weight, relation_weight=relation_weight, freq_warp=freq_warp, bottleneck=bottleneck, init=init,
-        work_dir=work_dir,
+        distill_weight=distill_weight, relation_weight=relation_weight, soft=soft, soft_weight=soft_weight,
+        freq_warp=freq_warp, bottleneck=bottleneck, init=init, work_dir=work_dir,
     )  # fmt: skip
     labelled = y >= 0
     model = fit_18w_head(student, x[labelled], y[labelled], labels, seed=seed)
@@ -536,6 +481,9 @@ def train(
         "init": init,
         "distill_weight": distill_weight,
         "relation_weight": relation_weight,
+        "soft_weight": soft_weight,
+        "temperature": temperature,
+        "teacher_word_accuracy": None if teacher_word_accuracy is None else round(teacher_word_accuracy, 4),
         "targets": targets,
         "freq_warp": freq_warp,
         "bottleneck": bottleneck,
@@ -570,6 +518,8 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--targets", choices=TARGETS, default="pooled", help="what of the teacher to regress")
     parser.add_argument("--freq-warp", type=float, default=1.0, help="largest random frequency stretch (1: none)")
     parser.add_argument("--relation-weight", type=float, default=0.0, help="weight of the dense_1 similarity loss")
+    parser.add_argument("--soft-weight", type=float, default=0.0, help="share of the teacher's word probabilities")
+    parser.add_argument("--temperature", type=float, default=2.0, help="temperature of the teacher's word probabilities")
     parser.add_argument("--bottleneck", type=int, default=0, help="rank of a factorised dense_1 (0: not factorised)")
     parser.add_argument("--target-space", choices=TARGET_SPACES, default="standardised", help="scaling of the targets")
     parser.add_argument("--curves", default=os.path.join("docs", "images", "pretrain-curves.png"))
@@ -578,7 +528,8 @@ def main(argv: "Sequence[str] | None" = None) -> None:
         args.work, minutes=args.minutes, epochs=args.epochs, seed=args.seed, distill_weight=args.distill_weight,
         init=args.init, holdout_words=[w for w in args.holdout_words.split(",") if w],
         parts=[p for p in args.parts.split(",") if p], targets=args.targets,
-        freq_warp=args.freq_warp, relation_weight=args.relation_weight, bottleneck=args.bottleneck,
+        freq_warp=args.freq_warp, relation_weight=args.relation_weight, soft_weight=args.soft_weight,
+        temperature=args.temperature, bottleneck=args.bottleneck,
         target_space=args.target_space, curves_png=args.curves,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
