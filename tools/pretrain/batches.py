@@ -96,11 +96,9 @@ def spectrogram_batches():
             yb = np.zeros((len(idx), self.num_classes), np.float32)
             yb[np.flatnonzero(labelled), self.y[idx][labelled]] = 1.0
             word_weight = labelled.astype(np.float32)
-            if self.soft is not None:
+            if self.soft is not None:  # an unlabelled row's one-hot is all zeros: its target is the soft one
                 a = self.soft_weight
-                yb = np.where(labelled[:, None], (1 - a) * yb, 0.0) + self.soft[idx].astype(np.float32) * np.where(
-                    labelled, a, 1.0
-                )[:, None]
+                yb = (1 - a) * yb + np.where(labelled, a, 1.0)[:, None] * self.soft[idx].astype(np.float32)
                 word_weight = np.where(labelled, 1.0, a).astype(np.float32)
             every = np.ones(len(idx), np.float32)
             if self.relations:  # the teacher once more, for the similarity loss on dense_1

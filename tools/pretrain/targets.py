@@ -98,13 +98,6 @@ def scale_targets(t_train: np.ndarray, y_train: np.ndarray, t_val: np.ndarray, s
     raise ValueError(f"target_space must be one of {TARGET_SPACES}, got {space!r}")
 
 
-def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def soft_word_targets(
     t_train: np.ndarray,
     y_train: np.ndarray,
@@ -152,10 +145,5 @@ def soft_word_targets(
     rows = rows.shuffle(int(labelled.sum()), seed=seed).repeat().batch(1024)
     head.fit(rows, steps_per_epoch=steps, epochs=1, verbose=0)
     accuracy = float(np.mean(np.argmax(head.predict(t_val, batch_size=4096, verbose=0), axis=1) == y_val))
-    soft = np.concatenate(
-        [
-            _softmax(head.predict_on_batch(t_train[i : i + 8192]).astype(np.float64), temperature)
-            for i in range(0, len(t_train), 8192)
-        ]
-    )
-    return soft.astype(np.float16), accuracy
+    logits = head.predict(t_train, batch_size=8192, verbose=0)
+    return tf.nn.softmax(logits / temperature, axis=1).numpy().astype(np.float16), accuracy
