@@ -5,7 +5,7 @@ import pytest
 
 from mm_browserfft.base import BASE_LABELS_18W
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
-from tools.pretrain import batches, prepare, synth, targets, teacher, train
+from tools.pretrain import batches, prepare, student, synth, targets, teacher, train
 
 
 def test_vocabulary_covers_18w_and_speech_commands_words():
@@ -195,17 +195,17 @@ def test_relation_loss_is_zero_for_the_teachers_geometry_and_ignores_scale_and_o
     t = rng.normal(size=(16, 12)).astype(np.float32)
     rotation, _ = np.linalg.qr(rng.normal(size=(12, 12)))
     same = (t @ rotation * 7.0 + 3.0).astype(np.float32)  # rotated, scaled, shifted: the same similarities
-    np.testing.assert_allclose(np.asarray(train.relation_loss(t, same)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(student.relation_loss(t, same)), 0.0, atol=1e-5)
     shuffled = t[rng.permutation(16)]  # every row paired with another row's teacher
-    loss = np.asarray(train.relation_loss(t, shuffled))
+    loss = np.asarray(student.relation_loss(t, shuffled))
     assert loss.shape == (16,) and loss.mean() > 0.05
 
 
 def test_train_with_the_relation_loss_adds_an_output_on_dense_1_and_keeps_the_18w_topology(tmp_path):
     from mm_browserfft.base import EMBEDDING_LAYER, build_18w
 
-    student = train.build_student(3, 192, relations=True)
-    assert [o.shape[-1] for o in student.outputs] == [3, 192, 2000]
+    model = student.build_student(3, 192, relations=True)
+    assert [o.shape[-1] for o in model.outputs] == [3, 192, 2000]
     _tiny_prepared_set(tmp_path)
     metrics = train.train(str(tmp_path), epochs=1, init="random", parts=["train"], relation_weight=100.0)
     assert metrics["relation_weight"] == 100.0
@@ -218,10 +218,10 @@ def test_train_with_the_relation_loss_adds_an_output_on_dense_1_and_keeps_the_18
 def test_factorise_gives_the_best_rank_r_approximation_and_is_exact_at_full_rank():
     rng = np.random.default_rng(3)
     kernel = rng.normal(size=(40, 60)).astype(np.float32)
-    a, b = train.factorise(kernel, 40)
+    a, b = student.factorise(kernel, 40)
     assert a.shape == (40, 40) and b.shape == (40, 60)
     np.testing.assert_allclose(a @ b, kernel, atol=1e-4)
-    a, b = train.factorise(kernel, 10)
+    a, b = student.factorise(kernel, 10)
     singular = np.linalg.svd(kernel, compute_uv=False)
     error = np.linalg.norm(kernel - a @ b)
     np.testing.assert_allclose(error, np.sqrt(np.sum(singular[10:] ** 2)), rtol=1e-4)  # Eckart-Young
@@ -232,15 +232,16 @@ def test_a_factorised_dense_1_folds_into_the_18w_kernel_with_the_same_embedding(
 
     from mm_browserfft.base import EMBEDDING_LAYER, build_18w
 
-    student = train.build_student(3, 192, bottleneck=16)
-    assert student.get_layer(train.FACTOR_LAYER).get_weights()[0].shape == (704, 16)
-    assert student.get_layer(train.PROJECTION_LAYER).get_weights()[0].shape == (16, 192)  # reads the bottleneck
+    factorised_student = student.build_student(3, 192, bottleneck=16)
+    assert factorised_student.get_layer(student.FACTOR_LAYER).get_weights()[0].shape == (704, 16)
+    assert factorised_student.get_layer(student.PROJECTION_LAYER).get_weights()[0].shape == (16, 192)  # reads the bottleneck
     model = build_18w()
-    for name, weights in train.body_weights(student).items():
+    for name, weights in student.body_weights(factorised_student).items():
         model.get_layer(name).set_weights(weights)
     x = np.random.default_rng(4).normal(size=(4, 43, 232, 1)).astype(np.float32)
     folded = tf.keras.Model(model.inputs, model.get_layer(EMBEDDING_LAYER).output)(x)
-    factorised = tf.keras.Model(student.inputs, student.get_layer(EMBEDDING_LAYER).output)(x)
+    embedding = factorised_student.get_layer(EMBEDDING_LAYER).output
+    factorised = tf.keras.Model(factorised_student.inputs, embedding)(x)
     np.testing.assert_allclose(np.asarray(folded), np.asarray(factorised), rtol=1e-4, atol=1e-4)
     assert np.linalg.matrix_rank(model.get_layer(EMBEDDING_LAYER).get_weights()[0], tol=1e-4) == 16
 
@@ -323,3 +324,43 @@ def test_train_with_soft_word_targets_reports_how_well_the_teacher_names_held_ou
     assert metrics["soft_weight"] == 0.5 and metrics["temperature"] == 2.0
     assert 0.0 <= metrics["teacher_word_accuracy"] <= 1.0  # random targets: the figure exists, it means nothing here
     assert np.isfinite(metrics["history"]["loss"]).all()
+
+
+def test_the_cosine_classifier_answers_the_cosine_to_each_class_direction_whatever_the_row_length():
+    layer = student.CosineClassifier(3)
+    layer.build((None, 4))
+    directions = np.array([[1, 0, 0], [0, 2, 0], [0, 0, 5], [0, 0, 0]], np.float32)  # class c along axis c
+    layer.kernel.assign(directions)
+    rows = np.array([[3, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 9]], np.float32)
+    expected = np.array([[1, 0, 0], [0, 0.5**0.5, 0.5**0.5], [0, 0, 0]], np.float32)
+    np.testing.assert_allclose(np.asarray(layer(rows)), expected, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(layer(rows * 40.0)), expected, atol=1e-5)  # the row's length is ignored
+    assert student.CosineClassifier.from_config(layer.get_config()).units == 3
+
+
+def test_the_cosine_word_loss_asks_the_true_word_to_win_by_the_margin():
+    target = np.array([[1, 0, 0]], np.float32)
+    tied = np.array([[0.5, 0.5, 0.5]], np.float32)
+    plain = student.cosine_word_loss(scale=10.0, margin=0.0, label_smoothing=0.0)
+    np.testing.assert_allclose(np.asarray(plain(target, tied)), [np.log(3.0)], rtol=1e-5)  # three equal logits
+    margin = student.cosine_word_loss(scale=10.0, margin=0.2, label_smoothing=0.0)
+    expected = -np.log(np.exp(3.0) / (np.exp(3.0) + 2 * np.exp(5.0)))  # the true logit lowered by scale * margin
+    np.testing.assert_allclose(np.asarray(margin(target, tied)), [expected], rtol=1e-5)
+    ahead = np.array([[0.9, 0.1, 0.1]], np.float32)
+    assert float(np.asarray(margin(target, ahead))[0]) < 0.01  # a word that wins by far more than the margin
+
+
+def test_train_with_the_cosine_word_head_keeps_the_18w_topology_and_reports_the_head(tmp_path):
+    from mm_browserfft.base import build_18w
+
+    model = student.build_student(3, 192, word_head="cosine")
+    assert isinstance(model.get_layer("dense_2"), student.CosineClassifier)
+    with pytest.raises(ValueError, match="word_head"):
+        student.build_student(3, 192, word_head="arcface")
+    _tiny_prepared_set(tmp_path)
+    metrics = train.train(str(tmp_path), epochs=1, init="random", parts=["train"], word_head="cosine", cosine_margin=0.2)
+    assert metrics["word_head"] == "cosine" and metrics["cosine_margin"] == 0.2
+    assert np.isfinite(metrics["heldout_teacher_mse"]) and 0.0 <= metrics["heldout_word_accuracy_pretrain_head"] <= 1.0
+    shipped = build_18w()
+    shipped.load_weights(str(tmp_path / "base.weights.h5"))  # stage 2 fitted the 18w dense_2 on the body
+    assert shipped.count_params() == metrics["params"] == 1468684

@@ -2,8 +2,9 @@
 
 Two stages:
 
-1. the 18w body, trained jointly (a) to classify every word of the prepared set
-   (plus ``_silence_``) with a wide softmax after ``dense_1`` (label smoothing),
+1. the 18w body (the student: ``student.py``), trained jointly (a) to classify every word of
+   the prepared set (plus ``_silence_``) with a wide word head after ``dense_1`` (label
+   smoothing; a linear softmax, or with ``word_head="cosine"`` a cosine classifier with a margin),
    and (b) to reproduce the teacher's embeddings of the same audio (knowledge
    distillation: a linear projection ``teacher_projection`` from ``dense_1``
    regresses the teacher's embeddings (``targets``: ``"pooled"``, their mean and max,
@@ -40,23 +41,23 @@ import numpy as np  # noqa: E402
 from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w  # noqa: E402
 
 from .batches import spectrogram_batches  # noqa: E402
+from .student import PROJECTION_LAYER, WORD_HEADS, body_weights, build_student, cosine_word_loss  # noqa: E402
+from .student import relation_loss, warm_start  # noqa: E402
 from .targets import TARGET_SPACES, TARGETS, scale_targets, soft_word_targets, teacher_targets  # noqa: E402
 
 __all__ = [
-    "DISTILL_WEIGHT", "EPOCHS", "map_to_18w", "build_student", "body_weights", "factorise", "relation_loss",
-    "load_prepared", "drop_words", "train_body", "fit_18w_head", "train",
+    "DISTILL_WEIGHT", "EPOCHS", "COSINE_SCALE", "COSINE_MARGIN", "map_to_18w", "load_prepared", "drop_words",
+    "train_body", "fit_18w_head", "train",
 ]  # fmt: skip
 
 DISTILL_WEIGHT = 30.0
 """Default weight of the teacher regression beside the word cross-entropy (chosen by measurement: model card)."""
 EPOCHS = 8
 """Default epochs of stage 1 (one generation, starting from the bundled base)."""
-
-PROJECTION_LAYER = "teacher_projection"
-"""The linear layer from ``dense_1`` (or the bottleneck) to the teacher's (standardised) embedding space."""
-
-FACTOR_LAYER = "dense_1_factor"
-"""The linear bottleneck before a factorised ``dense_1`` (pretraining only; folded away at export)."""
+COSINE_SCALE = 20.0
+"""Default scale of the cosine word head's logits (``word_head="cosine"``)."""
+COSINE_MARGIN = 0.1
+"""Default additive cosine margin of the true word (``word_head="cosine"``)."""
 
 SILENCE = "_silence_"
 _BACKGROUND, _UNKNOWN = BASE_LABELS_18W[0], BASE_LABELS_18W[1]
@@ -66,106 +67,6 @@ def _tf():
     import tensorflow as tf
 
     return tf
-
-
-def build_student(num_classes: int, target_dim: int, *, relations: bool = False, bottleneck: int = 0):
-    """The 18w body with two outputs: word probabilities ``[b, num_classes]`` and ``[b, target_dim]`` teacher space.
-
-    With ``bottleneck`` > 0, ``dense_1`` is factorised: ``flatten_1 [b, 704]`` -> a linear
-    :data:`FACTOR_LAYER` ``[b, bottleneck]`` -> ``dense_1`` (2000 ReLU units), and the teacher is
-    regressed from the bottleneck, so every direction ``dense_1`` reads is one the teacher shaped
-    (the two linear maps fold into one 18w kernel of rank ``bottleneck``: :func:`body_weights`).
-    Without it, the projection reads ``dense_1`` itself.
-    With ``relations``, a third output: the ``dense_1`` embedding itself ``[b, 2000]`` (for :func:`relation_loss`).
-    """
-    tf = _tf()
-    body = build_18w(num_classes, name="browser_fft_pretrain")
-    inputs = tf.keras.Input(shape=body.input_shape[1:], name="spectrogram")
-    x, embedding, teacher_input = inputs, None, None
-    for layer in body.layers:
-        if layer.name == EMBEDDING_LAYER and bottleneck:
-            teacher_input = tf.keras.layers.Dense(bottleneck, use_bias=False, name=FACTOR_LAYER)(x)
-            x = tf.keras.layers.Dense(layer.units, activation="relu", name=EMBEDDING_LAYER)(teacher_input)
-        else:
-            x = layer(x)
-        if layer.name == EMBEDDING_LAYER:
-            embedding = x
-    projection = tf.keras.layers.Dense(target_dim, name=PROJECTION_LAYER)(
-        embedding if teacher_input is None else teacher_input
-    )
-    outputs = [x, projection] + ([embedding] if relations else [])
-    return tf.keras.Model(inputs, outputs, name="browser_fft_student")
-
-
-def body_weights(student) -> Dict[str, list]:
-    """The weights of every 18w layer up to ``dense_1`` of ``student``, by layer name.
-
-    A factorised ``dense_1`` (:func:`build_student` with a bottleneck) is folded into the one
-    ``[704, 2000]`` kernel of the 18w topology: ``factor [704, r] @ dense_1 [r, 2000]``.
-    """
-    out: Dict[str, list] = {}
-    for layer in build_18w(NUM_BASE_CLASSES).layers:
-        if layer.name == "dense_2" or not layer.get_weights():
-            continue
-        weights = student.get_layer(layer.name).get_weights()
-        if layer.name == EMBEDDING_LAYER and _has_layer(student, FACTOR_LAYER):
-            (factor,) = student.get_layer(FACTOR_LAYER).get_weights()
-            weights = [factor @ weights[0], weights[1]]
-        out[layer.name] = weights
-    return out
-
-
-def _has_layer(model, name: str) -> bool:
-    return any(layer.name == name for layer in model.layers)
-
-
-def factorise(kernel: np.ndarray, rank: int):
-    """``kernel [m, n]`` as ``(a [m, rank], b [rank, n])`` with ``a @ b`` its best rank-``rank`` approximation.
-
-    The singular values are split evenly between the two factors (``a = U S^1/2``, ``b = S^1/2 V^T``).
-    """
-    u, s, vt = np.linalg.svd(kernel.astype(np.float64), full_matrices=False)
-    root = np.sqrt(s[:rank])
-    return (u[:, :rank] * root).astype(np.float32), (root[:, None] * vt[:rank]).astype(np.float32)
-
-
-def relation_loss(teacher, embedding):
-    """How far the batch's pairwise similarities in ``dense_1`` are from the teacher's: ``[b]``.
-
-    Both ``teacher [b, d]`` and ``embedding [b, 2000]`` are centred over the batch and scaled to unit
-    length per row; the loss of row ``i`` is the mean squared difference of its cosine similarities
-    to every row of the batch (similarity-preserving distillation, Tung and Mori 2019). Unlike the
-    projection's regression, it shapes the embedding that Model Maker's head reads, not a linear
-    image of it.
-    """
-    tf = _tf()
-
-    def similarities(v):
-        v = v - tf.reduce_mean(v, axis=0, keepdims=True)
-        v = tf.math.l2_normalize(v, axis=1)
-        return tf.matmul(v, v, transpose_b=True)
-
-    return tf.reduce_mean(tf.square(similarities(embedding) - similarities(teacher)), axis=1)
-
-
-def _warm_start(student, init: str) -> None:
-    """Copy every layer up to ``dense_1`` from the base ``init`` (a :func:`~mm_browserfft.base.load_base` source).
-
-    A factorised ``dense_1`` starts from the truncated SVD of the base's kernel (:func:`factorise`).
-    """
-    from mm_browserfft.base import load_base
-
-    base = load_base(init)
-    for layer in base.layers:
-        if layer.name == "dense_2" or not layer.get_weights():
-            continue
-        weights = layer.get_weights()
-        if layer.name == EMBEDDING_LAYER and _has_layer(student, FACTOR_LAYER):
-            factor = student.get_layer(FACTOR_LAYER)
-            a, b = factorise(weights[0], factor.units)
-            factor.set_weights([a])
-            weights = [b, weights[1]]
-        student.get_layer(layer.name).set_weights(weights)
 
 
 def map_to_18w(labels: Sequence[str]) -> np.ndarray:
@@ -210,6 +111,9 @@ def train_body(
     soft_weight: float = 0.0,
     freq_warp: float = 1.0,
     bottleneck: int = 0,
+    word_head: str = "softmax",
+    cosine_scale: float = COSINE_SCALE,
+    cosine_margin: float = COSINE_MARGIN,
     init: str = "bundled",
     seed: int = 0,
     epochs: int = 0,
@@ -230,7 +134,9 @@ def train_body(
         (0: one-hot words only; see :class:`~tools.pretrain.batches.SpectrogramBatches`).
       freq_warp: largest factor of the random frequency stretch of the training spectrograms (1: none).
       bottleneck: rank of a factorised ``dense_1`` whose bottleneck regresses the teacher (0: not factorised;
-        :func:`build_student`).
+        :func:`~tools.pretrain.student.build_student`).
+      word_head: ``"softmax"`` (the 18w ``dense_2``) or ``"cosine"`` (a cosine classifier on ``dense_1``,
+        logits ``cosine_scale * (cos - cosine_margin * target)``; :mod:`tools.pretrain.student`).
       init: a base to start from (``"bundled"``, a folder or URL), or ``"random"``.
       epochs: a fixed number of epochs (reproducible; 0 = fit ``minutes``).
       work_dir: if set, weights are saved to ``pretrain.weights.h5`` after every epoch and
@@ -245,10 +151,14 @@ def train_body(
     relations = relation_weight > 0
 
     def compiled(learning):
-        student = build_student(num_classes, t.shape[1], relations=relations, bottleneck=bottleneck)
+        student = build_student(num_classes, t.shape[1], relations=relations, bottleneck=bottleneck, word_head=word_head)
         if init != "random":
-            _warm_start(student, init)
-        losses = [tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), "mse"]
+            warm_start(student, init)
+        if word_head == "cosine":
+            words = cosine_word_loss(scale=cosine_scale, margin=cosine_margin, label_smoothing=label_smoothing)
+        else:
+            words = tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        losses = [words, "mse"]
         student.compile(
             optimizer=tf.keras.optimizers.Adam(learning),
             loss=losses + ([relation_loss] if relations else []),
@@ -291,7 +201,8 @@ def fit_18w_head(body, x: np.ndarray, words: np.ndarray, labels: Sequence[str], 
     """Stage 2: the shipped 18w model: ``body``'s layers up to ``dense_1`` plus a fitted 20-way ``dense_2``.
 
     Args:
-      body: the stage-1 model (:func:`build_student`; a factorised ``dense_1`` is folded, :func:`body_weights`).
+      body: the stage-1 model (:func:`~tools.pretrain.student.build_student`; a factorised ``dense_1`` is
+        folded, :func:`~tools.pretrain.student.body_weights`).
       x: float16 ``[n, 43, 232]`` training spectrograms; words: int ``[n]`` indices into ``labels``.
 
     Returns:
@@ -429,6 +340,9 @@ def train(
     targets: str = "pooled",
     freq_warp: float = 1.0,
     bottleneck: int = 0,
+    word_head: str = "softmax",
+    cosine_scale: float = COSINE_SCALE,
+    cosine_margin: float = COSINE_MARGIN,
     target_space: str = "standardised",
     curves_png: str = "",
 ) -> Dict[str, object]:
@@ -440,7 +354,9 @@ def train(
     to train on (those that exist; see ``prepare.py``); ``targets`` what of the teacher
     the student regresses (:func:`teacher_targets`); ``freq_warp`` the largest factor of the
     random frequency stretch of the training spectrograms (1: none); ``bottleneck`` the rank of a
-    factorised ``dense_1`` (:func:`build_student`; 0: not factorised); ``target_space`` how the
+    factorised ``dense_1`` (:func:`~tools.pretrain.student.build_student`; 0: not factorised);
+    ``word_head``, ``cosine_scale`` and ``cosine_margin`` the pretraining word head (:func:`train_body`);
+    ``target_space`` how the
     targets are scaled (:data:`TARGET_SPACES`); ``soft_weight`` the share of the teacher's word
     probabilities at ``temperature`` in every row's word target (:func:`~tools.pretrain.targets.soft_word_targets`;
     0: one-hot words only).
@@ -466,7 +382,8 @@ def train(
     student, history, epochs, epoch_seconds = train_body(
         x, y, t, val_x, val_y, val_t, len(labels), minutes=minutes, epochs=epochs, seed=seed,
         distill_weight=distill_weight, relation_weight=relation_weight, soft=soft, soft_weight=soft_weight,
-        freq_warp=freq_warp, bottleneck=bottleneck, init=init, work_dir=work_dir,
+        freq_warp=freq_warp, bottleneck=bottleneck, word_head=word_head, cosine_scale=cosine_scale,
+        cosine_margin=cosine_margin, init=init, work_dir=work_dir,
     )  # fmt: skip
     labelled = y >= 0
     model = fit_18w_head(student, x[labelled], y[labelled], labels, seed=seed)
@@ -487,6 +404,9 @@ def train(
         "targets": targets,
         "freq_warp": freq_warp,
         "bottleneck": bottleneck,
+        "word_head": word_head,
+        "cosine_scale": cosine_scale if word_head == "cosine" else None,
+        "cosine_margin": cosine_margin if word_head == "cosine" else None,
         "target_space": target_space,
         "holdout_words": list(holdout_words),
         "seconds_per_epoch_estimate": round(epoch_seconds, 1),
@@ -521,6 +441,9 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--soft-weight", type=float, default=0.0, help="share of the teacher's word probabilities")
     parser.add_argument("--temperature", type=float, default=2.0, help="temperature of the teacher's word probabilities")
     parser.add_argument("--bottleneck", type=int, default=0, help="rank of a factorised dense_1 (0: not factorised)")
+    parser.add_argument("--word-head", choices=WORD_HEADS, default="softmax", help="pretraining word head on dense_1")
+    parser.add_argument("--cosine-scale", type=float, default=COSINE_SCALE, help="logit scale of --word-head cosine")
+    parser.add_argument("--cosine-margin", type=float, default=COSINE_MARGIN, help="cosine margin of --word-head cosine")
     parser.add_argument("--target-space", choices=TARGET_SPACES, default="standardised", help="scaling of the targets")
     parser.add_argument("--curves", default=os.path.join("docs", "images", "pretrain-curves.png"))
     args = parser.parse_args(argv)
@@ -529,8 +452,8 @@ def main(argv: "Sequence[str] | None" = None) -> None:
         init=args.init, holdout_words=[w for w in args.holdout_words.split(",") if w],
         parts=[p for p in args.parts.split(",") if p], targets=args.targets,
         freq_warp=args.freq_warp, relation_weight=args.relation_weight, soft_weight=args.soft_weight,
-        temperature=args.temperature, bottleneck=args.bottleneck,
-        target_space=args.target_space, curves_png=args.curves,
+        temperature=args.temperature, bottleneck=args.bottleneck, word_head=args.word_head,
+        cosine_scale=args.cosine_scale, cosine_margin=args.cosine_margin, target_space=args.target_space, curves_png=args.curves,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
 
