@@ -24,7 +24,7 @@ import tensorflow as tf
 from mm_browserfft.base import EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w
 
 __all__ = [
-    "PROJECTION_LAYER", "FACTOR_LAYER", "WORD_HEADS", "CosineClassifier", "cosine_word_loss", "build_student",
+    "PROJECTION_LAYER", "FACTOR_LAYER", "WORD_HEADS", "WORD_HEAD", "CosineClassifier", "cosine_word_loss", "build_student",
     "body_weights", "factorise", "relation_loss", "warm_start",
 ]  # fmt: skip
 
@@ -39,6 +39,9 @@ WORD_LAYER = "dense_2"
 
 WORD_HEADS = ("softmax", "cosine")
 """The word heads of :func:`build_student`: the 18w linear softmax, or :class:`CosineClassifier`."""
+
+WORD_HEAD = "cosine"
+"""The default word head (chosen by measurement: the model card's "The word head: a cosine classifier")."""
 
 
 @tf.keras.utils.register_keras_serializable(package="mm_browserfft_pretrain")
@@ -84,12 +87,12 @@ def cosine_word_loss(*, scale: float, margin: float, label_smoothing: float):
 
 
 def build_student(
-    num_classes: int, target_dim: int, *, relations: bool = False, bottleneck: int = 0, word_head: str = "softmax"
+    num_classes: int, target_dim: int, *, relations: bool = False, bottleneck: int = 0, word_head: str = WORD_HEAD
 ):
     """The 18w body with two outputs: words ``[b, num_classes]`` and ``[b, target_dim]`` teacher space.
 
-    ``word_head`` (:data:`WORD_HEADS`): ``"softmax"``, the 18w ``dense_2`` (probabilities), or
-    ``"cosine"``, a :class:`CosineClassifier` on the same dropout of ``dense_1`` (cosines).
+    ``word_head`` (:data:`WORD_HEADS`, default :data:`WORD_HEAD`): ``"softmax"``, the 18w ``dense_2``
+    (probabilities), or ``"cosine"``, a :class:`CosineClassifier` on the same dropout of ``dense_1`` (cosines).
     With ``bottleneck`` > 0, ``dense_1`` is factorised: ``flatten_1 [b, 704]`` -> a linear
     :data:`FACTOR_LAYER` ``[b, bottleneck]`` -> ``dense_1`` (2000 ReLU units), and the teacher is
     regressed from the bottleneck, so every direction ``dense_1`` reads is one the teacher shaped

@@ -4,7 +4,8 @@ Two stages:
 
 1. the 18w body (the student: ``student.py``), trained jointly (a) to classify every word of
    the prepared set (plus ``_silence_``) with a wide word head after ``dense_1`` (label
-   smoothing; a linear softmax, or with ``word_head="cosine"`` a cosine classifier with a margin),
+   smoothing; by default a cosine classifier with a margin, :data:`COSINE_SCALE` and
+   :data:`COSINE_MARGIN`; ``word_head="softmax"``: the 18w linear softmax),
    and (b) to reproduce the teacher's embeddings of the same audio (knowledge
    distillation: a linear projection ``teacher_projection`` from ``dense_1``
    regresses the teacher's embeddings (``targets``: ``"pooled"``, their mean and max,
@@ -41,7 +42,7 @@ import numpy as np  # noqa: E402
 from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w  # noqa: E402
 
 from .batches import spectrogram_batches  # noqa: E402
-from .student import PROJECTION_LAYER, WORD_HEADS, body_weights, build_student, cosine_word_loss  # noqa: E402
+from .student import PROJECTION_LAYER, WORD_HEAD, WORD_HEADS, body_weights, build_student, cosine_word_loss  # noqa: E402
 from .student import relation_loss, warm_start  # noqa: E402
 from .targets import TARGET_SPACES, TARGETS, scale_targets, soft_word_targets, teacher_targets  # noqa: E402
 
@@ -56,7 +57,7 @@ EPOCHS = 8
 """Default epochs of stage 1 (one generation, starting from the bundled base)."""
 COSINE_SCALE = 20.0
 """Default scale of the cosine word head's logits (``word_head="cosine"``)."""
-COSINE_MARGIN = 0.1
+COSINE_MARGIN = 0.25
 """Default additive cosine margin of the true word (``word_head="cosine"``)."""
 
 SILENCE = "_silence_"
@@ -111,7 +112,7 @@ def train_body(
     soft_weight: float = 0.0,
     freq_warp: float = 1.0,
     bottleneck: int = 0,
-    word_head: str = "softmax",
+    word_head: str = WORD_HEAD,
     cosine_scale: float = COSINE_SCALE,
     cosine_margin: float = COSINE_MARGIN,
     init: str = "bundled",
@@ -120,7 +121,7 @@ def train_body(
     max_epochs: int = 60,
     work_dir: str = "",
 ):
-    """Stage 1: the 18w body, word softmax plus teacher regression, trained for about ``minutes``.
+    """Stage 1: the 18w body, word head plus teacher regression, trained for about ``minutes``.
 
     Args:
       x: float16 ``[n, 43, 232]`` z-scored spectrograms; y: int ``[n]`` word indices;
@@ -135,8 +136,9 @@ def train_body(
       freq_warp: largest factor of the random frequency stretch of the training spectrograms (1: none).
       bottleneck: rank of a factorised ``dense_1`` whose bottleneck regresses the teacher (0: not factorised;
         :func:`~tools.pretrain.student.build_student`).
-      word_head: ``"softmax"`` (the 18w ``dense_2``) or ``"cosine"`` (a cosine classifier on ``dense_1``,
-        logits ``cosine_scale * (cos - cosine_margin * target)``; :mod:`tools.pretrain.student`).
+      word_head: ``"cosine"`` (the default: a cosine classifier on ``dense_1``, logits
+        ``cosine_scale * (cos - cosine_margin * target)``; :mod:`tools.pretrain.student`) or ``"softmax"``
+        (the 18w ``dense_2``).
       init: a base to start from (``"bundled"``, a folder or URL), or ``"random"``.
       epochs: a fixed number of epochs (reproducible; 0 = fit ``minutes``).
       work_dir: if set, weights are saved to ``pretrain.weights.h5`` after every epoch and
@@ -340,7 +342,7 @@ def train(
     targets: str = "pooled",
     freq_warp: float = 1.0,
     bottleneck: int = 0,
-    word_head: str = "softmax",
+    word_head: str = WORD_HEAD,
     cosine_scale: float = COSINE_SCALE,
     cosine_margin: float = COSINE_MARGIN,
     target_space: str = "standardised",
@@ -441,7 +443,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--soft-weight", type=float, default=0.0, help="share of the teacher's word probabilities")
     parser.add_argument("--temperature", type=float, default=2.0, help="temperature of the teacher's word probabilities")
     parser.add_argument("--bottleneck", type=int, default=0, help="rank of a factorised dense_1 (0: not factorised)")
-    parser.add_argument("--word-head", choices=WORD_HEADS, default="softmax", help="pretraining word head on dense_1")
+    parser.add_argument("--word-head", choices=WORD_HEADS, default=WORD_HEAD, help="pretraining word head on dense_1")
     parser.add_argument("--cosine-scale", type=float, default=COSINE_SCALE, help="logit scale of --word-head cosine")
     parser.add_argument("--cosine-margin", type=float, default=COSINE_MARGIN, help="cosine margin of --word-head cosine")
     parser.add_argument("--target-space", choices=TARGET_SPACES, default="standardised", help="scaling of the targets")
