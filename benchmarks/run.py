@@ -346,11 +346,18 @@ def render_markdown(results: Dict) -> str:
     remarks = [r for r in all_rows if r["met"] is not False and r["note"]]
     if remarks:
         lines += ["", "Remarks:", ""] + [f"- {r['figure']}: {r['note']}." for r in remarks]
-    failed = [e for e in entries if e["status"] != "ok"]
+    failed = [e for e in entries if e["status"] != "ok" or e.get("failed_rerun")]
     if failed:
         lines += ["", "## Benchmarks that failed", ""]
         for e in failed:
-            lines += [f"- `{e['module']}` ({e['seconds']} s):", "", "  ```", *("  " + l for l in e["error"].splitlines()), "  ```"]
+            rerun = e.get("failed_rerun")
+            if rerun:
+                lines += [f"- `{e['module']}` failed at {rerun['commit']}, {rerun['date_utc']} ({rerun['seconds']} s); "
+                          f"its figures above are those of {_stamp(e)}:"]  # fmt: skip
+            else:
+                lines += [f"- `{e['module']}` ({e['seconds']} s):"]
+            error = (rerun or e)["error"]
+            lines += ["", "  ```", *("  " + l for l in error.splitlines()), "  ```"]
     lines += ["", "## Details", ""]
     for e in entries:
         lines += [f"### {e['name']} (`{e['module']}`, {e['seconds']} s{', quick' if e.get('quick') else ''}; "
@@ -378,6 +385,25 @@ def _load_previous(path: pathlib.Path) -> Dict[str, Dict]:
         return {e["name"]: e for e in json.loads(path.read_text(encoding="utf-8"))["entries"]}
     except (ValueError, KeyError):
         return {}
+
+
+def merge_entries(names: Sequence[str], fresh: Dict[str, Dict], previous: Dict[str, Dict]) -> List[Dict]:
+    """The entries to write, in ``names`` order: this run's, else the last run's.
+
+    A module that failed in this run keeps the figures of its last successful run, with the
+    failure attached as ``failed_rerun`` (commit, date, seconds, error), so that a crash or a
+    time-out does not wipe earlier figures off the page; with no earlier figures the failed
+    entry itself is written.
+    """
+    entries = []
+    for name in names:
+        new, old = fresh.get(name), previous.get(name)
+        if new is not None and new["status"] != "ok" and old is not None and old["status"] == "ok":
+            failure = {k: new[k] for k in ("commit", "date_utc", "seconds", "error")}
+            entries.append({**old, "failed_rerun": failure})
+        elif new is not None or old is not None:
+            entries.append(new if new is not None else old)
+    return entries
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -410,7 +436,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"[benchmarks] {name}: {e['status']} in {e['seconds']} s" + (f"\n{e['error']}" if e["status"] != "ok" else ""), flush=True)
     total = time.perf_counter() - start
     previous = _load_previous(json_path) if args.only else {}
-    entries = [fresh.get(n) or previous[n] for n in names if n in fresh or n in previous]
+    entries = merge_entries(names, fresh, previous)
     results = {"quick": args.quick, "machine": machine, "total_seconds": total, "entries": entries}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1, default=_json_default) + "\n", encoding="utf-8")

@@ -97,6 +97,28 @@ def test_markdown_page_shows_rows_misses_with_their_reason_and_failures():
     assert "**Front end, batch of 8 clips, 1 thread**" in page
 
 
+def test_a_module_that_fails_keeps_the_figures_of_its_last_run_and_the_page_says_so():
+    old = {"name": "frontend", "module": "benchmarks/bench_frontend.py", "status": "ok", "seconds": 1.0,
+           "commit": "aaaaaaa", "date_utc": "2026-12-01 10:00 UTC",
+           **run.normalise("frontend", frontend_result(keras_tf_data_s=0.015))}  # fmt: skip
+    timed_out = {"name": "frontend", "module": "benchmarks/bench_frontend.py", "status": "error", "seconds": 900.0,
+                 "commit": "bbbbbbb", "date_utc": "2026-12-06 10:00 UTC", "error": "TimeoutExpired: 900 s",
+                 "rows": [], "tables": [], "details": {}}  # fmt: skip
+    never_ran = dict(timed_out, name="listen", module="benchmarks/bench_listen.py")
+    entries = run.merge_entries(["frontend", "listen", "models"], {"frontend": timed_out, "listen": never_ran}, {"frontend": old})
+    assert [e["name"] for e in entries] == ["frontend", "listen"]  # nothing invented for a module never run
+    kept, failed = entries
+    assert kept["rows"] == old["rows"] and kept["commit"] == "aaaaaaa"
+    assert kept["failed_rerun"] == {"commit": "bbbbbbb", "date_utc": "2026-12-06 10:00 UTC", "seconds": 900.0,
+                                    "error": "TimeoutExpired: 900 s"}  # fmt: skip
+    assert failed is never_ran  # no earlier figures: the failure itself is written
+    page = run.render_markdown({"quick": False, "machine": run.machine_info(), "total_seconds": 1.0, "entries": entries})
+    failures = page.split("## Benchmarks that failed", 1)[1].split("## Details", 1)[0]
+    assert "failed at bbbbbbb, 2026-12-06 10:00 UTC" in failures and "aaaaaaa, 2026-12-01 10:00 UTC" in failures
+    assert "TimeoutExpired: 900 s" in failures and "benchmarks/bench_listen.py" in failures
+    assert "aaaaaaa, 2026-12-01 10:00 UTC |" in page.split("## Headline figures", 1)[1]  # the old rows, with their stamp
+
+
 def test_transfer_adapter_judges_the_probe_against_the_teacher_of_the_same_run():
     def stats(mean):
         return {"mean": mean, "std": 0.01}
