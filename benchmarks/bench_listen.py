@@ -39,6 +39,10 @@ from typing import Dict, List
 
 from benchmarks.common import CLASSES, WORDS, row, speaker_split_folders, table, tensorflow_with_threads
 
+TIMEOUT_S = 1800
+"""Seconds ``benchmarks.run`` gives this module: four trainings and 1.16 h of listening took 555 s on one
+day and more than 900 s (the runner's default) on a slower one, on the same 2 cores."""
+
 SETTINGS = {
     "browser (overlap 0.5)": {"overlap_factor": 0.5, "suppression_ms": 1000.0, "average_ms": 0.0},
     "overlap 0.75, one window's score": {"overlap_factor": 0.75, "suppression_ms": 1000.0, "average_ms": 0.0},
