@@ -350,6 +350,19 @@ def test_the_cosine_word_loss_asks_the_true_word_to_win_by_the_margin():
     assert float(np.asarray(margin(target, ahead))[0]) < 0.01  # a word that wins by far more than the margin
 
 
+def test_each_word_head_has_its_loss_and_an_unknown_head_is_refused():
+    target = np.array([[0, 1]], np.float32)
+    cosines = np.array([[0.2, 0.6]], np.float32)
+    cosine = student.word_loss("cosine", label_smoothing=0.0, scale=10.0, margin=0.1)
+    expected = -np.log(np.exp(5.0) / (np.exp(2.0) + np.exp(5.0)))  # logits 10 * (0.2, 0.6 - 0.1)
+    np.testing.assert_allclose(np.asarray(cosine(target, cosines)), [expected], rtol=1e-5)
+    probabilities = np.array([[0.25, 0.75]], np.float32)
+    softmax = student.word_loss("softmax", label_smoothing=0.0, scale=10.0, margin=0.1)  # scale, margin unused
+    np.testing.assert_allclose(float(softmax(target, probabilities)), -np.log(0.75), rtol=1e-5)
+    with pytest.raises(ValueError, match="word_head"):
+        student.word_loss("arcface", label_smoothing=0.0, scale=10.0, margin=0.1)
+
+
 def test_train_with_the_cosine_word_head_keeps_the_18w_topology_and_reports_the_head(tmp_path):
     from mm_browserfft.base import build_18w
 

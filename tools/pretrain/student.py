@@ -24,8 +24,8 @@ import tensorflow as tf
 from mm_browserfft.base import EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w
 
 __all__ = [
-    "PROJECTION_LAYER", "FACTOR_LAYER", "WORD_HEADS", "WORD_HEAD", "CosineClassifier", "cosine_word_loss", "build_student",
-    "body_weights", "factorise", "relation_loss", "warm_start",
+    "PROJECTION_LAYER", "FACTOR_LAYER", "WORD_HEADS", "WORD_HEAD", "CosineClassifier", "cosine_word_loss", "word_loss",
+    "build_student", "body_weights", "factorise", "relation_loss", "warm_start",
 ]  # fmt: skip
 
 PROJECTION_LAYER = "teacher_projection"
@@ -84,6 +84,19 @@ def cosine_word_loss(*, scale: float, margin: float, label_smoothing: float):
         )
 
     return loss
+
+
+def word_loss(word_head: str, *, label_smoothing: float, scale: float, margin: float):
+    """The loss of the word head ``word_head`` (:data:`WORD_HEADS`) of :func:`build_student`: ``[b]``.
+
+    ``"cosine"``: :func:`cosine_word_loss` with ``scale`` and ``margin``; ``"softmax"``: the
+    cross-entropy of the 18w ``dense_2``'s probabilities (``scale`` and ``margin`` unused).
+    """
+    if word_head not in WORD_HEADS:
+        raise ValueError(f"word_head {word_head!r}: expected one of {WORD_HEADS}")
+    if word_head == "cosine":
+        return cosine_word_loss(scale=scale, margin=margin, label_smoothing=label_smoothing)
+    return tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
 
 
 def build_student(

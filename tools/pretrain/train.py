@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 from mm_browserfft.base import BASE_LABELS_18W, EMBEDDING_LAYER, NUM_BASE_CLASSES, build_18w  # noqa: E402
 
 from .batches import spectrogram_batches  # noqa: E402
-from .student import PROJECTION_LAYER, WORD_HEAD, WORD_HEADS, body_weights, build_student, cosine_word_loss  # noqa: E402
-from .student import relation_loss, warm_start  # noqa: E402
+from .student import PROJECTION_LAYER, WORD_HEAD, WORD_HEADS, body_weights, build_student, relation_loss  # noqa: E402
+from .student import warm_start, word_loss  # noqa: E402
 from .targets import TARGET_SPACES, TARGETS, scale_targets, soft_word_targets, teacher_targets  # noqa: E402
 
 __all__ = [
@@ -156,10 +156,7 @@ def train_body(
         student = build_student(num_classes, t.shape[1], relations=relations, bottleneck=bottleneck, word_head=word_head)
         if init != "random":
             warm_start(student, init)
-        if word_head == "cosine":
-            words = cosine_word_loss(scale=cosine_scale, margin=cosine_margin, label_smoothing=label_smoothing)
-        else:
-            words = tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        words = word_loss(word_head, label_smoothing=label_smoothing, scale=cosine_scale, margin=cosine_margin)
         losses = [words, "mse"]
         student.compile(
             optimizer=tf.keras.optimizers.Adam(learning),
