@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="listen to long recordings made of the folder's clips: false rejects, false accepts per hour, DET, AUC",
     )  # fmt: skip
     evaluate.add_argument("--background", type=pathlib.Path,
-                          help="folder of background recordings for --streaming (default: the _background_noise_ "
-                               "or _silence_ folder)")  # fmt: skip
+                          help="folder of background recordings for --streaming (default: the folder's noise class: "
+                               "_background_noise_, _silence_, background, ...)")  # fmt: skip
     evaluate.add_argument("--minutes", type=float, default=0.0,
                           help="--streaming: add background-only audio until the recordings last this long")
     evaluate.add_argument("--budget", type=float, default=1.0, help="--streaming: false accepts per hour allowed")

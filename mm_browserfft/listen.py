@@ -55,8 +55,9 @@ __all__ = [
 BACKGROUND_NOISE_LABEL = "_background_noise_"
 """The TF.js recogniser's (and Teachable Machine's exported) name of the noise class."""
 
-NOISE_LABELS = (BACKGROUND_NOISE_LABEL, "_silence_", "background_noise", "Background Noise")
-"""Names a noise class goes by: the recogniser's, Speech Commands' folder, and Teachable Machine's class."""
+NOISE_LABELS = (BACKGROUND_NOISE_LABEL, "_silence_", "background_noise", "background", "Background Noise")
+"""Names a noise class goes by: the recogniser's, Speech Commands' folder, Model Maker's speech tutorial's
+(and Google's Android audio-classification sample's) ``background``, and Teachable Machine's class."""
 
 NON_WORD_LABELS = NOISE_LABELS + ("_unknown_",)
 """Labels that never fire unless asked: the noise class under any of its names, and ``_unknown_``."""

@@ -405,8 +405,8 @@ def _prepare_backup(spec, train, validation, opts: TrainingOptions) -> None:
 def _calibrate_listening(test, data_dir, tflite_path, opts: TrainingOptions) -> Optional[Dict]:
     """Calibrate the listening threshold on the test clips and write it into ``model.json``; None without background.
 
-    The background is ``opts.background_noise``, else the training folder's ``_background_noise_``
-    or ``_silence_`` recordings (:func:`mm_browserfft.streaming_eval.background_paths_of`).
+    The background is ``opts.background_noise``, else the recordings of the training folder's noise
+    class under any of its names (:func:`mm_browserfft.streaming_eval.background_paths_of`).
     """
     from .listen import write_listening_section
     from .predict import TFLitePredictor

@@ -137,7 +137,7 @@ def test_export_labels_saved_model_and_tfjs(trained, tmp_path):
     np.testing.assert_allclose(reloaded(spectrograms).numpy(), model.model(spectrograms).numpy(), atol=2e-3)
 
 
-@pytest.mark.parametrize("noise", ["_silence_", "Background Noise", "_background_noise_"])
+@pytest.mark.parametrize("noise", ["_silence_", "background", "Background Noise", "_background_noise_"])
 def test_tfjs_export_names_the_noise_class_as_the_recogniser_expects_and_puts_it_first(spec, tmp_path, noise, caplog):
     labels = ["cat", noise, "dog"]
     for i, label in enumerate(labels):

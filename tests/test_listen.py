@@ -18,7 +18,7 @@ from conftest import SPEECH_DIR, speaker_clips
 from mm_browserfft.audio import load_audio, resample, split_windows
 from mm_browserfft.errors import InvalidInputError
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
-from mm_browserfft.listen import DecisionRule, ListeningOptions, Recognizer, listen_file
+from mm_browserfft.listen import DecisionRule, ListeningOptions, Recognizer, is_word, listen_file
 from mm_browserfft.predict import TFLitePredictor
 from mm_browserfft.streaming_eval import build_test_recording, window_scores
 
@@ -170,6 +170,15 @@ def test_noise_and_unknown_never_fire_unless_asked():
     assert _rule(probability_threshold=0.5, include_non_words=True).step(0.0, 1.0, scores).label == "_silence_"
     assert _rule(probability_threshold=0.5).step(0.0, 1.0, np.array([0.01, 0.97, 0.01, 0.01])) is None
     assert _rule(probability_threshold=0.5).step(0.0, 1.0, np.array([0.1, 0.1, 0.7, 0.1])).label == "yes"
+
+
+@pytest.mark.parametrize("noise", ["_background_noise_", "_silence_", "background_noise", "background", "Background Noise"])
+def test_the_noise_class_never_fires_under_any_of_its_names(noise):
+    """Model Maker's speech tutorial and Google's Android sample call it ``background``; TM ``Background Noise``."""
+    rule = DecisionRule([noise, "yes"], ListeningOptions(probability_threshold=0.5, average_ms=0, suppression_ms=0))
+    assert not is_word(noise)
+    assert rule.step(0.0, 1.0, np.array([0.97, 0.03])) is None
+    assert rule.step(0.0, 1.0, np.array([0.2, 0.8])).label == "yes"
 
 
 def test_suppression_counts_from_the_last_detection():

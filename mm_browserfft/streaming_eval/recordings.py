@@ -12,6 +12,7 @@ import numpy as np
 from ..augment import trim_silence
 from ..errors import InvalidInputError
 from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+from ..listen import NOISE_LABELS
 
 __all__ = [
     "Event", "LongRecording", "build_test_recording", "build_test_recordings", "build_test_recordings_from_folder",
@@ -119,8 +120,9 @@ def build_test_recording(
     return LongRecording(waveform.astype(np.float32), events)
 
 
-BACKGROUND_FOLDERS = ("_background_noise_", "_silence_")
-"""Label folders whose recordings serve as background when no background folder is given."""
+BACKGROUND_FOLDERS = NOISE_LABELS
+"""Label folders whose recordings serve as background when no background folder is given: the noise class
+under any of its names (:data:`mm_browserfft.listen.NOISE_LABELS`), the first found."""
 UNKNOWN_FOLDER = "_unknown_"
 
 
