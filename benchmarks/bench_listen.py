@@ -116,6 +116,12 @@ def _described(name: str) -> str:
     return "the plain model" if name == "plain" else f"the model trained with {name}"
 
 
+def _top_confusions(heard_as: Dict[str, Dict[str, int]], *, count: int = 5) -> List[tuple]:
+    """The ``count`` most frequent ``(said, fired, times)`` of a report's ``heard_as``."""
+    pairs = [(said, fired, n) for said, heard in heard_as.items() for fired, n in heard.items()]
+    return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))[:count]
+
+
 def _default_check(report: Dict) -> Dict:
     """The issue's check on each word recording of at least :data:`CHECK_MINUTES` (about 4.5 minutes, 60 words)."""
     per = [r for r in report["per_recording"] if r["events"] and r["minutes"] >= CHECK_MINUTES]
@@ -132,7 +138,8 @@ def run(quick: bool = False) -> Dict:
     from mm_browserfft.datasets import data_dir
     from mm_browserfft.listen import ListeningOptions
     from mm_browserfft.predict import TFLitePredictor
-    from mm_browserfft.streaming_eval import background_paths_of, build_test_recordings_from_folder, streaming_report
+    from mm_browserfft.streaming_eval import FALSE_ACCEPT_CAUSES, background_paths_of, build_test_recordings_from_folder
+    from mm_browserfft.streaming_eval import streaming_report
     from mm_browserfft.training import evaluate_folder
 
     defaults = ListeningOptions()
@@ -237,6 +244,11 @@ def run(quick: bool = False) -> Dict:
          round(r["false_accepts_per_hour"], 1)]
         for name, rep in at_defaults.items() for i, r in enumerate(rep["per_recording"]) if r["events"]
     ]  # fmt: skip
+    causes = [
+        [name, *(rep["false_accepts_by_cause"][c] for c in FALSE_ACCEPT_CAUSES),
+         ", ".join(f"{said} as {fired} {n}" for said, fired, n in _top_confusions(rep["heard_as"]))]
+        for name, rep in at_defaults.items()
+    ]  # fmt: skip
     tables = [
         table(f"Listening settings on {hours:.2f} h ({negative_s / 3600:.2f} h without a word said), {words} keyword "
               "clips of held-out speakers",
@@ -245,6 +257,9 @@ def run(quick: bool = False) -> Dict:
         table(f"Each recording at the default settings (threshold {threshold:g})",
               ["model trained", "recording", "minutes", "keywords said", "recall", "false accepts per hour"],
               per_recording),  # fmt: skip
+        table(f"What the false accepts were decided during, at the default settings (threshold {threshold:g})",
+              ["model trained", *(c.replace("_", " ") for c in FALSE_ACCEPT_CAUSES), "keywords heard as another (most often)"],
+              causes),  # fmt: skip
         table("DET curves (all keywords)", ["setting", "threshold", "false-reject rate", "false accepts per hour"], det_rows),
     ]
     return {

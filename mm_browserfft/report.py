@@ -119,6 +119,15 @@ def format_streaming(report: Dict) -> str:
         fa = [r["false_accepts_per_hour"] for r in spoken]
         lines.append(f"each of the {len(spoken)} recordings with words on its own: recall {min(recall):.3f}-{max(recall):.3f}, "
                      f"false accepts per hour {min(fa):.1f}-{max(fa):.1f}")
+    causes = report.get("false_accepts_by_cause")
+    if causes and sum(causes.values()):
+        lines.append("false accepts decided during: " + ", ".join(
+            f"{n} {cause.replace('_', ' ')}" for cause, n in causes.items() if n))  # fmt: skip
+        confusions = sorted(((n, said, fired) for said, heard in report.get("heard_as", {}).items()
+                             for fired, n in heard.items()), key=lambda c: (-c[0], c[1], c[2]))  # fmt: skip
+        if confusions:
+            lines.append("keywords heard as another: " + ", ".join(
+                f"{said} as {fired} {n}" for n, said, fired in confusions[:8]))  # fmt: skip
     budget = report["budget"]
     if budget["threshold"] is None:
         lines.append(f"no threshold keeps false accepts under {budget['false_accepts_per_hour']:g} per hour")

@@ -13,9 +13,11 @@ from mm_browserfft.listen import Detection, ListeningOptions, read_listening_opt
 from mm_browserfft.predict import TFLitePredictor
 from mm_browserfft.streaming_eval import (
     CALIBRATION_BUDGET,
+    FALSE_ACCEPT_CAUSES,
     Event,
     build_test_recording,
     build_test_recordings_from_folder,
+    explain_false_accepts,
     match_detections,
     roc_auc,
     streaming_report,
@@ -69,6 +71,26 @@ def test_matching_counts_hits_late_or_early_answers_duplicates_and_misses():
     assert counts["no"] == {"events": 1, "hits": 1, "false_rejects": 0, "false_accepts": 1}
 
 
+def test_each_false_accept_is_explained_by_what_was_said_when_it_was_decided():
+    events = [Event("yes", 2.0, 2.6), Event("no", 5.0, 5.5), Event("_unknown_", 8.0, 8.5), Event("no", 11.0, 11.5)]
+    detections = [
+        Detection("yes", 0.9, 1.4, 2.4),  # hit
+        Detection("yes", 0.9, 1.9, 2.9),  # the same word again
+        Detection("go", 0.9, 4.2, 5.2),  # "no" heard as "go"
+        Detection("no", 0.9, 4.6, 5.6),  # hit
+        Detection("yes", 0.9, 7.6, 8.6),  # during unknown speech
+        Detection("go", 0.9, 9.5, 10.5),  # nothing said: background
+        Detection("yes", 0.9, 10.8, 11.8),  # the second "no" heard as "yes"
+        Detection("_unknown_", 0.9, 12.0, 13.0),  # not a keyword: never a false accept
+    ]
+    keywords = ["yes", "no", "go"]
+    explained = explain_false_accepts(detections, events, keywords)
+    assert explained["causes"] == {"another_keyword": 2, "same_word_again": 1, "unknown_speech": 1, "background": 1}
+    assert explained["heard_as"] == {"no": {"go": 1, "yes": 1}}
+    counts = match_detections(detections, events, keywords)
+    assert sum(c["false_accepts"] for c in counts.values()) == sum(explained["causes"].values())
+
+
 def test_roc_auc_equals_the_pairwise_definition_with_ties():
     rng = np.random.default_rng(2)
     pos, neg = rng.integers(0, 5, 40).astype(float), rng.integers(0, 4, 50).astype(float)
@@ -118,6 +140,33 @@ def test_the_text_report_gives_the_spread_over_recordings_with_words(cli_trained
     recall = sorted(1 - r["false_reject_rate"] for r in per)
     line = next(l for l in format_streaming(result).splitlines() if l.startswith("each of the 2 recordings"))
     assert f"recall {recall[0]:.3f}-{recall[1]:.3f}" in line
+
+
+def test_the_report_explains_every_false_accept_at_the_operating_point(report):
+    causes = report["false_accepts_by_cause"]
+    assert set(causes) == set(FALSE_ACCEPT_CAUSES)
+    assert sum(causes.values()) == report["at_threshold"]["all"]["false_accepts"]
+    confusions = sum(n for heard in report["heard_as"].values() for n in heard.values())
+    assert confusions == causes["another_keyword"]
+    assert all(said != fired and said in report["keywords"] for said, heard in report["heard_as"].items() for fired in heard)
+
+
+def test_the_text_report_says_what_the_false_accepts_fired_on():
+    from mm_browserfft.report import format_streaming
+
+    row = {"events": 10, "hits": 8, "false_rejects": 2, "false_accepts": 4, "false_reject_rate": 0.2,
+           "false_accepts_per_hour": 24.0}  # fmt: skip
+    report = {
+        "hours": 1 / 6, "recordings": 1, "keywords": ["no", "go"], "auc": {},
+        "options": ListeningOptions().as_dict(), "at_threshold": {"no": row, "go": row, "all": row},
+        "false_accepts_by_cause": {"another_keyword": 3, "same_word_again": 0, "unknown_speech": 0, "background": 1},
+        "heard_as": {"no": {"go": 2}, "go": {"no": 1}},
+        "budget": {"false_accepts_per_hour": 1.0, "threshold": None, "false_reject_rate": None},
+        "false_accepts_per_hour_at_false_reject_rate": {"0.05": None, "0.10": None},
+    }
+    lines = format_streaming(report).splitlines()
+    assert "false accepts decided during: 3 another keyword, 1 background" in lines
+    assert "keywords heard as another: no as go 2, go as no 1" in lines
 
 
 def test_the_det_curve_trades_false_rejects_for_false_accepts(report):

@@ -21,7 +21,8 @@ of word ``w`` is a *hit* when it is decided after an event of ``w`` began and at
 ``max_delay_s`` (0.5 s) after it ended, and that event was not hit before: a word cannot
 be heard before it is said, and a late answer is no answer. Every other detection is a
 *false accept* (a second detection of the same word, a detection during another word or
-unknown speech, or one in background alone). An event never hit is a *false reject*.
+unknown speech, or one in background alone: :func:`explain_false_accepts` tells which, and
+which keywords were heard as which). An event never hit is a *false reject*.
 """
 
 from .recordings import (
@@ -37,7 +38,9 @@ from .recordings import (
 from .scoring import (
     CALIBRATION_BUDGET,
     DEFAULT_THRESHOLDS,
+    FALSE_ACCEPT_CAUSES,
     calibrate_listening,
+    explain_false_accepts,
     match_detections,
     plot_det,
     replay,
@@ -58,6 +61,8 @@ __all__ = [
     "window_scores",
     "replay",
     "match_detections",
+    "explain_false_accepts",
+    "FALSE_ACCEPT_CAUSES",
     "roc_auc",
     "streaming_report",
     "plot_det",

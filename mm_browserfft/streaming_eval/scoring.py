@@ -13,8 +13,8 @@ from ..listen import DecisionRule, Detection, ListeningOptions, is_word
 from .recordings import UNKNOWN_FOLDER, Event, LongRecording, build_test_recordings
 
 __all__ = [
-    "DEFAULT_THRESHOLDS", "CALIBRATION_BUDGET", "window_scores", "replay", "match_detections", "roc_auc", "streaming_report", "plot_det",
-    "calibrate_listening",
+    "DEFAULT_THRESHOLDS", "CALIBRATION_BUDGET", "FALSE_ACCEPT_CAUSES", "window_scores", "replay", "match_detections",
+    "explain_false_accepts", "roc_auc", "streaming_report", "plot_det", "calibrate_listening",
 ]  # fmt: skip
 
 DEFAULT_THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.30, 0.95, 0.05), [0.95, 0.97, 0.98, 0.99, 0.995, 0.999]]), 3))
@@ -22,6 +22,8 @@ DEFAULT_THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.30, 0.95, 0.05),
 CALIBRATION_BUDGET = 60.0
 """False accepts per hour :func:`calibrate_listening` allows by default: a speech-command listener's operating
 point (about one a minute in speech; ``benchmarks/bench_listen.py`` judges recall at it)."""
+FALSE_ACCEPT_CAUSES = ("another_keyword", "same_word_again", "unknown_speech", "background")
+"""What a false accept was decided during (:func:`explain_false_accepts`)."""
 
 
 def window_scores(predictor, waveform: np.ndarray, *, hop_samples: int, batch: int = 64) -> Tuple[np.ndarray, np.ndarray]:
@@ -49,6 +51,28 @@ def replay(labels: Sequence[str], starts: np.ndarray, probs: np.ndarray, options
     return DecisionRule(labels, options).run(starts, probs)
 
 
+def _during(d: Detection, e: Event, max_delay_s: float) -> bool:
+    """Whether ``d`` was decided while ``e`` was said: from its start to ``max_delay_s`` after its end."""
+    return e.start_s <= d.end_s <= e.end_s + max_delay_s
+
+
+def _pair(detections: Sequence[Detection], events: Sequence[Event], keywords: Sequence[str], max_delay_s: float):
+    """``[(detection, index of the event it hits, or None)]`` for the detections of ``keywords``, in order.
+
+    A detection of word *w* hits the first *w* it was decided during that no earlier detection hit.
+    """
+    wanted, hit, pairs = set(keywords), [False] * len(events), []
+    for d in detections:
+        if d.label not in wanted:
+            continue
+        match = next((i for i, e in enumerate(events) if e.label == d.label and not hit[i]
+                      and _during(d, e, max_delay_s)), None)  # fmt: skip
+        if match is not None:
+            hit[match] = True
+        pairs.append((d, match))
+    return pairs
+
+
 def match_detections(
     detections: Sequence[Detection], events: Sequence[Event], keywords: Sequence[str], *, max_delay_s: float = 0.5
 ) -> Dict[str, Dict[str, int]]:
@@ -57,20 +81,59 @@ def match_detections(
     for e in events:
         if e.label in counts:
             counts[e.label]["events"] += 1
-    hit = [False] * len(events)
-    for d in detections:
-        if d.label not in counts:
-            continue
-        match = next((i for i, e in enumerate(events) if e.label == d.label and not hit[i]
-                      and e.start_s <= d.end_s <= e.end_s + max_delay_s), None)  # fmt: skip
-        if match is None:
-            counts[d.label]["false_accepts"] += 1
-        else:
-            hit[match] = True
-            counts[d.label]["hits"] += 1
+    for d, match in _pair(detections, events, keywords, max_delay_s):
+        counts[d.label]["false_accepts" if match is None else "hits"] += 1
     for k in keywords:
         counts[k]["false_rejects"] = counts[k]["events"] - counts[k]["hits"]
     return counts
+
+
+def explain_false_accepts(
+    detections: Sequence[Detection], events: Sequence[Event], keywords: Sequence[str], *, max_delay_s: float = 0.5
+) -> Dict[str, Dict]:
+    """What each false accept of :func:`match_detections` was decided during, and which words were heard as which.
+
+    A false accept decided while a word was said (the hit rule's span: from its start to
+    ``max_delay_s`` after its end) is ``another_keyword`` (a keyword heard as another one:
+    counted in ``heard_as[said][fired]``), ``same_word_again`` (the word, already hit) or
+    ``unknown_speech`` (an ``_unknown_`` word); one decided while no word was said is ``background``.
+
+    Returns:
+      ``{"causes": {cause: count} over :data:`FALSE_ACCEPT_CAUSES`, "heard_as": {said: {fired: count}}}``.
+    """
+    causes = dict.fromkeys(FALSE_ACCEPT_CAUSES, 0)
+    heard_as: Dict[str, Dict[str, int]] = {}
+    for d, match in _pair(detections, events, keywords, max_delay_s):
+        if match is not None:
+            continue
+        said = next((e for e in events if _during(d, e, max_delay_s)), None)
+        if said is None:
+            causes["background"] += 1
+        elif said.label == d.label:
+            causes["same_word_again"] += 1
+        elif said.label == UNKNOWN_FOLDER or said.label not in keywords:
+            causes["unknown_speech"] += 1
+        else:
+            causes["another_keyword"] += 1
+            fired = heard_as.setdefault(said.label, {})
+            fired[d.label] = fired.get(d.label, 0) + 1
+    return {"causes": causes, "heard_as": heard_as}
+
+
+def _add_explanations(parts: Sequence[Dict[str, Dict]]) -> Dict[str, Dict]:
+    """The sum of several :func:`explain_false_accepts` results (``heard_as`` sorted by count, largest first)."""
+    causes = dict.fromkeys(FALSE_ACCEPT_CAUSES, 0)
+    pairs: Dict[Tuple[str, str], int] = {}
+    for part in parts:
+        for cause, n in part["causes"].items():
+            causes[cause] += n
+        for said, fired in part["heard_as"].items():
+            for label, n in fired.items():
+                pairs[(said, label)] = pairs.get((said, label), 0) + n
+    heard_as: Dict[str, Dict[str, int]] = {}
+    for (said, label), n in sorted(pairs.items(), key=lambda item: (-item[1], item[0])):
+        heard_as.setdefault(said, {})[label] = n
+    return {"causes": causes, "heard_as": heard_as}
 
 
 def roc_auc(positive: np.ndarray, negative: np.ndarray) -> Optional[float]:
@@ -150,8 +213,9 @@ def streaming_report(
     Returns:
       dict with ``keywords``, ``hours``, ``options``, ``at_threshold`` (per keyword and ``all``:
       events, hits, false_rejects, false_accepts, false_reject_rate, false_accepts_per_hour),
-      ``per_recording`` (the same ``all`` figures of each recording on its own, with its ``minutes``), ``det`` (one entry per threshold: ``threshold`` and the same ``all`` figures plus per
-      keyword), ``auc`` (per keyword and ``all``), ``budget`` (``false_accepts_per_hour``, the
+      ``false_accepts_by_cause`` and ``heard_as`` (at the operating point: :func:`explain_false_accepts`),
+      ``per_recording`` (the same ``all`` figures of each recording on its own, with its ``minutes``),
+      ``det`` (one entry per threshold: ``threshold`` and the same ``all`` figures plus per keyword), ``auc`` (per keyword and ``all``), ``budget`` (``false_accepts_per_hour``, the
       chosen ``threshold`` or None, and its ``false_reject_rate``) and
       ``false_accepts_per_hour_at_false_reject_rate`` (the lowest on the curve at 5 % and 10 %).
     """
@@ -179,7 +243,10 @@ def streaming_report(
                     counts[k][key] += one[k][key]
         return _summarise(counts, hours)
 
-    operating = counted(options.probability_threshold)  # replayed once: the totals and each recording
+    operating_detections = [replay(labels, starts, probs, options) for _, _, starts, probs in heard]
+    operating = [match_detections(found, h[0], keywords) for found, h in zip(operating_detections, heard)]
+    explained = _add_explanations([explain_false_accepts(found, h[0], keywords)
+                                   for found, h in zip(operating_detections, heard)])  # fmt: skip
     per_recording = [{"minutes": h[1] / 60.0, **_summarise(one, h[1] / 3600.0)["all"]}
                      for h, one in zip(heard, operating)]  # fmt: skip
 
@@ -198,6 +265,8 @@ def streaming_report(
         "recordings": len(heard),
         "options": options.as_dict(),
         "at_threshold": total(operating),
+        "false_accepts_by_cause": explained["causes"],
+        "heard_as": explained["heard_as"],
         "per_recording": per_recording,
         "det": det,
         "auc": _window_auc(labels, keywords, heard),
