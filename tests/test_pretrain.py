@@ -16,6 +16,28 @@ def test_vocabulary_covers_18w_and_speech_commands_words():
     assert list(synth.VOCABULARY) == sorted(vocab)
 
 
+def test_more_words_are_frequent_plain_words_the_vocabulary_does_not_have():
+    ranked = ["the", "yes", "a", "don't", "ii", "Paris", "house", "weather", "café", "extraordinarily", "river", "the"]
+    assert synth.pick_words(ranked, 3) == ("river", "the", "weather")  # sorted; "yes" and "house" are in VOCABULARY
+    with pytest.raises(ValueError, match="only 3 words"):
+        synth.pick_words(ranked, 4)
+
+
+def test_the_vocab_part_numbers_its_words_after_every_other_word():
+    without = prepare.class_labels(["yes", "no", "_silence_"])
+    labels = prepare.class_labels(["yes", "no", "_silence_"], ["river", "apple", "yes"])
+    assert without == ["_silence_", "no", "yes"]
+    assert labels == without + ["apple", "river"]  # the other parts keep their numbers
+    more = [("/w/vocab/river/espeak_000.flac", "river"), ("/w/vocab/apple/flite_001.flac", "apple")]
+    index = {w: i for i, w in enumerate(labels)}
+    jobs, job_labels, sources = prepare._part_jobs(
+        "vocab", [], [], [], [], more, index, real_copies=6, voice_copies=2, synth_copies=3, kokoro_copies=3,
+        vocab_copies=2, background_cuts=0, room_copies=4, room_voice_copies=1, pairs=0, seed=0,
+    )  # fmt: skip
+    assert [(kind, copies) for kind, _, copies, _, _ in jobs] == [("synthetic", 2)] * 2
+    assert job_labels == [4, 3] and sources == [(4, 4), (3, 3)]
+
+
 def _tone(seconds: float, freq: float = 440.0) -> np.ndarray:
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)

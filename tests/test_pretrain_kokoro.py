@@ -39,8 +39,8 @@ def test_the_kokoro_part_augments_every_neural_clip_like_the_synthetic_ones():
     neural = [("/w/kokoro/yes/kokoro_000.flac", "yes"), ("/w/kokoro/no/kokoro_000.flac", "no")]
     index = {"_silence_": 0, "no": 1, "yes": 2}
     jobs, labels, sources = prepare._part_jobs(
-        "kokoro", [], [], [], neural, index, real_copies=6, voice_copies=2, synth_copies=3, kokoro_copies=4,
-        background_cuts=0, room_copies=4, room_voice_copies=1, pairs=0, seed=0,
+        "kokoro", [], [], [], neural, [], index, real_copies=6, voice_copies=2, synth_copies=3, kokoro_copies=4,
+        vocab_copies=2, background_cuts=0, room_copies=4, room_voice_copies=1, pairs=0, seed=0,
     )  # fmt: skip
     assert [(kind, copies) for kind, _, copies, _, _ in jobs] == [("synthetic", 4)] * 2
     assert labels == [2, 1] and sources == [(2, 2), (1, 1)]

@@ -11,6 +11,9 @@ Sources (every clip resampled to 44.1 kHz by :func:`mm_browserfft.audio.load_aud
 * synthetic clips ``<work>/synth/<word>/*.flac`` (see ``synth.py``), ``synth_copies`` each;
 * neural synthetic clips ``<work>/kokoro/<word>/*.flac`` (see ``kokoro.py``), ``kokoro_copies`` each
   (the part ``kokoro``);
+* synthetic clips of more words ``<work>/vocab/<word>/*.flac`` (``synth.py --vocab-words``),
+  ``vocab_copies`` each (the part ``vocab``): their words are classes of their own, numbered after
+  every other word, so adding them leaves the other parts' labels as they were;
 * the noise class ``_silence_``: training ``_silence_`` clips plus random cuts of
   the recordings in ``<data>/background_noise``.
 
@@ -54,7 +57,7 @@ from mm_browserfft.speakers import is_heldout_speaker, speaker_id
 from .teacher import EMBEDDING_DIM, SPANS
 
 __all__ = [
-    "SILENCE", "TRAINING_PARTS", "Clip", "real_clips", "synth_clips", "voice_clips", "augment", "augment_in_room",
+    "SILENCE", "TRAINING_PARTS", "class_labels", "Clip", "real_clips", "synth_clips", "voice_clips", "augment", "augment_in_room",
     "word_pair_window", "prepare",
 ]  # fmt: skip
 
@@ -282,16 +285,26 @@ def _write(out_dir: str, name: str, jobs: List[Job], labels: List[int], sources:
     return total
 
 
-TRAINING_PARTS = ("train", "rooms", "pairs", "kokoro")
+def class_labels(words: Sequence[str], more_words: Sequence[str] = ()) -> List[str]:
+    """The classes of the prepared set: ``_silence_``, ``words`` sorted, then the ``more_words`` not among them, sorted.
+
+    The ``vocab`` part's words come last, so building it leaves every other part's word numbers as they were.
+    """
+    base = sorted(set(words) - {SILENCE})
+    return [SILENCE] + base + sorted(set(more_words) - set(base) - {SILENCE})
+
+
+TRAINING_PARTS = ("train", "rooms", "pairs", "kokoro", "vocab")
 """The training parts :func:`prepare` writes (``val`` is the validation part)."""
 
 
-def _part_jobs(part, train_real, voices, synth, neural, index, *, real_copies, voice_copies, synth_copies,
-               kokoro_copies, background_cuts, room_copies, room_voice_copies, pairs, seed):
+def _part_jobs(part, train_real, voices, synth, neural, more, index, *, real_copies, voice_copies, synth_copies,
+               kokoro_copies, vocab_copies, background_cuts, room_copies, room_voice_copies, pairs, seed):
     """``(jobs, labels, sources)`` of one training part (see :func:`prepare`)."""
-    if part == "kokoro":
-        jobs = [("synthetic", (p,), kokoro_copies, seed, 5_000_000 + i) for i, (p, _) in enumerate(neural)]
-        return jobs, [index[w] for _, w in neural], [(index[w], index[w]) for _, w in neural]
+    if part in ("kokoro", "vocab"):
+        clips, copies, first = (neural, kokoro_copies, 5_000_000) if part == "kokoro" else (more, vocab_copies, 6_000_000)
+        jobs = [("synthetic", (p,), copies, seed, first + i) for i, (p, _) in enumerate(clips)]
+        return jobs, [index[w] for _, w in clips], [(index[w], index[w]) for _, w in clips]
     speech = [(p, w) for p, w in train_real if w != SILENCE] + voices
     if part == "train":
         jobs = [("noise" if w == SILENCE else "word", (p,), real_copies, seed, i) for i, (p, w) in enumerate(train_real)]
@@ -322,6 +335,7 @@ def prepare(
     voice_copies: int = 2,
     synth_copies: int = 3,
     kokoro_copies: int = 3,
+    vocab_copies: int = 2,
     background_cuts: int = 2000,
     room_copies: int = 4,
     room_voice_copies: int = 1,
@@ -335,7 +349,8 @@ def prepare(
     Parts: ``val`` (held-out speakers, unaugmented); ``train`` (real clips x ``real_copies``,
     new voices x ``voice_copies``, synthetic clips x ``synth_copies``, ``background_cuts``
     noise windows); ``kokoro`` (neural synthetic clips x ``kokoro_copies``, augmented as the
-    synthetic ones; skipped when there are none); ``rooms`` (real words x ``room_copies`` and new voices x
+    synthetic ones; skipped when there are none); ``vocab`` (synthetic clips of more words x
+    ``vocab_copies``, likewise); ``rooms`` (real words x ``room_copies`` and new voices x
     ``room_voice_copies`` in simulated rooms, :func:`augment_in_room`); ``pairs``
     (``pairs`` unlabelled cuts of two words, :func:`word_pair_window`). Each part is
     seeded on its own, so rebuilding one leaves the others valid.
@@ -351,7 +366,8 @@ def prepare(
     strangers = sorted({w for _, w in neural} - set(words))
     if strangers:
         raise ValueError(f"{work_dir}/kokoro holds words no other source has: {strangers[:5]}")
-    labels = [SILENCE] + words
+    more = synth_clips(os.path.join(work_dir, "vocab"))
+    labels = class_labels(words, [w for _, w in more])
     index = {w: i for i, w in enumerate(labels)}
     out_dir = os.path.join(work_dir, "prep")
     os.makedirs(out_dir, exist_ok=True)
@@ -366,12 +382,13 @@ def prepare(
                 words_of = [index[w] for _, w in val_real]
                 sizes[part] = _write(out_dir, part, jobs, words_of, [(w, w) for w in words_of], pool)
                 continue
-            if part == "kokoro" and not neural:
-                print(f"prepare: no clips in {work_dir}/kokoro (python -m tools.pretrain.kokoro): part kokoro skipped")
+            if (part == "kokoro" and not neural) or (part == "vocab" and not more):
+                maker = "tools.pretrain.kokoro" if part == "kokoro" else "tools.pretrain.synth --vocab-words N"
+                print(f"prepare: no clips in {work_dir}/{part} (python -m {maker}): part {part} skipped")
                 continue
             jobs, job_labels, sources = _part_jobs(
-                part, train_real, voices, synth, neural, index, real_copies=real_copies, voice_copies=voice_copies,
-                synth_copies=synth_copies, kokoro_copies=kokoro_copies, background_cuts=background_cuts,
+                part, train_real, voices, synth, neural, more, index, real_copies=real_copies, voice_copies=voice_copies,
+                synth_copies=synth_copies, kokoro_copies=kokoro_copies, vocab_copies=vocab_copies, background_cuts=background_cuts,
                 room_copies=room_copies, room_voice_copies=room_voice_copies, pairs=pairs, seed=seed,
             )  # fmt: skip
             sizes[part] = _write(out_dir, part, jobs, job_labels, sources, pool)
@@ -386,6 +403,7 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--voice-copies", type=int, default=2)
     parser.add_argument("--synth-copies", type=int, default=3)
     parser.add_argument("--kokoro-copies", type=int, default=3)
+    parser.add_argument("--vocab-copies", type=int, default=2)
     parser.add_argument("--room-copies", type=int, default=4)
     parser.add_argument("--room-voice-copies", type=int, default=1)
     parser.add_argument("--pairs", type=int, default=12000)
@@ -397,7 +415,8 @@ def main(argv: "Sequence[str] | None" = None) -> None:
 
     sizes = prepare(
         args.data or os.fspath(data_dir()), args.work, real_copies=args.real_copies, voice_copies=args.voice_copies,
-        synth_copies=args.synth_copies, kokoro_copies=args.kokoro_copies, room_copies=args.room_copies,
+        synth_copies=args.synth_copies, kokoro_copies=args.kokoro_copies, vocab_copies=args.vocab_copies,
+        room_copies=args.room_copies,
         room_voice_copies=args.room_voice_copies, pairs=args.pairs, parts=[p for p in args.parts.split(",") if p], seed=args.seed, workers=args.workers,
     )  # fmt: skip
     print(f"prepare: {sizes}")

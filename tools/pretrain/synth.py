@@ -10,6 +10,11 @@ Two speech synthesisers from Debian main are driven as subprocesses:
 
 Each clip is one word, resampled to 16 kHz mono and written as FLAC to
 ``<work>/synth/<word>/<engine>_<n>.flac``. Everything is drawn from one seed.
+
+``--vocab-words N`` also speaks the ``N`` most frequent other English words
+(:func:`extended_vocabulary`: the word list of ``wordfreq``, Apache-2.0 code, its data
+CC BY-SA 4.0; only which words to say is taken from it) into ``<work>/vocab/<word>/``,
+the ``vocab`` part of ``prepare.py``: more words to tell apart, for words the base never heard.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 
 from mm_browserfft.audio import resample
 
-__all__ = ["VOCABULARY", "SYNTH_SAMPLE_RATE", "synthesize_vocabulary"]
+__all__ = ["VOCABULARY", "SYNTH_SAMPLE_RATE", "extended_vocabulary", "pick_words", "synthesize_vocabulary"]
 
 SYNTH_SAMPLE_RATE = 16000
 """Sample rate of the written clips (Hz), the rate of the Speech Commands clips."""
@@ -59,6 +64,32 @@ COMMON_WORDS = (
 
 VOCABULARY: Tuple[str, ...] = tuple(sorted(set(COMMAND_WORDS) | set(COMMON_WORDS)))
 """Every word the synthesisers speak (Speech Commands words plus common words), sorted."""
+
+
+def pick_words(ranked: Sequence[str], size: int, *, exclude: Sequence[str] = VOCABULARY) -> Tuple[str, ...]:
+    """The first ``size`` words of ``ranked`` that are 3-12 lowercase letters a-z and not in ``exclude``, sorted.
+
+    Raises:
+      ValueError: ``ranked`` holds fewer such words.
+    """
+    seen, out = set(exclude), []
+    for word in ranked:
+        if len(out) == size:
+            break
+        if word.isascii() and word.isalpha() and word.islower() and 3 <= len(word) <= 12 and word not in seen:
+            seen.add(word)
+            out.append(word)
+    if len(out) < size:
+        raise ValueError(f"only {len(out)} words to pick of the {size} asked")
+    return tuple(sorted(out))
+
+
+def extended_vocabulary(size: int) -> Tuple[str, ...]:
+    """The ``size`` most frequent English words outside :data:`VOCABULARY` (:func:`pick_words` of ``wordfreq``'s list)."""
+    from wordfreq import top_n_list
+
+    return pick_words(top_n_list("en", 4 * size + 1000), size)
+
 
 _ESPEAK_ACCENTS = (
     "en-us", "en-us", "en-us", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan",
@@ -185,12 +216,20 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/work/pretrain_work", help="work folder (clips go to WORK/synth)")
     parser.add_argument("--clips-per-word", type=int, default=24)
+    parser.add_argument("--vocab-words", type=int, default=0, help="also speak this many other frequent words (WORK/vocab)")
+    parser.add_argument("--vocab-clips", type=int, default=8, help="clips of each word of --vocab-words")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     counts = synthesize_vocabulary(
         os.path.join(args.work, "synth"), clips_per_word=args.clips_per_word, seed=args.seed
     )
     print(f"synth: {sum(counts.values())} clips of {len(counts)} words in {args.work}/synth")
+    if args.vocab_words:
+        counts = synthesize_vocabulary(
+            os.path.join(args.work, "vocab"), words=extended_vocabulary(args.vocab_words),
+            clips_per_word=args.vocab_clips, seed=args.seed,
+        )  # fmt: skip
+        print(f"synth: {sum(counts.values())} clips of {len(counts)} more words in {args.work}/vocab")
 
 
 if __name__ == "__main__":
