@@ -116,12 +116,6 @@ def _described(name: str) -> str:
     return "the plain model" if name == "plain" else f"the model trained with {name}"
 
 
-def _top_confusions(heard_as: Dict[str, Dict[str, int]], *, count: int = 5) -> List[tuple]:
-    """The ``count`` most frequent ``(said, fired, times)`` of a report's ``heard_as``."""
-    pairs = [(said, fired, n) for said, heard in heard_as.items() for fired, n in heard.items()]
-    return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))[:count]
-
-
 def _default_check(report: Dict) -> Dict:
     """The issue's check on each word recording of at least :data:`CHECK_MINUTES` (about 4.5 minutes, 60 words)."""
     per = [r for r in report["per_recording"] if r["events"] and r["minutes"] >= CHECK_MINUTES]
@@ -139,7 +133,7 @@ def run(quick: bool = False) -> Dict:
     from mm_browserfft.listen import ListeningOptions
     from mm_browserfft.predict import TFLitePredictor
     from mm_browserfft.streaming_eval import FALSE_ACCEPT_CAUSES, background_paths_of, build_test_recordings_from_folder
-    from mm_browserfft.streaming_eval import streaming_report
+    from mm_browserfft.streaming_eval import ranked_confusions, streaming_report
     from mm_browserfft.training import evaluate_folder
 
     defaults = ListeningOptions()
@@ -246,7 +240,7 @@ def run(quick: bool = False) -> Dict:
     ]  # fmt: skip
     causes = [
         [name, *(rep["false_accepts_by_cause"][c] for c in FALSE_ACCEPT_CAUSES),
-         ", ".join(f"{said} as {fired} {n}" for said, fired, n in _top_confusions(rep["heard_as"]))]
+         ", ".join(f"{said} as {fired} {n}" for said, fired, n in ranked_confusions(rep["heard_as"])[:5])]
         for name, rep in at_defaults.items()
     ]  # fmt: skip
     tables = [

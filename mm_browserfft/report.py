@@ -99,6 +99,8 @@ def format_metrics(metrics: Dict) -> str:
 
 def format_streaming(report: Dict) -> str:
     """Text of :func:`mm_browserfft.streaming_eval.streaming_report` output: the operating point, budget, AUC."""
+    from .streaming_eval import ranked_confusions
+
     opts = report["options"]
     lines = [
         f"listened to {report['hours'] * 60:.1f} min in {report['recordings']} recordings "
@@ -123,11 +125,10 @@ def format_streaming(report: Dict) -> str:
     if causes and sum(causes.values()):
         lines.append("false accepts decided during: " + ", ".join(
             f"{n} {cause.replace('_', ' ')}" for cause, n in causes.items() if n))  # fmt: skip
-        confusions = sorted(((n, said, fired) for said, heard in report.get("heard_as", {}).items()
-                             for fired, n in heard.items()), key=lambda c: (-c[0], c[1], c[2]))  # fmt: skip
+        confusions = ranked_confusions(report.get("heard_as", {}))
         if confusions:
             lines.append("keywords heard as another: " + ", ".join(
-                f"{said} as {fired} {n}" for n, said, fired in confusions[:8]))  # fmt: skip
+                f"{said} as {fired} {n}" for said, fired, n in confusions[:8]))  # fmt: skip
     budget = report["budget"]
     if budget["threshold"] is None:
         lines.append(f"no threshold keeps false accepts under {budget['false_accepts_per_hour']:g} per hour")

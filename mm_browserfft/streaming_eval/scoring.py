@@ -14,7 +14,7 @@ from .recordings import UNKNOWN_FOLDER, Event, LongRecording, build_test_recordi
 
 __all__ = [
     "DEFAULT_THRESHOLDS", "CALIBRATION_BUDGET", "FALSE_ACCEPT_CAUSES", "window_scores", "replay", "match_detections",
-    "explain_false_accepts", "roc_auc", "streaming_report", "plot_det", "calibrate_listening",
+    "explain_false_accepts", "ranked_confusions", "roc_auc", "streaming_report", "plot_det", "calibrate_listening",
 ]  # fmt: skip
 
 DEFAULT_THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.30, 0.95, 0.05), [0.95, 0.97, 0.98, 0.99, 0.995, 0.999]]), 3))
@@ -111,7 +111,7 @@ def explain_false_accepts(
             causes["background"] += 1
         elif said.label == d.label:
             causes["same_word_again"] += 1
-        elif said.label == UNKNOWN_FOLDER or said.label not in keywords:
+        elif said.label not in keywords:  # _unknown_ speech, or a word the model has no class for
             causes["unknown_speech"] += 1
         else:
             causes["another_keyword"] += 1
@@ -120,19 +120,25 @@ def explain_false_accepts(
     return {"causes": causes, "heard_as": heard_as}
 
 
+def ranked_confusions(heard_as: Dict[str, Dict[str, int]]) -> List[Tuple[str, str, int]]:
+    """``(said, fired, times)`` of a ``heard_as`` (:func:`explain_false_accepts`), most frequent first, ties by name."""
+    pairs = [(said, fired, n) for said, heard in heard_as.items() for fired, n in heard.items()]
+    return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))
+
+
 def _add_explanations(parts: Sequence[Dict[str, Dict]]) -> Dict[str, Dict]:
-    """The sum of several :func:`explain_false_accepts` results (``heard_as`` sorted by count, largest first)."""
+    """The sum of several :func:`explain_false_accepts` results (``heard_as`` in :func:`ranked_confusions` order)."""
     causes = dict.fromkeys(FALSE_ACCEPT_CAUSES, 0)
-    pairs: Dict[Tuple[str, str], int] = {}
+    summed: Dict[str, Dict[str, int]] = {}
     for part in parts:
         for cause, n in part["causes"].items():
             causes[cause] += n
-        for said, fired in part["heard_as"].items():
-            for label, n in fired.items():
-                pairs[(said, label)] = pairs.get((said, label), 0) + n
+        for said, heard in part["heard_as"].items():
+            for fired, n in heard.items():
+                summed.setdefault(said, {})[fired] = summed.get(said, {}).get(fired, 0) + n
     heard_as: Dict[str, Dict[str, int]] = {}
-    for (said, label), n in sorted(pairs.items(), key=lambda item: (-item[1], item[0])):
-        heard_as.setdefault(said, {})[label] = n
+    for said, fired, n in ranked_confusions(summed):
+        heard_as.setdefault(said, {})[fired] = n
     return {"causes": causes, "heard_as": heard_as}
 
 
