@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import BrowserFftError, InvalidInputError
+from .listen import DECISIONS
 from .streaming_eval.scoring import CALIBRATION_BUDGET
 
 __all__ = ["main", "build_parser"]
@@ -141,6 +142,8 @@ def _add_listening_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--suppression-ms", type=_non_negative, metavar="MS", help="after a detection, none for this long")
     g.add_argument("--average-ms", type=_non_negative, metavar="MS", help="average scores over this much time (0: off)")
     g.add_argument("--min-count", type=_positive_int, metavar="N", help="with --average-ms: windows needed before deciding")
+    g.add_argument("--decision", choices=DECISIONS, help="best_class: the browser recogniser's rule (the best class fires); "
+                   "each_word: every word is its own detector, as wake-word engines (default best_class)")
 
 
 def _listening_options(args, model_path: pathlib.Path):
@@ -149,7 +152,8 @@ def _listening_options(args, model_path: pathlib.Path):
 
     options = read_listening_options(model_path) or ListeningOptions()
     given = {"overlap_factor": args.overlap, "probability_threshold": args.threshold,
-             "suppression_ms": args.suppression_ms, "average_ms": args.average_ms, "min_count": args.min_count}  # fmt: skip
+             "suppression_ms": args.suppression_ms, "average_ms": args.average_ms, "min_count": args.min_count,
+             "decision": args.decision}  # fmt: skip
     return dataclasses.replace(options, **{k: v for k, v in given.items() if v is not None})
 
 

@@ -8,7 +8,9 @@ a word (not ``_background_noise_``, ``_silence_`` or ``_unknown_``, unless
 word fires, nothing else fires for ``suppression_ms``. TensorFlow's
 ``RecognizeCommands`` (the Android demo and tflite-micro) adds score averaging: the
 mean of the results of the last ``average_ms``, once there are at least
-``min_count`` of them. This module does both:
+``min_count`` of them. Wake-word engines decide otherwise: every word is a detector of its
+own, which fires whenever its score reaches its threshold, whatever the other classes
+score (``decision="each_word"``). This module does all three:
 
 * :class:`Recognizer` is fed chunks of audio at any sample rate (a microphone, a
   socket) and returns the detections as they happen; it keeps under two windows of
@@ -27,7 +29,7 @@ import dataclasses
 import json
 import os
 import pathlib
-from typing import Deque, List, Optional, Sequence, Tuple, Union
+from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -38,6 +40,7 @@ from .predict import Predictor, as_predictor
 
 __all__ = [
     "BACKGROUND_NOISE_LABEL",
+    "DECISIONS",
     "NOISE_LABELS",
     "NON_WORD_LABELS",
     "recognizer_labels",
@@ -61,6 +64,10 @@ NOISE_LABELS = (BACKGROUND_NOISE_LABEL, "_silence_", "background_noise", "backgr
 
 NON_WORD_LABELS = NOISE_LABELS + ("_unknown_",)
 """Labels that never fire unless asked: the noise class under any of its names, and ``_unknown_``."""
+
+
+DECISIONS = ("best_class", "each_word")
+"""How a window's scores become detections (:attr:`ListeningOptions.decision`)."""
 
 
 def is_word(label: str) -> bool:
@@ -133,6 +140,13 @@ class ListeningOptions:
       min_count: with averaging, decide only once this many windows are in the average.
       include_non_words: let ``_background_noise_`` / ``_silence_`` / ``_unknown_`` fire too
         (the recogniser's ``invokeCallbackOnNoiseAndUnknown``).
+      decision: ``"best_class"`` (the recogniser's rule: the best class fires if it is a word
+        and reaches the threshold; one suppression for all words) or ``"each_word"`` (the rule
+        wake-word engines are judged by: every word is its own detector and fires when its own
+        score reaches the threshold, even when another class scores higher, with a suppression
+        of its own; several words may fire at once). Below 0.5, ``"each_word"`` also hears a
+        word its model names wrong but still scores, at the cost of more false accepts: it is
+        the rule that reaches low false-reject rates (``docs/listening.md``).
     """
 
     overlap_factor: float = 0.9
@@ -141,8 +155,11 @@ class ListeningOptions:
     average_ms: float = 350.0
     min_count: int = 1
     include_non_words: bool = False
+    decision: str = "best_class"
 
     def __post_init__(self) -> None:
+        if self.decision not in DECISIONS:
+            raise InvalidInputError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
         if not 0.0 <= self.overlap_factor < 1.0:
             raise InvalidInputError(f"overlap_factor must be in [0, 1), got {self.overlap_factor}")
         if not 0.0 <= self.probability_threshold <= 1.0:
@@ -190,16 +207,16 @@ class DecisionRule:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the averaging history and the last detection."""
+        """Forget the averaging history and the last detections."""
         self._history: Deque[Tuple[float, np.ndarray]] = collections.deque()
-        self._last_fire_s: Optional[float] = None
+        self._last_fire_s: Dict[Optional[int], float] = {}  # class (None: any, under "best_class") -> decision time
 
-    def step(self, start_s: float, end_s: float, scores: np.ndarray) -> Optional[Detection]:
+    def step(self, start_s: float, end_s: float, scores: np.ndarray) -> List[Detection]:
         """Decide on the window ``[start_s, end_s]`` with probabilities ``scores`` ``[C]``.
 
         Returns:
-          a :class:`Detection` if a word fires now (the decision time is ``end_s``, when the
-          window is complete), else None.
+          the :class:`Detection` s that fire now (the decision time is ``end_s``, when the window
+          is complete): at most one under ``"best_class"``, one per word under ``"each_word"``.
         """
         opts = self.options
         scores = np.asarray(scores, np.float32)
@@ -208,23 +225,28 @@ class DecisionRule:
             while self._history and self._history[0][0] <= end_s - opts.average_ms / 1000.0:
                 self._history.popleft()
             if len(self._history) < opts.min_count:
-                return None
+                return []
             scores = np.mean([s for _, s in self._history], axis=0)
-        best = int(np.argmax(scores))
-        if not self._fires[best] or scores[best] < opts.probability_threshold:
-            return None
-        if self._last_fire_s is not None and (end_s - self._last_fire_s) * 1000.0 < opts.suppression_ms:
-            return None
-        self._last_fire_s = end_s
-        return Detection(self.labels[best], float(scores[best]), start_s, end_s)
+        if opts.decision == "each_word":
+            candidates = [(int(c), int(c)) for c in np.flatnonzero(self._fires & (scores >= opts.probability_threshold))]
+        else:
+            best = int(np.argmax(scores))
+            ok = self._fires[best] and scores[best] >= opts.probability_threshold
+            candidates = [(best, None)] if ok else []
+        fired = []
+        for c, key in candidates:
+            last = self._last_fire_s.get(key)
+            if last is not None and (end_s - last) * 1000.0 < opts.suppression_ms:
+                continue
+            self._last_fire_s[key] = end_s
+            fired.append(Detection(self.labels[c], float(scores[c]), start_s, end_s))
+        return fired
 
     def run(self, starts: Sequence[int], probs: np.ndarray) -> List[Detection]:
         """:meth:`step` over consecutive windows: start samples ``[m]`` (44.1 kHz) and probabilities ``[m, C]``."""
-        out = []
+        out: List[Detection] = []
         for start, p in zip(starts, probs):
-            hit = self.step(start / SAMPLE_RATE, (start + WAVEFORM_LENGTH) / SAMPLE_RATE, p)
-            if hit is not None:
-                out.append(hit)
+            out += self.step(start / SAMPLE_RATE, (start + WAVEFORM_LENGTH) / SAMPLE_RATE, p)
         return out
 
 

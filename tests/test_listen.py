@@ -18,7 +18,7 @@ from conftest import SPEECH_DIR, speaker_clips
 from mm_browserfft.audio import load_audio, resample, split_windows
 from mm_browserfft.errors import InvalidInputError
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
-from mm_browserfft.listen import DecisionRule, ListeningOptions, Recognizer, is_word, listen_file
+from mm_browserfft.listen import DecisionRule, ListeningOptions, Recognizer, is_word, listen_file, read_listening_options
 from mm_browserfft.predict import TFLitePredictor
 from mm_browserfft.streaming_eval import build_test_recording, window_scores
 
@@ -164,12 +164,16 @@ def _rule(**options):
     return DecisionRule(["_silence_", "_unknown_", "yes", "no"], ListeningOptions(**options))
 
 
+def _labels(detections):
+    return [d.label for d in detections]
+
+
 def test_noise_and_unknown_never_fire_unless_asked():
     scores = np.array([0.97, 0.01, 0.01, 0.01])
-    assert _rule(probability_threshold=0.5).step(0.0, 1.0, scores) is None
-    assert _rule(probability_threshold=0.5, include_non_words=True).step(0.0, 1.0, scores).label == "_silence_"
-    assert _rule(probability_threshold=0.5).step(0.0, 1.0, np.array([0.01, 0.97, 0.01, 0.01])) is None
-    assert _rule(probability_threshold=0.5).step(0.0, 1.0, np.array([0.1, 0.1, 0.7, 0.1])).label == "yes"
+    assert _rule(probability_threshold=0.5).step(0.0, 1.0, scores) == []
+    assert _labels(_rule(probability_threshold=0.5, include_non_words=True).step(0.0, 1.0, scores)) == ["_silence_"]
+    assert _rule(probability_threshold=0.5).step(0.0, 1.0, np.array([0.01, 0.97, 0.01, 0.01])) == []
+    assert _labels(_rule(probability_threshold=0.5).step(0.0, 1.0, np.array([0.1, 0.1, 0.7, 0.1]))) == ["yes"]
 
 
 @pytest.mark.parametrize("noise", ["_background_noise_", "_silence_", "background_noise", "background", "Background Noise"])
@@ -177,14 +181,14 @@ def test_the_noise_class_never_fires_under_any_of_its_names(noise):
     """Model Maker's speech tutorial and Google's Android sample call it ``background``; TM ``Background Noise``."""
     rule = DecisionRule([noise, "yes"], ListeningOptions(probability_threshold=0.5, average_ms=0, suppression_ms=0))
     assert not is_word(noise)
-    assert rule.step(0.0, 1.0, np.array([0.97, 0.03])) is None
-    assert rule.step(0.0, 1.0, np.array([0.2, 0.8])).label == "yes"
+    assert rule.step(0.0, 1.0, np.array([0.97, 0.03])) == []
+    assert _labels(rule.step(0.0, 1.0, np.array([0.2, 0.8]))) == ["yes"]
 
 
 def test_suppression_counts_from_the_last_detection():
     rule = _rule(probability_threshold=0.5, suppression_ms=1000)
     yes = np.array([0.0, 0.0, 0.9, 0.1])
-    fired = [rule.step(t - 1.0, t, yes) is not None for t in (1.0, 1.5, 1.99, 2.0, 2.5, 3.0)]
+    fired = [bool(rule.step(t - 1.0, t, yes)) for t in (1.0, 1.5, 1.99, 2.0, 2.5, 3.0)]
     assert fired == [True, False, False, True, False, True]
 
 
@@ -192,15 +196,33 @@ def test_averaging_waits_for_min_count_and_smooths_a_single_spike():
     rule = _rule(probability_threshold=0.6, suppression_ms=0, average_ms=1000, min_count=3)
     quiet, spike = np.array([0.9, 0.0, 0.1, 0.0]), np.array([0.0, 0.0, 1.0, 0.0])
     results = [rule.step(t - 1.0, t, s) for t, s in ((1.0, spike), (1.25, spike), (1.5, quiet), (1.75, quiet))]
-    assert results[0] is None and results[1] is None  # fewer than 3 windows in the average
-    assert results[2] is not None and results[2].label == "yes" and results[2].score == pytest.approx(0.7)
-    assert results[3] is None  # (1 + 0.1 + 0.1) / 3 of the windows ending after 0.75 s
+    assert results[0] == [] and results[1] == []  # fewer than 3 windows in the average
+    (yes,) = results[2]
+    assert yes.label == "yes" and yes.score == pytest.approx(0.7)
+    assert results[3] == []  # (1 + 0.1 + 0.1) / 3 of the windows ending after 0.75 s
+
+
+def test_each_word_is_its_own_detector_under_the_wake_word_rule():
+    """``no`` at 0.3 under ``yes`` at 0.6: the recogniser hears only ``yes``; at threshold 0.25 each word fires."""
+    scores = np.array([0.05, 0.05, 0.6, 0.3])
+    best = _rule(probability_threshold=0.25, suppression_ms=0, average_ms=0)
+    each = _rule(probability_threshold=0.25, suppression_ms=0, average_ms=0, decision="each_word")
+    assert _labels(best.step(0.0, 1.0, scores)) == ["yes"]
+    assert sorted(_labels(each.step(0.0, 1.0, scores))) == ["no", "yes"]
+    assert _rule(probability_threshold=0.25, decision="each_word").step(0.0, 1.0, np.array([0.7, 0.1, 0.1, 0.1])) == []
+
+
+def test_under_the_wake_word_rule_each_word_has_its_own_suppression():
+    rule = _rule(probability_threshold=0.5, suppression_ms=1000, average_ms=0, decision="each_word")
+    yes, no = np.array([0.0, 0.0, 0.9, 0.1]), np.array([0.0, 0.0, 0.1, 0.9])
+    heard = [_labels(rule.step(t - 1.0, t, s)) for t, s in ((1.0, yes), (1.3, no), (1.6, yes), (1.9, no), (2.0, yes))]
+    assert heard == [["yes"], ["no"], [], [], ["yes"]]
 
 
 @pytest.mark.parametrize(
     "options, message",
     [({"overlap_factor": 1.0}, "overlap_factor"), ({"probability_threshold": 1.5}, "probability_threshold"),
-     ({"suppression_ms": -1}, "suppression_ms"), ({"min_count": 0}, "min_count")],
+     ({"suppression_ms": -1}, "suppression_ms"), ({"min_count": 0}, "min_count"), ({"decision": "loudest"}, "decision")],
 )  # fmt: skip
 def test_bad_options_are_refused_by_name(options, message):
     with pytest.raises(InvalidInputError, match=message):
@@ -240,17 +262,29 @@ def test_listen_cli_prints_one_json_object_of_detections(cli_trained, spoken, sp
 
 def test_listen_cli_uses_the_models_calibrated_settings_unless_told(cli_trained, spoken_file):
     from conftest import run_cli
-    from mm_browserfft.listen import read_listening_options
 
     model = cli_trained[0] / "model.tflite"
     calibrated = read_listening_options(model)
     code, stdout, _ = run_cli("listen", model, spoken_file, "--json")
     assert code == 0
     assert all(d["score"] >= calibrated.probability_threshold for d in json.loads(stdout)["detections"])
-    for bad in (["--threshold", "1.5"], ["--overlap", "1"], ["--suppression-ms", "-5"]):
+    for bad in (["--threshold", "1.5"], ["--overlap", "1"], ["--suppression-ms", "-5"], ["--decision", "loudest"]):
         assert run_cli("listen", model, spoken_file, *bad)[0] == 2
     code, _, stderr = run_cli("listen", model, spoken_file.with_name("missing.wav"))
     assert code == 2 and "missing.wav" in stderr
+
+
+def test_listen_cli_decides_each_word_on_its_own_when_asked(cli_trained, spoken, spoken_file):
+    from conftest import run_cli
+
+    model = cli_trained[0] / "model.tflite"
+    code, stdout, stderr = run_cli("listen", model, spoken_file, "--json", "--decision", "each_word", "--threshold", "0.3")
+    assert code == 0, stderr
+    detections = [{k: v for k, v in d.items() if k != "file"} for d in json.loads(stdout)["detections"]]
+    api = listen_file(model, spoken_file, options=read_listening_options(model), decision="each_word", probability_threshold=0.3)
+    assert detections == [d.as_dict() for d in api]
+    assert all(d["score"] >= 0.3 for d in detections)
+    assert {e.label for e in spoken[0].events} <= {d["label"] for d in detections}
 
 
 def test_relabelling_a_predictor_leaves_the_callers_predictor_alone(model):

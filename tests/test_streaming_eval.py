@@ -14,6 +14,7 @@ from mm_browserfft.predict import TFLitePredictor
 from mm_browserfft.streaming_eval import (
     CALIBRATION_BUDGET,
     FALSE_ACCEPT_CAUSES,
+    LOWEST_CALIBRATED_THRESHOLD,
     Event,
     build_test_recording,
     build_test_recordings_from_folder,
@@ -188,6 +189,22 @@ def test_the_chosen_threshold_is_the_lowest_that_meets_the_budget(report):
     assert fa_at["0.10"] is None or fa_at["0.05"] is None or fa_at["0.10"] <= fa_at["0.05"]
 
 
+def test_every_word_its_own_detector_reaches_false_rejects_the_best_class_cannot(cli_trained, cli_words, report):
+    """The wake-word rule hears a word its model names wrong but still scores: low thresholds trade false accepts for it."""
+    predictor = TFLitePredictor(cli_trained[0] / "model.tflite")
+    recordings = build_test_recordings_from_folder(cli_words / "test", ["left", "no", "stop", "yes"], minutes=6.0)
+    each = streaming_report(predictor, recordings, options=ListeningOptions(decision="each_word"),
+                            false_accepts_per_hour_budget=10.0)  # fmt: skip
+    assert each["options"]["decision"] == "each_word" and each["hours"] == pytest.approx(report["hours"])
+    best_low, each_low = report["det"][0]["all"], each["det"][0]["all"]  # both at the grid's lowest threshold, 0.02
+    assert report["det"][0]["threshold"] == each["det"][0]["threshold"] == 0.02
+    assert each_low["false_reject_rate"] <= best_low["false_reject_rate"]
+    assert each_low["false_accepts"] >= best_low["false_accepts"]
+    assert each["false_accepts_per_hour_at_false_reject_rate"]["0.05"] is not None
+    at = next(d for d in each["det"] if d["threshold"] == ListeningOptions().probability_threshold)["all"]
+    assert at == each["at_threshold"]["all"]
+
+
 def test_windows_of_words_score_above_windows_of_background(report):
     assert report["auc"]["all"] > 0.9  # a trained model; a random one sits near 0.5
     assert all(0.0 <= report["auc"][k] <= 1.0 for k in report["keywords"])
@@ -222,6 +239,7 @@ def test_train_calibrated_the_listening_threshold_into_the_sidecar(cli_trained):
     assert "subgraph_metadata" in sidecar  # Model Maker's metadata JSON is still all there
     listening = sidecar["listening"]
     cal = listening["calibration"]
+    assert listening["options"]["probability_threshold"] >= LOWEST_CALIBRATED_THRESHOLD
     assert cal["words"] == 40 and cal["minutes"] >= 10.0 and cal["false_accepts_per_hour_budget"] == CALIBRATION_BUDGET
     if cal["budget_met"]:
         assert cal["false_accepts_per_hour"] <= CALIBRATION_BUDGET

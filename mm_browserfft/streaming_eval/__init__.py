@@ -39,6 +39,7 @@ from .scoring import (
     CALIBRATION_BUDGET,
     DEFAULT_THRESHOLDS,
     FALSE_ACCEPT_CAUSES,
+    LOWEST_CALIBRATED_THRESHOLD,
     calibrate_listening,
     explain_false_accepts,
     match_detections,
@@ -70,5 +71,6 @@ __all__ = [
     "plot_det",
     "calibrate_listening",
     "DEFAULT_THRESHOLDS",
+    "LOWEST_CALIBRATED_THRESHOLD",
     "CALIBRATION_BUDGET",
 ]

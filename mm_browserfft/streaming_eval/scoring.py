@@ -13,12 +13,17 @@ from ..listen import DecisionRule, Detection, ListeningOptions, is_word
 from .recordings import UNKNOWN_FOLDER, Event, LongRecording, build_test_recordings
 
 __all__ = [
-    "DEFAULT_THRESHOLDS", "CALIBRATION_BUDGET", "FALSE_ACCEPT_CAUSES", "window_scores", "replay", "match_detections",
+    "DEFAULT_THRESHOLDS", "LOWEST_CALIBRATED_THRESHOLD", "CALIBRATION_BUDGET", "FALSE_ACCEPT_CAUSES", "window_scores", "replay", "match_detections",
     "explain_false_accepts", "ranked_confusions", "roc_auc", "streaming_report", "plot_det", "calibrate_listening",
 ]  # fmt: skip
 
-DEFAULT_THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.30, 0.95, 0.05), [0.95, 0.97, 0.98, 0.99, 0.995, 0.999]]), 3))
-"""The thresholds a DET curve is drawn over."""
+DEFAULT_THRESHOLDS = tuple(np.round(np.concatenate(
+    [[0.02, 0.05, 0.1, 0.15, 0.2, 0.25], np.arange(0.30, 0.95, 0.05), [0.95, 0.97, 0.98, 0.99, 0.995, 0.999]]), 3))  # fmt: skip
+"""The thresholds a DET curve is drawn over (those under 0.3 serve the ``"each_word"`` decision, whose false
+rejects fall with the threshold to near none)."""
+LOWEST_CALIBRATED_THRESHOLD = 0.3
+""":func:`calibrate_listening` never chooses a threshold under this: a small test set may show no false accept
+even where a model fires at every breath."""
 CALIBRATION_BUDGET = 60.0
 """False accepts per hour :func:`calibrate_listening` allows by default: a speech-command listener's operating
 point (about one a minute in speech; ``benchmarks/bench_listen.py`` judges recall at it)."""
@@ -322,6 +327,8 @@ def calibrate_listening(
 ) -> Dict:
     """Choose the threshold for listening on test clips: the lowest that meets the false-accept budget.
 
+    The grid is :data:`DEFAULT_THRESHOLDS` from :data:`LOWEST_CALIBRATED_THRESHOLD` up.
+
     Args:
       predictor: the exported model.
       clips: ``(path, label)`` of test clips (keywords are said; ``_unknown_`` clips are
@@ -345,7 +352,8 @@ def calibrate_listening(
         keep = np.sort(np.random.default_rng(seed).choice(len(said), max_words, replace=False))
         said = [said[i] for i in keep]
     recordings = build_test_recordings(said, background_paths, minutes=minutes, seed=seed)
-    report = streaming_report(predictor, recordings, options=options,
+    grid = [t for t in DEFAULT_THRESHOLDS if t >= LOWEST_CALIBRATED_THRESHOLD]
+    report = streaming_report(predictor, recordings, options=options, thresholds=grid,
                               false_accepts_per_hour_budget=false_accepts_per_hour_budget)  # fmt: skip
     chosen = report["budget"]["threshold"]
     if chosen is not None:
