@@ -18,9 +18,9 @@ __all__ = [
 ]  # fmt: skip
 
 DEFAULT_THRESHOLDS = tuple(np.round(np.concatenate(
-    [[0.02, 0.05, 0.1, 0.15, 0.2, 0.25], np.arange(0.30, 0.95, 0.05), [0.95, 0.97, 0.98, 0.99, 0.995, 0.999]]), 3))  # fmt: skip
-"""The thresholds a DET curve is drawn over (those under 0.3 serve the ``"each_word"`` decision, whose false
-rejects fall with the threshold to near none)."""
+    [[0.02, 0.05, 0.075], np.arange(0.1, 0.949, 0.025), [0.95, 0.97, 0.98, 0.99, 0.995, 0.999]]), 3))  # fmt: skip
+"""The thresholds a DET curve is drawn over: every 0.025 from 0.1 to 0.925, and finer at both ends (those under
+0.3 serve the ``"each_word"`` decision, whose false rejects fall with the threshold to near none)."""
 LOWEST_CALIBRATED_THRESHOLD = 0.3
 """:func:`calibrate_listening` never chooses a threshold under this: a small test set may show no false accept
 even where a model fires at every breath."""
