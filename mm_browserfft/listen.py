@@ -125,8 +125,8 @@ class ListeningOptions:
     on Model Maker's defaults 1-5 points of recall above the browser's rule (one window's score,
     overlap 0.5 or 0.75) at every false-accept rate from 40 to 60 per hour: a window holding part of
     a word scores high alone, not in the company of its neighbours. At threshold 0.65 it recalls
-    about 0.84 of the words of unseen speakers at about 51 false accepts per hour (0.7: 0.82 at 46;
-    the browser's rule at overlap 0.75 and threshold 0.75: 0.83 at 59). ``mm-browserfft train``
+    about 0.84 of the words of unseen speakers at about 47 false accepts per hour (0.7: 0.82 at 42;
+    the browser's rule at overlap 0.75 and threshold 0.75: 0.83 at 54). ``mm-browserfft train``
     calibrates the threshold of each model on its own test clips
     (:func:`~mm_browserfft.streaming_eval.calibrate_listening`).
 
