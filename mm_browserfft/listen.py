@@ -227,14 +227,16 @@ class DecisionRule:
             if len(self._history) < opts.min_count:
                 return []
             scores = np.mean([s for _, s in self._history], axis=0)
-        if opts.decision == "each_word":
-            candidates = [(int(c), int(c)) for c in np.flatnonzero(self._fires & (scores >= opts.probability_threshold))]
+        firing = self._fires & (scores >= opts.probability_threshold)
+        each_word = opts.decision == "each_word"
+        if each_word:
+            candidates = np.flatnonzero(firing)
         else:
             best = int(np.argmax(scores))
-            ok = self._fires[best] and scores[best] >= opts.probability_threshold
-            candidates = [(best, None)] if ok else []
+            candidates = [best] if firing[best] else []
         fired = []
-        for c, key in candidates:
+        for c in candidates:
+            key = int(c) if each_word else None
             last = self._last_fire_s.get(key)
             if last is not None and (end_s - last) * 1000.0 < opts.suppression_ms:
                 continue
