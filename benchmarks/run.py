@@ -22,6 +22,7 @@ import json
 import os
 import pathlib
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -179,6 +180,20 @@ def normalise(name: str, raw: Dict) -> Dict:
 
 def _json_default(value):
     return value.item() if hasattr(value, "item") else str(value)
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM end this process by raising ``SystemExit`` (status 143), as Ctrl-C ends it.
+
+    A benchmark runs in a child process (:func:`run_module`); ``subprocess.run`` kills that child
+    when the wait for it is interrupted by an exception, but a plain SIGTERM would end the parent
+    alone and leave the child running (a ``kill`` of the runner, a CI job cancelled).
+    """
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def run_child(name: str, quick: bool, out: str) -> None:
@@ -417,6 +432,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.child:
         run_child(args.child, args.quick, args.result)
         return 0
+    exit_on_sigterm()
     names = discover()
     unknown = sorted(set(args.only) - set(names))
     if unknown:

@@ -135,3 +135,34 @@ def test_transfer_adapter_judges_the_probe_against_the_teacher_of_the_same_run()
     assert "10.0 points short of the teacher's probe" in probe_rows[1]["note"]
     assert probe_rows[0]["reference"] == pytest.approx(90.3)
     assert len(result["tables"]) == 2
+
+
+def test_a_terminated_runner_takes_its_benchmark_process_with_it(tmp_path):
+    """``kill <runner>`` (SIGTERM) must not leave the benchmark's child process running."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import subprocess, sys\n"
+            "from benchmarks import run\n"
+            "run.exit_on_sigterm()\n"
+            "subprocess.run([sys.executable, '-c', 'import os, time; print(os.getpid(), flush=True); time.sleep(120)'])\n"
+        )],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail(f"the benchmark process {child} outlived its terminated runner")
