@@ -6,7 +6,8 @@ Ten classes of ``<data>/speech_commands`` (yes, no, up, down, left, right, stop,
 them; the head is trained on K clips per class drawn from the other speakers
 (K = 5, 10, 20, 50, three draws each, accuracies averaged) and on all of them
 ("full"). Both bases are frozen: their ``dense_1`` embeddings are computed once,
-and the head is Model Maker's (dropout 0.5, Dense(10, softmax), Adam 1e-3,
+computed as inference computes them (:func:`features`: the fixed noise floor, then the
+front end), and the head is Model Maker's (dropout 0.5, Dense(10, softmax), Adam 1e-3,
 batch 32), trained for 100 epochs. The random base is the same 18w topology with
 fresh Glorot weights (seeded).
 
@@ -40,7 +41,7 @@ os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
 
 import numpy as np
 
-from mm_browserfft.audio import load_audio, split_windows
+from mm_browserfft.audio import load_audio, noise_floor, split_windows
 from mm_browserfft.base import EMBEDDING_LAYER, build_18w, bundled_base_dir
 from mm_browserfft.frontend import spectrogram
 from mm_browserfft.speakers import is_heldout_speaker, speaker_id
@@ -74,10 +75,14 @@ def load_windows(data_dir: str, classes: Sequence[str] = CLASSES) -> Tuple[np.nd
     return tuple(out)  # type: ignore[return-value]
 
 
-def load_split(data_dir: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`load_windows` as spectrograms: ``(train_x [n, 43, 232, 1], train_y, test_x [m, 43, 232, 1], test_y)``."""
-    train_w, train_y, test_w, test_y = load_windows(data_dir)
-    return spectrogram(train_w), train_y, spectrogram(test_w), test_y
+def features(windows: np.ndarray) -> np.ndarray:
+    """Spectrograms ``[n, 43, 232, 1]`` of windows ``[n, 44032]`` as inference computes them.
+
+    The fixed noise floor (:func:`mm_browserfft.audio.noise_floor`) under every window, then the
+    front end: what ``BrowserFftSpec.featurize`` and every exported model do.
+    """
+    return spectrogram(windows + noise_floor())
+
 
 
 def tfjs_base(folder: str):
@@ -207,7 +212,7 @@ def run(quick: bool = False, *, data_dir: str = "", base_dir: str = "", classes:
 
     start = time.time()
     train_w, train_y, test_w, test_y = load_windows(data_dir or os.fspath(default_data_dir()), classes)
-    split = (spectrogram(train_w), train_y, spectrogram(test_w), test_y)
+    split = (features(train_w), train_y, features(test_w), test_y)
     k_values, draws, epochs = ((5, 20), 1, 40) if quick else (K_VALUES, 3, 100)
     tf.keras.utils.set_random_seed(1234)
     bases = {"bundled": tfjs_base(base_dir or bundled_base_dir()), "random": build_18w()}

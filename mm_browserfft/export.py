@@ -1,15 +1,16 @@
 """TFLite conversion of the serving model, atomic writes, and a LiteRT runner.
 
 The serving model maps waveforms ``[batch, 44032]`` (float32, 44.1 kHz) to
-probabilities ``[batch, N]``; its first layer is
+probabilities ``[batch, N]``; its first layers are
+:class:`~mm_browserfft.layers.NoiseFloorLayer` and
 :class:`~mm_browserfft.layers.BrowserFftLayer`. The ``.tflite`` has a fixed
 batch of 1 (input float32 ``[1, 44032]``, output float32 ``[1, N]``) and builtin
 ops only, as the Task Library and MediaPipe audio classifiers require.
 
 Conversion goes through a ``tf.function`` with a fixed input signature (Keras 3
 and Keras 2 alike) rather than ``TFLiteConverter.from_keras_model``. With int8
-quantization everything up to the first learned layer (the front end: framing,
-window, RFFT2D, LOG, z-score) is kept in float32 and only the conv / dense
+quantization everything up to the first learned layer (the noise floor and the
+front end: framing, window, RFFT2D, LOG, z-score) is kept in float32 and only the conv / dense
 stack runs int8 kernels: quantizing a waveform or a log spectrum to 8 bits
 destroys it.
 """

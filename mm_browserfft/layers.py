@@ -1,6 +1,7 @@
-"""The browser-FFT front end as a Keras layer (inside every serving and exported model).
+"""The browser-FFT front end as Keras layers (inside every serving and exported model).
 
-:class:`BrowserFftLayer` computes :func:`mm_browserfft.frontend.spectrogram` with
+:class:`NoiseFloorLayer` adds the fixed noise floor (:func:`mm_browserfft.audio.noise_floor`)
+that inference puts under every window, and :class:`BrowserFftLayer` computes :func:`mm_browserfft.frontend.spectrogram` with
 TensorFlow ops, registered for Keras serialization (``mm_browserfft>BrowserFftLayer``).
 It builds one of two graphs of the same formula: float64 arithmetic when TensorFlow
 runs it (``predict``), equal to the NumPy reference; float32 TFLite builtin ops when
@@ -16,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from .audio import noise_floor
 from .frontend import (
     _DB_PER_NEPER,
     EMPTY_RANGE_DB,
@@ -33,7 +35,7 @@ from .frontend import (
     is_float32_graph,
 )
 
-__all__ = ["BrowserFftLayer"]
+__all__ = ["BrowserFftLayer", "NoiseFloorLayer"]
 
 _MIN_SCALE_EXPONENT = -100.0  # a clip is scaled by 2**floor(log2(peak |sample|)), at least 2**-100
 # Every constant of the graph is representable in float16 (a float16 .tflite stores them so):
@@ -41,6 +43,41 @@ _MIN_SCALE_EXPONENT = -100.0  # a clip is scaled by 2**floor(log2(peak |sample|)
 _LN_EMPTY_MAGNITUDE = 0.5 * float(np.log(POWER_FLOOR))  # ln sqrt(POWER_FLOOR) = -43.67
 _LN_EMPTY_RANGE = EMPTY_RANGE_DB / _DB_PER_NEPER  # 300 dB = 34.54 nepers
 _NO_VALUE = 1e4  # larger than any log magnitude the graph computes
+
+
+@tf.keras.utils.register_keras_serializable(package="mm_browserfft")
+class NoiseFloorLayer(tf.keras.layers.Layer):
+    """Keras layer: waveform ``[batch, 44032]`` -> the same plus :func:`~mm_browserfft.audio.noise_floor`, float32.
+
+    The serving model's first layer: every window gets the same faint noise (standard deviation
+    1e-5), as training gave it fresh noise of that level, so that digital silence never reaches
+    the front end and predictions are deterministic.
+
+    Args:
+      seed: which draw of the floor (:func:`~mm_browserfft.audio.noise_floor`).
+      name: the layer's name.
+    """
+
+    def __init__(self, *, seed: int = 0, name: str = "noise_floor", **kwargs):
+        kwargs.setdefault("trainable", False)
+        kwargs["dtype"] = "float32"
+        super().__init__(name=name, **kwargs)
+        self.seed = int(seed)
+        self._floor = noise_floor(seed=self.seed)
+
+    def call(self, waveform):
+        # One constant of the graph (172 KB in a float32 .tflite; a float16 one rounds its values
+        # to float16 subnormals, within 6e-8: the floor's level moves by under 1 %).
+        x = tf.reshape(tf.cast(waveform, tf.float32), [-1, WAVEFORM_LENGTH])
+        return x + tf.constant(self._floor)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], WAVEFORM_LENGTH)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"seed": self.seed})
+        return config
 
 
 @tf.keras.utils.register_keras_serializable(package="mm_browserfft")

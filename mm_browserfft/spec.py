@@ -9,9 +9,12 @@ fixes what was broken there:
   never changes the cached base and ``create_model`` can be called again;
 * waveforms shorter than 44032 samples can be zero-padded to one window
   (``pad_short_clips=True``) instead of dropped;
-* the 1e-5 Gaussian noise is added in training only (Model Maker also added it
-  while evaluating; the front end's floor already keeps every spectrogram
-  finite, so evaluation is deterministic here);
+* the 1e-5 Gaussian noise Model Maker added to every window, in training and in
+  evaluation, is fresh noise in training only; evaluation, prediction and every
+  exported model add one fixed draw of it (:func:`mm_browserfft.audio.noise_floor`,
+  :class:`~mm_browserfft.layers.NoiseFloorLayer`), so that results are deterministic
+  and a file's digital silence looks as it did in training (Model Maker's exported
+  model added none);
 * optional training augmentation (all off by default): background noise mixed
   in at a random SNR, random time shifts, SpecAugment-style time/frequency masks.
 
@@ -28,14 +31,15 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 import numpy as np
 
 from . import audio, progress
+from .audio import NOISE_FLOOR_STDDEV
 from .base import EMBEDDING_LAYER
 from .errors import InvalidInputError, ModelFormatError
 from .frontend import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SPECTROGRAM_SHAPE, WAVEFORM_LENGTH, float32_graph
 
 __all__ = ["BrowserFftSpec", "TRAINING_NOISE_STDDEV", "HEAD_LAYER"]
 
-TRAINING_NOISE_STDDEV = 1e-5
-"""Standard deviation of the Gaussian noise added to training waveforms (Model Maker's value)."""
+TRAINING_NOISE_STDDEV = NOISE_FLOOR_STDDEV
+"""Standard deviation of the Gaussian noise added to training waveforms (Model Maker's value, 1e-5)."""
 HEAD_LAYER = "classification_head"
 """Name of the trainable softmax layer put on top of the base."""
 _FEATURIZE_BATCH = 64  # windows per front-end call in preprocess_ds
@@ -173,6 +177,7 @@ class BrowserFftSpec:
         self._noise_bank = None
         self._rng = None
         self._frontend = None
+        self._floor = None
         self._preprocess = None
 
     def training_options(self) -> Dict[str, Any]:
@@ -278,7 +283,7 @@ class BrowserFftSpec:
         return model
 
     def create_serving_model(self, training_model):
-        """Front end + training model: waveform ``[batch, 44032]`` -> probabilities ``[batch, N]``.
+        """Noise floor + front end + training model: waveform ``[batch, 44032]`` -> probabilities ``[batch, N]``.
 
         Built in the strategy's scope, except under a multi-worker strategy: there a variable
         made in its scope is broadcast from the chief, which would need every worker to build
@@ -287,13 +292,14 @@ class BrowserFftSpec:
         import contextlib
 
         from . import distributed
-        from .layers import BrowserFftLayer
+        from .layers import BrowserFftLayer, NoiseFloorLayer
 
         keras = _keras()
         alone = distributed.is_multi_worker(self.strategy)
         with contextlib.nullcontext() if alone else self.strategy.scope():
             return keras.Sequential(
-                [keras.Input(shape=(WAVEFORM_LENGTH,)), BrowserFftLayer(), training_model], name="browser_fft_classifier"
+                [keras.Input(shape=(WAVEFORM_LENGTH,)), NoiseFloorLayer(), BrowserFftLayer(), training_model],
+                name="browser_fft_classifier",
             )
 
     @staticmethod
@@ -436,8 +442,10 @@ class BrowserFftSpec:
     def featurize(self, waveforms, *, is_training: bool = False):
         """Waveform windows to model inputs.
 
-        In training: random time shift and background noise (if enabled), then
+        In training: random time shift and background noise (if enabled), then fresh
         N(0, 1e-5^2) noise, then the front end, then time/frequency masks (if enabled).
+        Otherwise: the fixed noise floor (:func:`mm_browserfft.audio.noise_floor`, as in the
+        serving model), then the front end.
 
         Args:
           waveforms: float32 ``[batch, 44032]`` (tensor or array).
@@ -449,9 +457,10 @@ class BrowserFftSpec:
         import tensorflow as tf
 
         if self._frontend is None:
-            from .layers import BrowserFftLayer
+            from .layers import BrowserFftLayer, NoiseFloorLayer
 
             self._frontend = BrowserFftLayer()
+            self._floor = NoiseFloorLayer()
         x = tf.reshape(tf.cast(waveforms, tf.float32), [-1, WAVEFORM_LENGTH])
         if is_training:
             if self.time_shift_s:
@@ -459,6 +468,8 @@ class BrowserFftSpec:
             if self.background_noise:
                 x = self._mix_background(x)
             x = x + TRAINING_NOISE_STDDEV * self._generator().normal(tf.shape(x))
+        else:
+            x = self._floor(x)
         # tf.data traces the front end's float32 graph (the one exported to TFLite): the
         # float64 graph measured +376 MB peak memory on 20,000 clips inside tf.data.
         with float32_graph():

@@ -222,3 +222,11 @@ def test_streamed_blocks_equal_one_shot_decoding(tmp_path):
     assert abs(streamed.size - whole.size) <= 4
     n = min(streamed.size, whole.size)
     assert np.max(np.abs(streamed[:n] - whole[:n])) < 1e-4
+
+
+def test_the_noise_floor_is_one_fixed_draw_at_model_makers_level():
+    floor = audio.noise_floor()
+    assert floor.shape == (fe.WAVEFORM_LENGTH,) and floor.dtype == np.float32
+    np.testing.assert_array_equal(floor, audio.noise_floor())  # the same every time: predictions are deterministic
+    assert abs(float(np.std(floor)) / audio.NOISE_FLOOR_STDDEV - 1) < 0.02 and abs(float(np.mean(floor))) < 1e-7
+    assert not np.array_equal(floor, audio.noise_floor(seed=1))

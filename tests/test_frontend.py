@@ -28,7 +28,8 @@ import pytest
 from mm_browserfft import frontend as fe
 from mm_browserfft.audio import load_audio
 from mm_browserfft.errors import InvalidInputError
-from mm_browserfft.layers import BrowserFftLayer
+from mm_browserfft.audio import noise_floor
+from mm_browserfft.layers import BrowserFftLayer, NoiseFloorLayer
 
 DATA = pathlib.Path(__file__).resolve().parent / "data" / "speech_commands"
 MODES = ("model_maker", "browser")
@@ -219,6 +220,15 @@ def test_keras_layer_shapes_and_config(tf):
         assert clone.mode == mode and not clone.trainable
     with pytest.raises(InvalidInputError, match="mode"):
         BrowserFftLayer(mode="log")
+
+
+def test_noise_floor_layer_adds_the_fixed_floor_and_round_trips(tf):
+    waves = np.random.default_rng(4).uniform(-0.5, 0.5, (2, fe.WAVEFORM_LENGTH)).astype(np.float32)
+    layer = NoiseFloorLayer()
+    np.testing.assert_array_equal(layer(tf.constant(waves)).numpy(), waves + noise_floor())
+    clone = tf.keras.layers.deserialize(tf.keras.layers.serialize(NoiseFloorLayer(seed=3)))
+    assert isinstance(clone, NoiseFloorLayer) and clone.seed == 3 and not clone.trainable
+    np.testing.assert_array_equal(clone(tf.zeros([1, fe.WAVEFORM_LENGTH])).numpy()[0], noise_floor(seed=3))
 
 
 def test_keras_layer_matches_reference_on_speech(tf, speech):

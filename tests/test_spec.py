@@ -12,6 +12,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from mm_browserfft import config
+from mm_browserfft.audio import noise_floor
 from mm_browserfft.errors import InvalidInputError, ModelFormatError
 from mm_browserfft.frontend import SAMPLE_RATE, spectrogram
 from mm_browserfft.metadata import read_associated_files, read_metadata
@@ -98,7 +99,7 @@ def test_serving_model_equals_numpy_front_end_plus_training_model(spec):
     assert tuple(serving.input_shape) == (None, 44032) and tuple(serving.output_shape) == (None, 4)
     rng = np.random.default_rng(0)
     waves = rng.uniform(-0.3, 0.3, (3, 44032)).astype(np.float32)
-    expected = model(spectrogram(waves), training=False).numpy()
+    expected = model(spectrogram(waves + noise_floor()), training=False).numpy()  # the fixed floor, then the front end
     np.testing.assert_allclose(serving(waves, training=False).numpy(), expected, atol=1e-4)
 
 
@@ -118,8 +119,8 @@ def test_preprocess_ds_chunks_like_model_maker_and_can_pad():
     clips = _clips(44031, 44032, 2 * 44032 + 5, 3 * 44032)
     out = _run(BrowserFftSpec(), clips)
     assert len(out) == 6 and all(x.shape == (43, 232, 1) for x, _ in out)
-    np.testing.assert_allclose(out[0][0], spectrogram(clips[1][0]), atol=1e-4)
-    np.testing.assert_allclose(out[2][0], spectrogram(clips[2][0][44032:88064]), atol=1e-4)
+    np.testing.assert_allclose(out[0][0], spectrogram(clips[1][0] + noise_floor()), atol=1e-4)
+    np.testing.assert_allclose(out[2][0], spectrogram(clips[2][0][44032:88064] + noise_floor()), atol=1e-4)
     assert len(_run(BrowserFftSpec(pad_short_clips=True), clips)) == 7
 
 
@@ -134,6 +135,24 @@ def test_preprocess_ds_noise_only_in_training_and_cache_fn():
     seen = []
     cached = _run(spec, clips, cache_fn=lambda ds: (seen.append(ds.element_spec), ds)[1])
     assert len(cached) == 2 and seen[0][0].shape.as_list() == [43, 232, 1]  # cached after the front end
+
+
+def test_inference_sees_a_trimmed_clip_as_training_did():
+    """Digital silence: training adds fresh 1e-5 noise, inference the fixed floor; without it the plane shifts."""
+    from conftest import real_clips
+
+    from mm_browserfft.audio import load_audio
+
+    window = np.zeros(44032, np.float32)
+    clip = load_audio(real_clips("yes", 1)[0])[:44032]
+    window[: len(clip)] = clip
+    window[:13000] = 0.0  # a start trimmed to digital silence
+    spec = BrowserFftSpec(seed=0)
+    training = np.stack([spec.featurize(window[None], is_training=True).numpy()[0] for _ in range(3)])
+    inference = spec.featurize(window[None]).numpy()[0]
+    bare = spectrogram(window[None])[0]
+    assert np.median(np.abs(inference - training)) < 0.03  # the noise's own bins differ; the plane does not
+    assert np.median(np.abs(bare - training)) > 0.05  # zeros hundreds of dB down stretch the z-score
 
 
 def test_augmentation_time_shift_masks_and_background(tmp_path):
@@ -152,7 +171,8 @@ def test_augmentation_time_shift_masks_and_background(tmp_path):
     assert masked.augments and not BrowserFftSpec().augments
     shifted = BrowserFftSpec(time_shift_s=0.2, seed=0)
     assert not np.allclose(shifted.featurize(tone, is_training=True), spectrogram(tone), atol=1e-2)
-    np.testing.assert_allclose(shifted.featurize(tone).numpy(), spectrogram(tone), atol=2e-3)  # float32 vs float64
+    unshifted = spectrogram(tone + noise_floor())  # evaluation: no shift, the fixed floor
+    np.testing.assert_allclose(shifted.featurize(tone).numpy(), unshifted, atol=2e-3)  # float32 vs float64
     mixed = BrowserFftSpec(background_noise=tmp_path / "noise", background_snr_db=(10, 10), background_prob=1.0, seed=0)
     added = mixed._mix_background(tf.constant(tone)).numpy() - tone
     snr = 10 * np.log10(np.mean(tone**2, axis=1) / np.mean(added**2, axis=1))
