@@ -1,9 +1,10 @@
 """The browser-FFT front end as Keras layers (inside every serving and exported model).
 
 :class:`NoiseFloorLayer` adds the fixed noise floor (:func:`mm_browserfft.audio.noise_floor`)
-that inference puts under every window, and :class:`BrowserFftLayer` computes :func:`mm_browserfft.frontend.spectrogram` with
-TensorFlow ops, registered for Keras serialization (``mm_browserfft>BrowserFftLayer``).
-It builds one of two graphs of the same formula: float64 arithmetic when TensorFlow
+that inference puts under every window; :class:`BrowserFftLayer` computes
+:func:`mm_browserfft.frontend.spectrogram` with TensorFlow ops. Both are registered for
+Keras serialization (``mm_browserfft>NoiseFloorLayer``, ``mm_browserfft>BrowserFftLayer``).
+The front end builds one of two graphs of the same formula: float64 arithmetic when TensorFlow
 runs it (``predict``), equal to the NumPy reference; float32 TFLite builtin ops when
 traced inside :func:`mm_browserfft.frontend.float32_graph` (TFLite and SavedModel
 export, the training input pipeline). Whatever the Keras dtype policy (``mixed_float16``
