@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .audio import noise_floor
+from .audio import NOISE_FLOOR_PERIOD, noise_floor
 from .frontend import (
     _DB_PER_NEPER,
     EMPTY_RANGE_DB,
@@ -64,13 +64,15 @@ class NoiseFloorLayer(tf.keras.layers.Layer):
         kwargs["dtype"] = "float32"
         super().__init__(name=name, **kwargs)
         self.seed = int(seed)
-        self._floor = noise_floor(seed=self.seed)
+        self._period = noise_floor(seed=self.seed)[:NOISE_FLOOR_PERIOD]
 
     def call(self, waveform):
-        # One constant of the graph (172 KB in a float32 .tflite; a float16 one rounds its values
-        # to float16 subnormals, within 6e-8: the floor's level moves by under 1 %).
+        # One period is the graph's constant (11 KB; a float16 .tflite rounds its values to float16
+        # subnormals, within 6e-8, which moves the floor's level by under 1 %), tiled at run time.
         x = tf.reshape(tf.cast(waveform, tf.float32), [-1, WAVEFORM_LENGTH])
-        return x + tf.constant(self._floor)
+        repeats = -(-WAVEFORM_LENGTH // NOISE_FLOOR_PERIOD)
+        floor = tf.tile(tf.constant(self._period), [repeats])[:WAVEFORM_LENGTH]
+        return x + floor[tf.newaxis, :]
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], WAVEFORM_LENGTH)

@@ -231,6 +231,17 @@ def test_noise_floor_layer_adds_the_fixed_floor_and_round_trips(tf):
     np.testing.assert_array_equal(clone(tf.zeros([1, fe.WAVEFORM_LENGTH])).numpy()[0], noise_floor(seed=3))
 
 
+def test_noise_floor_layer_costs_an_export_one_period_not_a_window(tf):
+    from mm_browserfft.export import convert_to_tflite
+
+    def size(*layers):
+        head = tf.keras.layers.Dense(2, kernel_initializer="zeros")
+        return len(convert_to_tflite(tf.keras.Sequential([tf.keras.Input(shape=(fe.WAVEFORM_LENGTH,)), *layers, head])))
+
+    added = size(NoiseFloorLayer()) - size()
+    assert 4 * 2753 <= added < 16_000, added  # one period of float32 (a whole window would be 176 KB)
+
+
 def test_keras_layer_matches_reference_on_speech(tf, speech):
     ref = fe.spectrogram(speech)
     _assert_close_z(_keras(tf, speech, "model_maker"), ref, max_abs=1e-5, p999=1e-6, median_clip_max=1e-6)

@@ -172,7 +172,7 @@ def test_augmentation_time_shift_masks_and_background(tmp_path):
     shifted = BrowserFftSpec(time_shift_s=0.2, seed=0)
     assert not np.allclose(shifted.featurize(tone, is_training=True), spectrogram(tone), atol=1e-2)
     unshifted = spectrogram(tone + noise_floor())  # evaluation: no shift, the fixed floor
-    np.testing.assert_allclose(shifted.featurize(tone).numpy(), unshifted, atol=2e-3)  # float32 vs float64
+    np.testing.assert_allclose(shifted.featurize(tone).numpy(), unshifted, atol=5e-3)  # float32 vs float64 FFT
     mixed = BrowserFftSpec(background_noise=tmp_path / "noise", background_snr_db=(10, 10), background_prob=1.0, seed=0)
     added = mixed._mix_background(tf.constant(tone)).numpy() - tone
     snr = 10 * np.log10(np.mean(tone**2, axis=1) / np.mean(added**2, axis=1))
