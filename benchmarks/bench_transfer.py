@@ -84,7 +84,6 @@ def features(windows: np.ndarray) -> np.ndarray:
     return spectrogram(windows + noise_floor())
 
 
-
 def tfjs_base(folder: str):
     """A TF.js 18w folder as a :func:`build_18w` model (weights copied layer by layer)."""
     from mm_browserfft.tfjs import load_tfjs

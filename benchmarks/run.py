@@ -187,7 +187,9 @@ def exit_on_sigterm() -> None:
 
     A benchmark runs in a child process (:func:`run_module`); ``subprocess.run`` kills that child
     when the wait for it is interrupted by an exception, but a plain SIGTERM would end the parent
-    alone and leave the child running (a ``kill`` of the runner, a CI job cancelled).
+    alone and leave the child running (a ``kill`` of the runner, a CI job cancelled). Processes
+    the child started itself (``bench_scale``'s ``mm-browserfft train``) are not reached: kill the
+    process group for those.
     """
 
     def handler(signum, frame):

@@ -67,8 +67,10 @@ class NoiseFloorLayer(tf.keras.layers.Layer):
         self._period = noise_floor(seed=self.seed)[:NOISE_FLOOR_PERIOD]
 
     def call(self, waveform):
-        # One period is the graph's constant (11 KB; a float16 .tflite rounds its values to float16
-        # subnormals, within 6e-8, which moves the floor's level by under 1 %), tiled at run time.
+        # One period is the graph's constant (11 KB), tiled at run time. The one exception to the
+        # float16 rule above: a float16 .tflite stores its values (about 1e-5) as float16 subnormals,
+        # within 6e-8 (the floor's level moves by under 1 %); a runtime that flushed subnormals to
+        # zero would run without the floor, as before it existed.
         x = tf.reshape(tf.cast(waveform, tf.float32), [-1, WAVEFORM_LENGTH])
         repeats = -(-WAVEFORM_LENGTH // NOISE_FLOOR_PERIOD)
         floor = tf.tile(tf.constant(self._period), [repeats])[:WAVEFORM_LENGTH]

@@ -11,7 +11,7 @@ fixes what was broken there:
   (``pad_short_clips=True``) instead of dropped;
 * the 1e-5 Gaussian noise Model Maker added to every window, in training and in
   evaluation, is fresh noise in training only; evaluation, prediction and every
-  exported model add one fixed draw of it (:func:`mm_browserfft.audio.noise_floor`,
+  waveform export (.tflite, SavedModel) add one fixed draw of it (:func:`mm_browserfft.audio.noise_floor`,
   :class:`~mm_browserfft.layers.NoiseFloorLayer`), so that results are deterministic
   and a file's digital silence looks as it did in training (Model Maker's exported
   model added none);

@@ -276,6 +276,7 @@ def _test_results(test, tflite_path, labels: Sequence[str]) -> Tuple[Dict, List[
       ``(metrics, worst (8 clips with the lowest score of their true label),
       spectrograms [k, 43, 232, 1] (k <= 5), their titles)``.
     """
+    from .audio import noise_floor
     from .frontend import spectrogram
     from .metrics import classification_metrics
     from .predict import TFLitePredictor
@@ -302,7 +303,7 @@ def _test_results(test, tflite_path, labels: Sequence[str]) -> Tuple[Dict, List[
         for i in np.argsort(scores_a, kind="stable")[:8]
     ]
     picks = sorted(examples)[:5]
-    shown = spectrogram(np.stack([examples[c] for c in picks])) if picks else None
+    shown = spectrogram(np.stack([examples[c] for c in picks]) + noise_floor()) if picks else None  # as the model hears
     return metrics, worst, shown, [labels[c] for c in picks]
 
 

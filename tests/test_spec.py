@@ -103,6 +103,26 @@ def test_serving_model_equals_numpy_front_end_plus_training_model(spec):
     np.testing.assert_allclose(serving(waves, training=False).numpy(), expected, atol=1e-4)
 
 
+def test_serving_model_and_tflite_put_the_noise_floor_under_digital_silence(spec):
+    """The floor is in the waveform models themselves, where it changes what a trimmed clip scores."""
+    from conftest import real_clips
+
+    from mm_browserfft.audio import load_audio
+    from mm_browserfft.export import convert_to_tflite, run_tflite
+
+    window = np.zeros((1, 44032), np.float32)
+    clip = load_audio(real_clips("no", 1)[0])[:44032]
+    window[0, : len(clip)] = clip
+    window[0, :13000] = 0.0  # a start trimmed to digital silence
+    model = spec.create_model(4)
+    serving = spec.create_serving_model(model)
+    with_floor = model(spectrogram(window + noise_floor()), training=False).numpy()
+    without = model(spectrogram(window), training=False).numpy()
+    assert np.abs(with_floor - without).max() > 1e-3  # the floor matters on this clip
+    np.testing.assert_allclose(serving(window, training=False).numpy(), with_floor, atol=1e-4)
+    np.testing.assert_allclose(run_tflite(convert_to_tflite(serving), window), with_floor, atol=1e-3)
+
+
 def _clips(*lengths, label=0):
     rng = np.random.default_rng(1)
     return [(rng.uniform(-0.5, 0.5, n).astype(np.float32), label) for n in lengths]

@@ -303,7 +303,7 @@ class AudioClassifier:
     # ------------------------------------------------------------------ export
 
     def create_serving_model(self):
-        """The waveform model ``[None, 44032]`` -> ``[None, N]`` (front end + training model)."""
+        """The waveform model ``[None, 44032]`` -> ``[None, N]`` (noise floor + front end + training model)."""
         return self.model_spec.create_serving_model(self._require_model())
 
     def summary(self) -> None:

@@ -203,11 +203,11 @@ def _finite_speech(names, waves, browser):
 
 def test_model_maker_mode_is_the_z_score_of_the_browser_spectrogram(measured, frontend_and_tflite):
     names, waves, browser = measured
-    serving, tflite = frontend_and_tflite
+    frontend, tflite = frontend_and_tflite
     rows = _finite_speech(names, waves, browser)
     assert len(rows) >= 15  # real clips of every label, quiet stretches included
     want = _z(browser[rows])
-    keras_diff = np.abs(np.asarray(serving.predict(waves[rows], verbose=0), np.float64).reshape(want.shape) - want)
+    keras_diff = np.abs(np.asarray(frontend.predict(waves[rows], verbose=0), np.float64).reshape(want.shape) - want)
     tflite_diff = np.abs(_run_tflite(tflite, waves[rows]).astype(np.float64).reshape(want.shape) - want)
     numbers = (
         f"Keras max {keras_diff.max():.2e} p99.9 {np.percentile(keras_diff, 99.9):.2e}; "
@@ -237,7 +237,7 @@ def test_digital_silence_reads_the_quietest_bin_of_the_clip_everywhere(measured,
     from mm_browserfft import BrowserFftSpec
 
     names, waves, browser = measured
-    serving, tflite = frontend_and_tflite
+    frontend, tflite = frontend_and_tflite
     rows = [names.index(n) for n in ("leading_silence", "inner_silence", "trailing_silence")]
     db = browser[rows]
     empty = np.isneginf(db)
@@ -247,7 +247,7 @@ def test_digital_silence_reads_the_quietest_bin_of_the_clip_everywhere(measured,
     for name, got in {
         "reference": fe.spectrogram(waves[rows]),
         "sc_preproc_model": np.asarray(features),
-        "Keras front end": serving.predict(waves[rows], verbose=0),
+        "Keras front end": frontend.predict(waves[rows], verbose=0),
         "tflite": _run_tflite(tflite, waves[rows]),
     }.items():
         got = np.asarray(got, np.float64).reshape(want.shape)
