@@ -136,7 +136,7 @@ def _non_negative(text: str) -> float:
 def _add_listening_options(p: argparse.ArgumentParser) -> None:
     """The recogniser's settings (defaults: :class:`mm_browserfft.listen.ListeningOptions`, or the model's sidecar)."""
     g = p.add_argument_group("listening (unset: the model's model.json \"listening\", else overlap 0.9, "
-                             "threshold 0.65, suppression 1000 ms, scores averaged over 350 ms)")  # fmt: skip
+                             "threshold 0.7, suppression 1000 ms, scores averaged over 350 ms)")  # fmt: skip
     g.add_argument("--overlap", type=_fraction, metavar="F", help="overlap factor of consecutive windows, [0, 1)")
     g.add_argument("--threshold", type=_probability, metavar="P", help="probability a word needs to fire")
     g.add_argument("--suppression-ms", type=_non_negative, metavar="MS", help="after a detection, none for this long")

@@ -124,9 +124,10 @@ class ListeningOptions:
     window on, so that a one-second file is still heard) put a model trained
     on Model Maker's defaults 1-5 points of recall above the browser's rule (one window's score,
     overlap 0.5 or 0.75) at every false-accept rate from 40 to 60 per hour: a window holding part of
-    a word scores high alone, not in the company of its neighbours. At threshold 0.65 it recalls
-    about 0.84 of the words of unseen speakers at about 47 false accepts per hour (0.7: 0.82 at 42;
-    the browser's rule at overlap 0.75 and threshold 0.75: 0.83 at 54). ``mm-browserfft train``
+    a word scores high alone, not in the company of its neighbours. The threshold, 0.7, is the one at
+    which the most single 4.5-minute recordings of unseen speakers reach 80 % recall at <= 60 false
+    accepts per hour, over background the model was trained on and over background it never heard
+    (0.65 recalls a point or two more, and fires 20-30 % more false accepts in unfamiliar noise). ``mm-browserfft train``
     calibrates the threshold of each model on its own test clips
     (:func:`~mm_browserfft.streaming_eval.calibrate_listening`).
 
@@ -150,7 +151,7 @@ class ListeningOptions:
     """
 
     overlap_factor: float = 0.9
-    probability_threshold: float = 0.65
+    probability_threshold: float = 0.7
     suppression_ms: float = 1000.0
     average_ms: float = 350.0
     min_count: int = 1
