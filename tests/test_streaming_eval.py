@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import CLI_LABELS, run_cli
+from mm_browserfft.errors import InvalidInputError
 from mm_browserfft.frontend import SAMPLE_RATE
 from mm_browserfft.listen import Detection, ListeningOptions, read_listening_options
 from mm_browserfft.predict import TFLitePredictor
@@ -20,7 +21,9 @@ from mm_browserfft.streaming_eval import (
     build_test_recordings_from_folder,
     explain_false_accepts,
     match_detections,
+    report_on_scores,
     roc_auc,
+    score_recordings,
     streaming_report,
 )
 
@@ -127,6 +130,23 @@ def test_each_recording_is_also_judged_on_its_own_and_they_add_up(report):
     for r in per:
         assert r["false_accepts_per_hour"] == pytest.approx(r["false_accepts"] / (r["minutes"] / 60))
     assert any(r["events"] == 0 and r["false_reject_rate"] is None for r in per)  # background-only minutes
+
+
+def test_recordings_scored_once_are_judged_at_any_threshold_as_if_listened_to_again(cli_trained, cli_words, report):
+    predictor = TFLitePredictor(cli_trained[0] / "model.tflite")
+    recordings = build_test_recordings_from_folder(cli_words / "test", ["left", "no", "stop", "yes"], minutes=6.0)
+    options = ListeningOptions()
+    scored = score_recordings(predictor, recordings, hop_samples=options.hop_samples)
+    assert len(scored) == report["recordings"]
+    again = report_on_scores(predictor.labels, scored, options=options, false_accepts_per_hour_budget=10.0)
+    assert again == report
+    for point in report["det"][::9]:
+        at = report_on_scores(predictor.labels, scored, thresholds=[point["threshold"]],
+                              options=ListeningOptions(probability_threshold=point["threshold"]))  # fmt: skip
+        assert at["at_threshold"]["all"] == point["all"]
+        assert sum(r["false_accepts"] for r in at["per_recording"]) == point["all"]["false_accepts"]
+    with pytest.raises(InvalidInputError, match=f"every \\[{options.hop_samples}\\] samples, but overlap 0.5"):
+        report_on_scores(predictor.labels, scored, options=ListeningOptions(overlap_factor=0.5))
 
 
 def test_the_text_report_gives_the_spread_over_recordings_with_words(cli_trained, cli_words):

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import threading
 import time
 import urllib.error
@@ -117,6 +118,18 @@ def test_requests_without_the_token_are_refused(studio):
     assert status == 201
     assert studio.request("POST", "/api/projects", token=None)[0] == 403
     assert studio.workspace.joinpath("p").is_dir()
+
+
+def test_the_live_listening_controls_start_at_the_recognisers_defaults(studio):
+    from mm_browserfft.listen import ListeningOptions
+
+    status, page = studio.request("GET", f"/?token={studio.token}", token=None)
+    assert status == 200
+    defaults = ListeningOptions()
+    for control, expected in (("threshold", defaults.probability_threshold), ("overlap", defaults.overlap_factor),
+                              ("suppression", defaults.suppression_ms)):  # fmt: skip
+        found = re.search(rb'<input id="%s"[^>]*\svalue="([0-9.]+)"' % control.encode(), page)
+        assert found and float(found.group(1)) == pytest.approx(expected), control
 
 
 def test_a_path_traversal_upload_name_is_refused_and_nothing_is_written_outside(studio, tmp_path):

@@ -14,7 +14,9 @@ people say other words. This module
    keyword and overall, the false-reject rate, false accepts per hour, the DET curve
    over thresholds, the ROC AUC of window scores (as TF.js ``evaluate()`` computes it:
    windows of words against windows of background) and the lowest threshold that keeps
-   false accepts under a budget (:func:`streaming_report`, :func:`plot_det`).
+   false accepts under a budget (:func:`streaming_report`, :func:`plot_det`); to judge
+   many settings of one hop, score once (:func:`score_recordings`) and report on the
+   scores (:func:`report_on_scores`).
 
 Matching rule: a detection is decided when its window ends (``end_s``). A detection
 of word ``w`` is a *hit* when it is decided after an event of ``w`` began and at most
@@ -40,13 +42,16 @@ from .scoring import (
     DEFAULT_THRESHOLDS,
     FALSE_ACCEPT_CAUSES,
     LOWEST_CALIBRATED_THRESHOLD,
+    ScoredRecording,
     calibrate_listening,
     explain_false_accepts,
     match_detections,
     plot_det,
     ranked_confusions,
     replay,
+    report_on_scores,
     roc_auc,
+    score_recordings,
     streaming_report,
     window_scores,
 )
@@ -68,6 +73,9 @@ __all__ = [
     "FALSE_ACCEPT_CAUSES",
     "roc_auc",
     "streaming_report",
+    "ScoredRecording",
+    "score_recordings",
+    "report_on_scores",
     "plot_det",
     "calibrate_listening",
     "DEFAULT_THRESHOLDS",

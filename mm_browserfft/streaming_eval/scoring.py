@@ -15,6 +15,7 @@ from .recordings import UNKNOWN_FOLDER, Event, LongRecording, build_test_recordi
 __all__ = [
     "DEFAULT_THRESHOLDS", "LOWEST_CALIBRATED_THRESHOLD", "CALIBRATION_BUDGET", "FALSE_ACCEPT_CAUSES", "window_scores", "replay", "match_detections",
     "explain_false_accepts", "ranked_confusions", "roc_auc", "streaming_report", "plot_det", "calibrate_listening",
+    "ScoredRecording", "score_recordings", "report_on_scores",
 ]  # fmt: skip
 
 DEFAULT_THRESHOLDS = tuple(np.round(np.concatenate(
@@ -45,6 +46,35 @@ def window_scores(predictor, waveform: np.ndarray, *, hop_samples: int, batch: i
     probs = [predictor.predict(np.stack([waveform[s : s + WAVEFORM_LENGTH] for s in starts[i : i + batch]]))
              for i in range(0, len(starts), batch)]  # fmt: skip
     return starts, np.concatenate(probs) if probs else np.zeros((0, len(predictor.labels)), np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredRecording:
+    """A test recording as a listener hears it: the scores of its windows (:func:`window_scores`).
+
+    Attributes:
+      events: what was said in it, and when (:class:`~mm_browserfft.streaming_eval.Event`).
+      duration_s: its length, seconds.
+      hop_samples: the windows' hop, samples at 44.1 kHz.
+      starts: ``[m]`` int window starts, samples.
+      probs: ``[m, C]`` float32 class probabilities of the windows.
+    """
+
+    events: Sequence[Event]
+    duration_s: float
+    hop_samples: int
+    starts: np.ndarray
+    probs: np.ndarray
+
+
+def score_recordings(predictor, recordings: Iterable[LongRecording], *, hop_samples: int) -> List[ScoredRecording]:
+    """The window scores of each recording, one recording at a time (its audio is let go once scored).
+
+    Score once, then judge as many thresholds and decision rules of that hop as wanted with
+    :func:`report_on_scores`: replaying a rule costs a small fraction of scoring.
+    """
+    return [ScoredRecording(r.events, r.duration_s, hop_samples, *window_scores(predictor, r.waveform, hop_samples=hop_samples))
+            for r in recordings]  # fmt: skip
 
 
 def replay(labels: Sequence[str], starts: np.ndarray, probs: np.ndarray, options: ListeningOptions) -> List[Detection]:
@@ -231,13 +261,38 @@ def streaming_report(
       ``false_accepts_per_hour_at_false_reject_rate`` (the lowest on the curve at 5 % and 10 %).
     """
     options = options or ListeningOptions()
-    labels = list(predictor.labels)
+    scored = score_recordings(predictor, recordings, hop_samples=options.hop_samples)
+    return report_on_scores(predictor.labels, scored, options=options, thresholds=thresholds,
+                            false_accepts_per_hour_budget=false_accepts_per_hour_budget)  # fmt: skip
+
+
+def report_on_scores(
+    labels: Sequence[str],
+    scored: Sequence[ScoredRecording],
+    *,
+    options: Optional[ListeningOptions] = None,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    false_accepts_per_hour_budget: float = 1.0,
+) -> Dict:
+    """:func:`streaming_report` of recordings already scored (:func:`score_recordings`).
+
+    Args:
+      labels: the model's class labels, in the order of the scores' columns.
+      scored: the recordings, scored with ``options.hop_samples``.
+
+    Raises:
+      InvalidInputError: no recording, or one scored with another hop than ``options``' overlap makes.
+    """
+    options = options or ListeningOptions()
+    labels = list(labels)
     keywords = [l for l in labels if is_word(l)]
-    heard = []  # (events, duration, window starts, probabilities) of each recording; its audio is let go
-    for r in recordings:
-        heard.append((r.events, r.duration_s, *window_scores(predictor, r.waveform, hop_samples=options.hop_samples)))
-    if not heard:
+    if not scored:
         raise InvalidInputError("no test recording to evaluate")
+    hops = {s.hop_samples for s in scored}
+    if hops != {options.hop_samples}:
+        raise InvalidInputError(f"the recordings were scored every {sorted(hops)} samples, but overlap "
+                                f"{options.overlap_factor} listens every {options.hop_samples}")  # fmt: skip
+    heard = [(s.events, s.duration_s, s.starts, s.probs) for s in scored]
     hours = sum(h[1] for h in heard) / 3600.0
 
     def counted(threshold: float) -> List[Dict[str, Dict[str, int]]]:
