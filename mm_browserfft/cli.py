@@ -188,8 +188,8 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run backed up in <export>/checkpoints (the same data, base and options)")
     p.add_argument("--listen-budget", type=_non_negative, default=CALIBRATION_BUDGET,
-                   help="false accepts per hour allowed when the listening threshold is calibrated on the test clips "
-                        "(default %(default)s)")
+                   help="false accepts per hour allowed (at 80%% confidence) when the listening threshold is calibrated "
+                        "on the test clips (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and of training (default %(default)s)")
 
 

@@ -14,13 +14,17 @@ from mm_browserfft.listen import Detection, ListeningOptions, read_listening_opt
 from mm_browserfft.predict import TFLitePredictor
 from mm_browserfft.streaming_eval import (
     CALIBRATION_BUDGET,
+    CALIBRATION_CONFIDENCE,
     FALSE_ACCEPT_CAUSES,
     LOWEST_CALIBRATED_THRESHOLD,
     Event,
     build_test_recording,
+    background_paths_of,
     build_test_recordings_from_folder,
+    calibrate_listening,
     explain_false_accepts,
     match_detections,
+    poisson_upper_bound,
     report_on_scores,
     roc_auc,
     score_recordings,
@@ -254,6 +258,58 @@ def test_evaluate_streaming_without_background_names_the_folder(cli_trained, cli
     assert code == 2 and str(data) in stderr and "no background" in stderr
 
 
+@pytest.mark.parametrize("count", [0, 1, 4, 11, 52])
+def test_the_poisson_upper_bound_is_the_mean_at_which_so_few_counts_are_that_unlikely(count):
+    def at_most(mean: float) -> float:
+        return sum(np.exp(-mean) * mean**k / np.prod(np.arange(1, k + 1, dtype=float)) for k in range(count + 1))
+
+    bound = poisson_upper_bound(count, 0.8)
+    assert bound > count and at_most(bound) == pytest.approx(0.2, abs=1e-9)
+    assert poisson_upper_bound(count, 0.95) > bound > poisson_upper_bound(count, 0.5)
+    assert poisson_upper_bound(0, 0.8) == pytest.approx(-np.log(0.2))
+    with pytest.raises(InvalidInputError, match="0 < confidence < 1"):
+        poisson_upper_bound(count, 1.0)
+
+
+def _calibrated(predictor, test, **kwargs):
+    clips = [(str(p), d.name) for d in sorted(test.iterdir()) for p in sorted(d.iterdir())]
+    section = calibrate_listening(predictor, clips, background_paths_of(test), **kwargs)
+    cal = section["calibration"]
+    hours = cal["minutes"] / 60
+    counted = round(cal["false_accepts_per_hour"] * hours)
+    assert cal["false_accepts_per_hour_bound"] == pytest.approx(poisson_upper_bound(counted, cal["confidence"]) / hours)
+    return section["options"]["probability_threshold"], cal
+
+
+def test_calibration_lowers_the_threshold_only_with_a_margin_for_false_accepts_it_could_not_count(cli_trained, cli_words):
+    predictor = TFLitePredictor(cli_trained[0] / "model.tflite")
+    start = ListeningOptions(probability_threshold=0.95)  # a high start, so that there is room to go down
+    chosen = {}
+    for confidence in (0.5, 0.8, 0.95):
+        chosen[confidence], cal = _calibrated(predictor, cli_words / "test", options=start, confidence=confidence,
+                                              false_accepts_per_hour_budget=60.0)  # fmt: skip
+        assert cal["confidence"] == confidence and cal["budget_met"]
+        if chosen[confidence] < 0.95:
+            assert cal["false_accepts_per_hour"] < cal["false_accepts_per_hour_bound"] <= 60.0
+    assert chosen[0.5] <= chosen[0.8] <= chosen[0.95] and chosen[0.5] < 0.95
+
+
+def test_calibration_raises_the_threshold_as_far_as_the_counted_false_accepts_require(cli_trained, cli_words):
+    predictor = TFLitePredictor(cli_trained[0] / "model.tflite")
+    low = ListeningOptions(probability_threshold=LOWEST_CALIBRATED_THRESHOLD)
+    at_start, cal = _calibrated(predictor, cli_words / "test", options=low, false_accepts_per_hour_budget=1e6)
+    assert at_start == LOWEST_CALIBRATED_THRESHOLD and cal["budget_met"]  # nothing to lower to, and within budget
+    strict = cal["false_accepts_per_hour"] / 2  # half of what the start fires: it must go up
+    raised, cal = _calibrated(predictor, cli_words / "test", options=low, false_accepts_per_hour_budget=strict)
+    assert raised > LOWEST_CALIBRATED_THRESHOLD and cal["budget_met"] and cal["false_accepts_per_hour"] <= strict
+    kept, cal = _calibrated(predictor, cli_words / "test", false_accepts_per_hour_budget=0.0)
+    default = ListeningOptions().probability_threshold
+    if cal["budget_met"]:  # no false accept at all from some threshold up: never lower, where none is certain
+        assert cal["false_accepts_per_hour"] == 0 and kept >= default
+    else:
+        assert kept == default
+
+
 def test_train_calibrated_the_listening_threshold_into_the_sidecar(cli_trained):
     sidecar = json.loads((cli_trained[0] / "model.json").read_text())
     assert "subgraph_metadata" in sidecar  # Model Maker's metadata JSON is still all there
@@ -261,6 +317,8 @@ def test_train_calibrated_the_listening_threshold_into_the_sidecar(cli_trained):
     cal = listening["calibration"]
     assert listening["options"]["probability_threshold"] >= LOWEST_CALIBRATED_THRESHOLD
     assert cal["words"] == 40 and cal["minutes"] >= 10.0 and cal["false_accepts_per_hour_budget"] == CALIBRATION_BUDGET
+    assert cal["confidence"] == CALIBRATION_CONFIDENCE
+    assert cal["false_accepts_per_hour_bound"] > cal["false_accepts_per_hour"]
     if cal["budget_met"]:
         assert cal["false_accepts_per_hour"] <= CALIBRATION_BUDGET
     assert read_listening_options(cli_trained[0] / "model.tflite").as_dict() == listening["options"]

@@ -39,6 +39,7 @@ from .recordings import (
 )
 from .scoring import (
     CALIBRATION_BUDGET,
+    CALIBRATION_CONFIDENCE,
     DEFAULT_THRESHOLDS,
     FALSE_ACCEPT_CAUSES,
     LOWEST_CALIBRATED_THRESHOLD,
@@ -47,6 +48,7 @@ from .scoring import (
     explain_false_accepts,
     match_detections,
     plot_det,
+    poisson_upper_bound,
     ranked_confusions,
     replay,
     report_on_scores,
@@ -78,6 +80,8 @@ __all__ = [
     "report_on_scores",
     "plot_det",
     "calibrate_listening",
+    "poisson_upper_bound",
+    "CALIBRATION_CONFIDENCE",
     "DEFAULT_THRESHOLDS",
     "LOWEST_CALIBRATED_THRESHOLD",
     "CALIBRATION_BUDGET",
