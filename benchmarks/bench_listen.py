@@ -210,7 +210,7 @@ def _with_noise_of(train_dir: str, dest: str, names: Sequence[str], cut_from: Di
 
 
 def _check_by_threshold(labels: Sequence[str], scored: Sequence, defaults) -> List[Dict]:
-    """The check at each of :data:`CHECK_THRESHOLDS` over recordings scored at the default hop.
+    """The check at each of :data:`CHECK_THRESHOLDS` and the default one over recordings scored at the default hop.
 
     One dict per threshold: ``threshold``, ``recall`` and ``false_accepts_per_hour`` over all of
     the audio, and :func:`_default_check`'s counts.
@@ -220,7 +220,7 @@ def _check_by_threshold(labels: Sequence[str], scored: Sequence, defaults) -> Li
     from mm_browserfft.streaming_eval import report_on_scores
 
     out = []
-    for t in CHECK_THRESHOLDS:
+    for t in sorted(set(CHECK_THRESHOLDS) | {defaults.probability_threshold}):
         rep = report_on_scores(labels, scored, options=dataclasses.replace(defaults, probability_threshold=t),
                                thresholds=[t])  # fmt: skip
         at = rep["at_threshold"]["all"]
@@ -357,6 +357,8 @@ def run(quick: bool = False) -> Dict:
         ))  # fmt: skip
     for heard, checks in by_threshold.items():
         at = next(c for c in checks if c["threshold"] == threshold)
+        if not at["recordings"]:
+            continue
         rows.append(row(
             f"single recordings of {CHECK_MINUTES:g} minutes or more meeting the check at the default settings, the plain "
             f"model, listening over {heard.replace('_silence_', '`_silence_`')}",
@@ -364,7 +366,7 @@ def run(quick: bool = False) -> Dict:
             note=f"{at['passed']} of {at['recordings']}; at threshold " + ", ".join(
                 f"{c['threshold']:g}: {c['passed']}" for c in checks),
         ))  # fmt: skip
-    if calibrations:
+    if calibrations and sum(c["recordings"] for c in calibrations):
         passed, judged = sum(c["passed"] for c in calibrations), sum(c["recordings"] for c in calibrations)
         at_default = next(c for c in by_threshold[FAMILIAR] if c["threshold"] == threshold)
         rows.append(row(
@@ -446,7 +448,8 @@ def run(quick: bool = False) -> Dict:
               causes),  # fmt: skip
         table(f"The check at each threshold, the plain model: recall and false accepts per hour over all the audio, and "
               f"the recordings of {CHECK_MINUTES:g} minutes or more that meet both alone (the held-out clips in "
-              f"{1 + len(CHECK_SEEDS)} orders)",
+              f"{1 + (len(CHECK_SEEDS) if more_orders else 0)} orders; over the data set's background, the "
+              "first order's minutes of background alone are in the audio too)",
               ["listening over", "threshold", "recall", "false accepts per hour", "recordings passed", "recordings"],
               [[heard, c["threshold"], round(c["recall"], 3), round(c["false_accepts_per_hour"], 1), c["passed"],
                 c["recordings"]] for heard, checks in by_threshold.items() for c in checks]),  # fmt: skip

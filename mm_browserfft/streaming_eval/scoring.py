@@ -51,7 +51,7 @@ def window_scores(predictor, waveform: np.ndarray, *, hop_samples: int, batch: i
     return starts, np.concatenate(probs) if probs else np.zeros((0, len(predictor.labels)), np.float32)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class ScoredRecording:
     """A test recording as a listener hears it: the scores of its windows (:func:`window_scores`).
 
@@ -386,7 +386,9 @@ def poisson_upper_bound(count: int, confidence: float) -> float:
     def at_most_count(mean: float) -> float:
         return float(np.exp(np.logaddexp.reduce(k * np.log(mean) - mean - log_factorials)))
 
-    low, high = 0.0, count + 10.0 * np.sqrt(count + 1.0) + 10.0
+    low, high = 0.0, count + 10.0
+    while at_most_count(high) > 1.0 - confidence:
+        high *= 2.0
     for _ in range(100):
         mid = 0.5 * (low + high)
         low, high = (mid, high) if at_most_count(mid) > 1.0 - confidence else (low, mid)
@@ -411,7 +413,7 @@ def calibrate_listening(
     chosen on an hour of real speech) moves on the grid (:data:`DEFAULT_THRESHOLDS` from
     :data:`LOWEST_CALIBRATED_THRESHOLD` up):
 
-    * down, to the lowest threshold whose false accepts stay within the budget with
+    * down, one grid step at a time while the false accepts stay within the budget with
       ``confidence``: the :func:`poisson_upper_bound` of the false accepts counted there, per
       hour of the audio, is within it. A few minutes of test audio count few false accepts, so
       a threshold whose count merely equals the budget fires more than the budget on new audio
@@ -419,7 +421,9 @@ def calibrate_listening(
       false accepts (44 per hour) are allowed; over an hour, 52;
     * else up, as far as the false accepts counted at the default threshold require (the
       lowest higher threshold whose count is within the budget);
-    * else it stays. The report's ``budget`` (:func:`streaming_report`) is the bare count.
+    * else it stays (a start under :data:`LOWEST_CALIBRATED_THRESHOLD` starts there).
+
+    :func:`streaming_report`'s ``budget`` is instead the lowest threshold by the bare count.
 
     Args:
       predictor: the exported model.
@@ -436,7 +440,7 @@ def calibrate_listening(
 
     Returns:
       ``{"options": ListeningOptions.as_dict(), "calibration": {...}}``: the chosen options (the
-      default threshold when no threshold meets the budget) and what was measured: ``minutes``,
+      start threshold when no threshold meets the budget) and what was measured: ``minutes``,
       ``words``, ``budget_met``, the budget, ``confidence``, ``false_reject_rate``,
       ``false_accepts_per_hour``, ``false_accepts_per_hour_bound`` (its upper bound), ``auc``.
     """
@@ -447,7 +451,10 @@ def calibrate_listening(
         keep = np.sort(np.random.default_rng(seed).choice(len(said), max_words, replace=False))
         said = [said[i] for i in keep]
     recordings = build_test_recordings(said, background_paths, minutes=minutes, seed=seed)
-    start = options.probability_threshold
+    if not 0.0 < confidence < 1.0:
+        raise InvalidInputError(f"confidence must be in (0, 1), got {confidence}")
+    start = max(options.probability_threshold, LOWEST_CALIBRATED_THRESHOLD)
+    options = dataclasses.replace(options, probability_threshold=start)
     grid = sorted({float(t) for t in DEFAULT_THRESHOLDS if t >= LOWEST_CALIBRATED_THRESHOLD} | {start})
     report = streaming_report(predictor, recordings, options=options, thresholds=grid,
                               false_accepts_per_hour_budget=false_accepts_per_hour_budget)  # fmt: skip
@@ -460,9 +467,14 @@ def calibrate_listening(
         return point["false_accepts"] / hours
 
     budget = false_accepts_per_hour_budget
-    lower = [d["threshold"] for d in report["det"] if d["threshold"] < start and bound(d["all"]) <= budget]
-    higher = [d["threshold"] for d in report["det"] if d["threshold"] >= start and counted(d["all"]) <= budget]
-    chosen = lower[0] if lower else (higher[0] if higher else None)
+    chosen = None
+    for d in reversed([d for d in report["det"] if d["threshold"] < start]):  # down, one step at a time
+        if bound(d["all"]) > budget:
+            break
+        chosen = d["threshold"]
+    if chosen is None:
+        chosen = next((d["threshold"] for d in report["det"] if d["threshold"] >= start and counted(d["all"]) <= budget),
+                      None)  # fmt: skip
     if chosen is not None:
         options = dataclasses.replace(options, probability_threshold=chosen)
         point = next(d for d in report["det"] if d["threshold"] == chosen)["all"]
