@@ -363,7 +363,9 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
             f"{cal['minutes']} min of test words over background: false-reject rate {cal['false_reject_rate']:.3f}, "
             f"{cal['false_accepts_per_hour']:.1f} false accepts/hour, at most {cal['false_accepts_per_hour_bound']:.1f} "
             f"at {cal['confidence']:.0%} confidence (budget {cal['false_accepts_per_hour_budget']:g}"
-            f"{'' if cal['budget_met'] else ', not met: default threshold kept'})"
+            f"{'' if cal['budget_met'] else ', not met'}; threshold "
+            + (f"{cal['start_threshold']:g} kept)" if cal["moved"] == "kept"
+               else f"moved {cal['moved']} from {cal['start_threshold']:g})")  # fmt: skip
         ) if cal["false_reject_rate"] is not None else "no keyword in the test data"
     report = write_report(export_dir, data_summary=summaries, history=history, metrics=metrics, worst=worst,
                           examples=examples, example_titles=titles, model_info=model_info)

@@ -441,9 +441,12 @@ def calibrate_listening(
     Returns:
       ``{"options": ListeningOptions.as_dict(), "calibration": {...}}``: the chosen options (the
       start threshold when no threshold meets the budget) and what was measured: ``minutes``,
-      ``words``, ``budget_met``, the budget, ``confidence``, ``false_reject_rate``,
+      ``words``, ``budget_met``, the budget, ``start_threshold``, ``moved`` (``"down"``, ``"up"`` or
+      ``"kept"``), ``confidence``, ``false_reject_rate``,
       ``false_accepts_per_hour``, ``false_accepts_per_hour_bound`` (its upper bound), ``auc``.
     """
+    if not 0.0 < confidence < 1.0:
+        raise InvalidInputError(f"confidence must be in (0, 1), got {confidence}")
     options = options or ListeningOptions()
     keywords = {l for l in predictor.labels if is_word(l)}
     said = [(p, l) for p, l in clips if l in keywords or l == UNKNOWN_FOLDER]
@@ -451,8 +454,6 @@ def calibrate_listening(
         keep = np.sort(np.random.default_rng(seed).choice(len(said), max_words, replace=False))
         said = [said[i] for i in keep]
     recordings = build_test_recordings(said, background_paths, minutes=minutes, seed=seed)
-    if not 0.0 < confidence < 1.0:
-        raise InvalidInputError(f"confidence must be in (0, 1), got {confidence}")
     start = max(options.probability_threshold, LOWEST_CALIBRATED_THRESHOLD)
     options = dataclasses.replace(options, probability_threshold=start)
     grid = sorted({float(t) for t in DEFAULT_THRESHOLDS if t >= LOWEST_CALIBRATED_THRESHOLD} | {start})
@@ -487,6 +488,8 @@ def calibrate_listening(
             "words": int(point["events"]),
             "false_accepts_per_hour_budget": false_accepts_per_hour_budget,
             "budget_met": chosen is not None,
+            "start_threshold": start,
+            "moved": "kept" if chosen is None or chosen == start else ("down" if chosen < start else "up"),
             "confidence": confidence,
             "false_reject_rate": point["false_reject_rate"],
             "false_accepts_per_hour": point["false_accepts_per_hour"],
