@@ -310,8 +310,12 @@ def test_record_train_listen_and_download_in_the_browser(tmp_path):
             assert browser.find_elements(By.CSS_SELECTOR, "#worst li .play")
             browser.execute_script("window.scrollTo(0, 0)")
             browser.save_screenshot(str(shots / "05-trained.png"))
-            # Try it live: the microphone says "yes" (a clip no training saw) every 2.5 s.
+            # The live controls show what `train` calibrated into the model's sidecar.
+            calibrated = json.loads((studio.workspace / "three words" / "model" / "model.json").read_text())["listening"]
             threshold = browser.find_element(By.ID, "threshold")
+            assert float(threshold.get_attribute("value")) == pytest.approx(calibrated["options"]["probability_threshold"])
+            assert browser.find_element(By.ID, "threshold-value").text == f"{calibrated['options']['probability_threshold']:.2f}"
+            # Try it live: the microphone says "yes" (a clip no training saw) every 2.5 s.
             browser.execute_script("arguments[0].value = 0.7; arguments[0].dispatchEvent(new Event('input'))", threshold)
             browser.find_element(By.ID, "live-start").click()
             _wait(browser, "return document.querySelectorAll('#detections li').length >= 2", timeout=60, what="detections")

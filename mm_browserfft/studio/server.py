@@ -25,7 +25,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..errors import BrowserFftError
-from ..listen import NOISE_LABELS, ListeningOptions
+from ..listen import NOISE_LABELS, ListeningOptions, read_listening_options
 from .jobs import TrainingJob, read_report
 from .workspace import Limits, StudioError, Workspace, safe_name
 
@@ -41,6 +41,15 @@ def _token_of(request) -> str:
     return (request.headers.get("x-studio-token") or request.query_params.get("token")
             or request.cookies.get(TOKEN_COOKIE) or "")  # fmt: skip
 
+
+
+def _listening_settings(tflite: pathlib.Path) -> Optional[Dict]:
+    """The listening settings ``train`` calibrated for the model (its sidecar), as a dict; None if there are none."""
+    try:
+        options = read_listening_options(tflite) if tflite.is_file() else None
+    except BrowserFftError:  # an unreadable sidecar: the page keeps its own settings
+        return None
+    return None if options is None else options.as_dict()
 
 class _Studio:
     """The state behind the routes: the workspace, training jobs, live recognisers."""
@@ -63,6 +72,7 @@ class _Studio:
                 "tflite": (model / "model.tflite").is_file(),
                 "tfjs": (model / "tfjs" / "model.json").is_file(),
                 "report": read_report(model),
+                "listening": _listening_settings(model / "model.tflite"),
             },
             "training": job.status() if job is not None else None,
         }

@@ -168,7 +168,21 @@ function render() {
     link.classList.toggle("disabled", !ok);
   }
   showReport(model.report);
+  applyListening(model.listening);
   if (project.training) showTraining(project.training);
+}
+
+// The settings `train` calibrated for the model (its model.json) become the live controls' values,
+// once per trained model, so that what the page hears is what an app reading the sidecar hears.
+function applyListening(settings) {
+  const key = JSON.stringify(settings || null);
+  if (!settings || key === live.appliedSettings) return;
+  live.appliedSettings = key;
+  for (const [id, value] of [["threshold", settings.probability_threshold], ["overlap", settings.overlap_factor],
+                             ["suppression", settings.suppression_ms]]) {
+    $(id).value = value;
+    $(id).oninput();
+  }
 }
 
 async function record(label, seconds, button) {
