@@ -358,7 +358,7 @@ function stopLive() {
 }
 
 // ------------------------------------------------------------------ wiring
-for (const [id, fmt] of [["threshold", (v) => Number(v).toFixed(2)], ["overlap", (v) => Number(v).toFixed(2)], ["suppression", (v) => `${v} ms`]]) {
+for (const [id, fmt] of [["threshold", (v) => String(Math.round(Number(v) * 1000) / 1000)], ["overlap", (v) => Number(v).toFixed(2)], ["suppression", (v) => `${v} ms`]]) {
   $(id).oninput = () => { $(`${id}-value`).textContent = fmt($(id).value); };
 }
 $("new-project").onsubmit = async (e) => {
