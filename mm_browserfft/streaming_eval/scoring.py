@@ -198,17 +198,18 @@ def roc_auc(positive: np.ndarray, negative: np.ndarray) -> Optional[float]:
     return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
 
 
-def _window_auc(labels, keywords, heard) -> Dict[str, Optional[float]]:
+def _window_auc(labels: Sequence[str], keywords: Sequence[str], scored: Sequence[ScoredRecording]) -> Dict[str, Optional[float]]:
     """ROC AUC per keyword and ``"all"``: windows holding a whole word of it vs windows holding no event."""
     index = {l: i for i, l in enumerate(labels)}
     word_cols = [index[k] for k in keywords]
     pos: Dict[str, List[float]] = {k: [] for k in keywords}
     pos_all: List[float] = []
     neg_rows = []
-    for events, _, starts, probs in heard:
-        t0, t1 = starts / SAMPLE_RATE, (starts + WAVEFORM_LENGTH) / SAMPLE_RATE
-        touched = np.zeros(len(starts), bool)
-        for e in events:
+    for s in scored:
+        probs = s.probs
+        t0, t1 = s.starts / SAMPLE_RATE, (s.starts + WAVEFORM_LENGTH) / SAMPLE_RATE
+        touched = np.zeros(len(s.starts), bool)
+        for e in s.events:
             touched |= (t0 < e.end_s) & (t1 > e.start_s)
             if e.label in pos:
                 whole = np.flatnonzero((t0 <= e.start_s) & (t1 >= e.end_s))
@@ -295,14 +296,12 @@ def report_on_scores(
     if hops != {options.hop_samples}:
         raise InvalidInputError(f"the recordings were scored every {sorted(hops)} samples, but overlap "
                                 f"{options.overlap_factor} listens every {options.hop_samples}")  # fmt: skip
-    heard = [(s.events, s.duration_s, s.starts, s.probs) for s in scored]
-    hours = sum(h[1] for h in heard) / 3600.0
+    hours = sum(s.duration_s for s in scored) / 3600.0
 
     def counted(threshold: float) -> List[Dict[str, Dict[str, int]]]:
         """The counts of each recording at ``threshold``."""
         opts = dataclasses.replace(options, probability_threshold=float(threshold))
-        return [match_detections(replay(labels, starts, probs, opts), events, keywords)
-                for events, _, starts, probs in heard]  # fmt: skip
+        return [match_detections(replay(labels, s.starts, s.probs, opts), s.events, keywords) for s in scored]
 
     def total(found: List[Dict[str, Dict[str, int]]]) -> Dict[str, Dict[str, float]]:
         counts = {k: {"events": 0, "hits": 0, "false_rejects": 0, "false_accepts": 0} for k in keywords}
@@ -312,12 +311,12 @@ def report_on_scores(
                     counts[k][key] += one[k][key]
         return _summarise(counts, hours)
 
-    operating_detections = [replay(labels, starts, probs, options) for _, _, starts, probs in heard]
-    operating = [match_detections(found, h[0], keywords) for found, h in zip(operating_detections, heard)]
-    explained = _add_explanations([explain_false_accepts(found, h[0], keywords)
-                                   for found, h in zip(operating_detections, heard)])  # fmt: skip
-    per_recording = [{"minutes": h[1] / 60.0, **_summarise(one, h[1] / 3600.0)["all"]}
-                     for h, one in zip(heard, operating)]  # fmt: skip
+    operating_detections = [replay(labels, s.starts, s.probs, options) for s in scored]
+    operating = [match_detections(found, s.events, keywords) for found, s in zip(operating_detections, scored)]
+    explained = _add_explanations([explain_false_accepts(found, s.events, keywords)
+                                   for found, s in zip(operating_detections, scored)])  # fmt: skip
+    per_recording = [{"minutes": s.duration_s / 60.0, **_summarise(one, s.duration_s / 3600.0)["all"]}
+                     for s, one in zip(scored, operating)]  # fmt: skip
 
     det = [{"threshold": float(t), **total(counted(t))} for t in sorted(thresholds)]
     within = [d for d in det if d["all"]["false_accepts_per_hour"] <= false_accepts_per_hour_budget]
@@ -331,14 +330,14 @@ def report_on_scores(
     return {
         "keywords": keywords,
         "hours": hours,
-        "recordings": len(heard),
+        "recordings": len(scored),
         "options": options.as_dict(),
         "at_threshold": total(operating),
         "false_accepts_by_cause": explained["causes"],
         "heard_as": explained["heard_as"],
         "per_recording": per_recording,
         "det": det,
-        "auc": _window_auc(labels, keywords, heard),
+        "auc": _window_auc(labels, keywords, scored),
         "budget": {
             "false_accepts_per_hour": false_accepts_per_hour_budget,
             "threshold": chosen["threshold"] if chosen else None,
