@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import pathlib
 import sys
@@ -80,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--background", type=pathlib.Path,
                           help="folder of background recordings for --streaming (default: the folder's noise class: "
                                "_background_noise_, _silence_, background, ...)")  # fmt: skip
-    evaluate.add_argument("--minutes", type=float, default=0.0,
+    evaluate.add_argument("--minutes", type=_non_negative, default=0.0,
                           help="--streaming: add background-only audio until the recordings last this long")
-    evaluate.add_argument("--budget", type=float, default=1.0, help="--streaming: false accepts per hour allowed")
+    evaluate.add_argument("--budget", type=_non_negative, default=1.0, help="--streaming: false accepts per hour allowed")
     evaluate.add_argument("--det-plot", type=pathlib.Path, help="--streaming: write the DET curve here (PNG)")
     evaluate.add_argument("--seed", type=int, default=0, help="--streaming: seed of the recordings")
     _add_listening_options(evaluate)
@@ -128,8 +129,8 @@ def _probability(text: str) -> float:
 
 def _non_negative(text: str) -> float:
     value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -300,6 +301,8 @@ def _evaluate_streaming(args, predictor) -> int:
     from .streaming_eval import plot_det, streaming_report, build_test_recordings_from_folder
 
     options = _listening_options(args, args.model)
+    if args.det_plot and not args.det_plot.parent.is_dir():  # before minutes of listening, not after
+        raise InvalidInputError("the folder of --det-plot does not exist", path=args.det_plot.parent)
     keywords = [label for label in predictor.labels if is_word(label)]
     recordings = build_test_recordings_from_folder(
         args.data_dir, keywords, background_dir=args.background, minutes=args.minutes, seed=args.seed
@@ -321,13 +324,15 @@ def _cmd_listen(args) -> int:
             raise InvalidInputError("no such audio file", path=path)
     recognizer = Recognizer(load_predictor(args.model), options=_listening_options(args, args.model))
     detections = []
-    for path in args.files:
-        for d in listen_file(recognizer, path):
-            detections.append({"file": os.fspath(path), **d.as_dict()})
-            if not args.json:
-                print(f"{os.fspath(path)}\t{d.start_s:8.3f}-{d.end_s:8.3f} s\t{d.label}\t{d.score:.3f}", flush=True)
-    if args.json:
-        print(json.dumps({"detections": detections}, indent=2))
+    try:
+        for path in args.files:
+            for d in listen_file(recognizer, path):
+                detections.append({"file": os.fspath(path), **d.as_dict()})
+                if not args.json:
+                    print(f"{os.fspath(path)}\t{d.start_s:8.3f}-{d.end_s:8.3f} s\t{d.label}\t{d.score:.3f}", flush=True)
+    finally:  # a file that fails (its error names it) still leaves the detections of the files before it
+        if args.json:
+            print(json.dumps({"detections": detections}, indent=2))
     return EXIT_OK
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import math
 import os
 import pathlib
 from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
@@ -53,6 +54,7 @@ __all__ = [
     "read_listening_options",
     "write_listening_section",
     "sidecar_path",
+    "predict_windows",
 ]
 
 BACKGROUND_NOISE_LABEL = "_background_noise_"
@@ -139,7 +141,11 @@ class ListeningOptions:
       suppression_ms: after a detection, none for this long (milliseconds, >= 0).
       average_ms: average the scores of the windows that ended in the last ``average_ms``
         milliseconds (0: no averaging, the browser's behaviour; give 0 to listen as the browser does).
-      min_count: with averaging, decide only once this many windows are in the average.
+      min_count: with averaging, decide only once this many windows are in the average; at most
+        :attr:`windows_averaged` (1 without averaging), so that it can be reached.
+
+    Raises:
+      InvalidInputError: a value out of its range, not finite, or a ``min_count`` never reached.
       include_non_words: let ``_background_noise_`` / ``_silence_`` / ``_unknown_`` fire too
         (the recogniser's ``invokeCallbackOnNoiseAndUnknown``).
       decision: ``"best_class"`` (the recogniser's rule: the best class fires if it is a word
@@ -162,6 +168,11 @@ class ListeningOptions:
     def __post_init__(self) -> None:
         if self.decision not in DECISIONS:
             raise InvalidInputError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
+        numbers = {"overlap_factor": self.overlap_factor, "probability_threshold": self.probability_threshold,
+                   "suppression_ms": self.suppression_ms, "average_ms": self.average_ms}
+        bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
+        if bad:
+            raise InvalidInputError(f"listening options must be finite numbers, got {bad}")
         if not 0.0 <= self.overlap_factor < 1.0:
             raise InvalidInputError(f"overlap_factor must be in [0, 1), got {self.overlap_factor}")
         if not 0.0 <= self.probability_threshold <= 1.0:
@@ -172,6 +183,19 @@ class ListeningOptions:
             )
         if int(self.min_count) != self.min_count or self.min_count < 1:
             raise InvalidInputError(f"min_count must be a positive integer, got {self.min_count}")
+        if self.min_count > self.windows_averaged:
+            raise InvalidInputError(
+                f"min_count {self.min_count} can never be reached: {self.average_ms:g} ms of averaging at overlap "
+                f"{self.overlap_factor:g} holds at most {self.windows_averaged} window(s)"
+            )
+
+    @property
+    def windows_averaged(self) -> int:
+        """How many windows the average holds once the stream is long enough (1 without averaging)."""
+        if self.average_ms <= 0:
+            return 1
+        hop_ms = 1000.0 * self.hop_samples / SAMPLE_RATE
+        return max(1, math.ceil(self.average_ms / hop_ms - 1e-9))
 
     @property
     def hop_samples(self) -> int:
@@ -311,8 +335,15 @@ class Recognizer:
         return int(self._buffer.size)
 
     def feed(self, samples: np.ndarray) -> List[Detection]:
-        """Add mono float samples ``[n]`` (in ``[-1, 1]``, at ``sample_rate``); returns what fired."""
-        x = np.asarray(samples, np.float32).reshape(-1)
+        """Add mono float samples ``[n]`` (or ``[n, 1]``; in ``[-1, 1]``, at ``sample_rate``); returns what fired.
+
+        Raises:
+          InvalidInputError: several channels (mix them to mono first), or NaN / Inf samples.
+        """
+        x = np.asarray(samples, np.float32)
+        if x.ndim > 2 or (x.ndim == 2 and x.shape[1] != 1):
+            raise InvalidInputError(f"the recogniser takes mono audio [n] or [n, 1], got an array of shape {x.shape}")
+        x = x.reshape(-1)
         if x.size and not np.all(np.isfinite(x)):
             raise InvalidInputError("audio fed to the recogniser holds NaN or Inf samples")
         if self._resampler is not None:
@@ -320,14 +351,17 @@ class Recognizer:
         return self._consume(x)
 
     def finish(self) -> List[Detection]:
-        """End of stream: flush the resampler; a stream shorter than one window is heard once, padded."""
+        """End of stream: flush the resampler; a stream shorter than one window is heard once, padded.
+
+        The recogniser is then ready for a new stream (:meth:`reset`: times count from 0 again).
+        """
         x = np.zeros(0, np.float32) if self._resampler is None else self._resampler.resample_chunk(
             np.zeros(0, np.float32), last=True
         )
         out = self._consume(x)
         if self._next_start == 0 and self._seen:
-            out += self._decide([0], pad_to_window(self._buffer)[np.newaxis])
-            self._next_start = self.options.hop_samples
+            out += self.rule.run([0], self.predictor.predict(pad_to_window(self._buffer)[np.newaxis]))
+        self.reset()
         return out
 
     def _consume(self, x: np.ndarray) -> List[Detection]:
@@ -340,17 +374,28 @@ class Recognizer:
             self._next_start += self.options.hop_samples
         out: List[Detection] = []
         if starts:
-            offsets = [s - self._buffer_start for s in starts]
-            windows = np.stack([self._buffer[o : o + WAVEFORM_LENGTH] for o in offsets])
-            out = self._decide(starts, windows)
+            offsets = np.asarray(starts) - self._buffer_start
+            out = self.rule.run(starts, predict_windows(self.predictor, self._buffer, offsets))
         drop = min(self._next_start - self._buffer_start, self._buffer.size)
         if drop > 0:
             self._buffer = self._buffer[drop:].copy()
             self._buffer_start += drop
         return out
 
-    def _decide(self, starts: Sequence[int], windows: np.ndarray) -> List[Detection]:
-        return self.rule.run(starts, self.predictor.predict(windows))
+
+def predict_windows(predictor: Predictor, waveform: np.ndarray, offsets: np.ndarray, *, batch: int = 64) -> np.ndarray:
+    """The probabilities of the windows ``waveform[o : o + 44032]`` for each offset ``o``, ``batch`` windows at a time.
+
+    Args:
+      waveform: float32 ``[n]`` at 44.1 kHz; every window must fit in it.
+      offsets: ``[m]`` int window starts, samples into ``waveform``.
+
+    Returns:
+      float32 ``[m, C]``; memory beyond ``waveform`` stays under ``batch`` windows.
+    """
+    probs = [predictor.predict(np.stack([waveform[o : o + WAVEFORM_LENGTH] for o in offsets[i : i + batch]]))
+             for i in range(0, len(offsets), batch)]  # fmt: skip
+    return np.concatenate(probs) if probs else np.zeros((0, len(predictor.labels)), np.float32)
 
 
 def listen_file(
@@ -363,23 +408,38 @@ def listen_file(
 ) -> List[Detection]:
     """Every detection in one audio file (decoded and resampled in blocks: bounded memory).
 
-    ``model``, ``labels``, ``options`` and overrides as for :class:`Recognizer`.
+    ``model``, ``labels``, ``options`` and overrides as for :class:`Recognizer`; or a
+    :class:`Recognizer`, which listens with its own settings (then give none of them).
+
+    Raises:
+      InvalidInputError: a :class:`Recognizer` given with labels, options or overrides.
     """
-    recognizer = model if isinstance(model, Recognizer) else Recognizer(
-        model, labels=labels, options=options, **overrides
-    )
+    if isinstance(model, Recognizer):
+        if labels is not None or options is not None or overrides:
+            raise InvalidInputError("a Recognizer listens with its own labels and options: give them to it, not here")
+        recognizer = model
+    else:
+        recognizer = Recognizer(model, labels=labels, options=options, **overrides)
     recognizer.reset()
     out: List[Detection] = []
-    for block in iter_audio_blocks(path):
+    for block in iter_audio_blocks(path, sample_rate=recognizer.sample_rate):
         out += recognizer.feed(block)
     return out + recognizer.finish()
 
 
 
 def sidecar_path(model_path: "os.PathLike[str] | str") -> pathlib.Path:
-    """The JSON beside an exported model: ``model.tflite`` -> ``model.json``; a SavedModel folder ``x`` -> ``x.json``."""
+    """The JSON beside an exported model: ``model.tflite`` -> ``model.json``.
+
+    A SavedModel folder ``x`` -> ``x.json``, or where that does not exist and the folder's
+    parent holds a ``model.json``, that one (``train`` exports ``saved_model/`` beside
+    ``model.tflite`` and ``model.json``, as it does ``labels.txt``).
+    """
     p = pathlib.Path(model_path)
-    return p.with_suffix(".json") if p.suffix else p.parent / (p.name + ".json")
+    if p.suffix:
+        return p.with_suffix(".json")
+    own, beside = p.parent / (p.name + ".json"), p.parent / "model.json"
+    return beside if not own.exists() and beside.is_file() else own
 
 
 def read_listening_options(model_path: "os.PathLike[str] | str") -> Optional[ListeningOptions]:

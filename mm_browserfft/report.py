@@ -135,8 +135,8 @@ def format_streaming(report: Dict) -> str:
         lines.append(f"no threshold keeps false accepts under {budget['false_accepts_per_hour']:g} per hour")
     else:
         lines.append(
-            f"threshold {budget['threshold']} keeps false accepts under {budget['false_accepts_per_hour']:g} per hour "
-            f"at a false-reject rate of {budget['false_reject_rate']:.3f}"
+            f"threshold {budget['threshold']} keeps false accepts under {budget['false_accepts_per_hour']:g} per hour"
+            + ("" if budget["false_reject_rate"] is None else f" at a false-reject rate of {budget['false_reject_rate']:.3f}")
         )
     unreached = " (the best class alone misses words its model names wrong: --decision each_word reaches further)" \
         if opts.get("decision") != "each_word" else ""  # fmt: skip

@@ -345,7 +345,8 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
     for name, loader in (("validation", validation), ("test", test)):
         if loader is not None:
             summaries[name] = _summary(loader)
-    listening = _calibrate_listening(test, data_dir, tflite_path, opts) if test is not None and len(test) else None
+    listening, not_calibrated = (_calibrate_listening(test, data_dir, tflite_path, opts) if test is not None and len(test)
+                                 else (None, "no test data"))  # fmt: skip
     history = getattr(model.history, "history", model.history)
     model_info = {
         "tflite_bytes": tflite_path.stat().st_size,
@@ -356,7 +357,9 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
         "epochs": opts.epochs,
         "split": "by speaker" if opts.by_speaker else "by file",
     }
-    if listening is not None:
+    if listening is None:
+        model_info["listening calibration"] = f"not calibrated: {not_calibrated}"
+    else:
         cal = listening["calibration"]
         model_info["listening threshold"] = listening["options"]["probability_threshold"]
         model_info["listening calibration"] = (
@@ -366,7 +369,7 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
             f"{'' if cal['budget_met'] else ', not met'}; threshold "
             + (f"{cal['start_threshold']:g} kept)" if cal["moved"] == "kept"
                else f"moved {cal['moved']} from {cal['start_threshold']:g})")  # fmt: skip
-        ) if cal["false_reject_rate"] is not None else "no keyword in the test data"
+        )
     report = write_report(export_dir, data_summary=summaries, history=history, metrics=metrics, worst=worst,
                           examples=examples, example_titles=titles, model_info=model_info)
     return {"test": metrics, "history": history, "export_dir": os.fspath(export_dir), "report": os.fspath(report),
@@ -406,11 +409,16 @@ def _prepare_backup(spec, train, validation, opts: TrainingOptions) -> None:
         log.info("--resume: continuing the run backed up in %s", backup)
 
 
-def _calibrate_listening(test, data_dir, tflite_path, opts: TrainingOptions) -> Optional[Dict]:
-    """Calibrate the listening threshold on the test clips and write it into ``model.json``; None without background.
+def _calibrate_listening(test, data_dir, tflite_path, opts: TrainingOptions) -> Tuple[Optional[Dict], Optional[str]]:
+    """Calibrate the listening threshold on the test clips and write it into ``model.json``.
 
     The background is ``opts.background_noise``, else the recordings of the training folder's noise
     class under any of its names (:func:`mm_browserfft.streaming_eval.background_paths_of`).
+
+    Returns:
+      ``(the sidecar's listening section, None)``, or ``(None, why not)`` when the test data or the
+      background cannot make test recordings (no keyword clip, no usable background): the model is
+      exported already and keeps the default settings, and the report says why.
     """
     from .listen import write_listening_section
     from .predict import TFLitePredictor
@@ -418,13 +426,13 @@ def _calibrate_listening(test, data_dir, tflite_path, opts: TrainingOptions) -> 
 
     try:
         backgrounds = background_paths_of(data_dir, opts.background_noise)
-    except DatasetError:
-        log.info("listening not calibrated: no background recordings (give --background-noise)")
-        return None
-    section = calibrate_listening(TFLitePredictor(tflite_path), test.files, backgrounds,
-                                  false_accepts_per_hour_budget=opts.listen_budget, seed=opts.seed)  # fmt: skip
+        section = calibrate_listening(TFLitePredictor(tflite_path), test.files, backgrounds,
+                                      false_accepts_per_hour_budget=opts.listen_budget, seed=opts.seed)  # fmt: skip
+    except InvalidInputError as exc:
+        log.warning("listening not calibrated (the default settings stay): %s", exc)
+        return None, str(exc)
     write_listening_section(tflite_path, section)
-    return section
+    return section, None
 
 
 def run_demo(export_dir, *, epochs: int = 30, seed: int = 0) -> Dict:

@@ -19,7 +19,7 @@ from mm_browserfft.audio import load_audio, resample, split_windows
 from mm_browserfft.errors import InvalidInputError
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 from mm_browserfft.listen import DecisionRule, ListeningOptions, Recognizer, is_word, listen_file, read_listening_options
-from mm_browserfft.predict import TFLitePredictor
+from mm_browserfft.predict import Predictor, TFLitePredictor
 from mm_browserfft.streaming_eval import build_test_recording, window_scores
 
 SPOKEN = ("yes", "no", "stop", "left")
@@ -133,6 +133,52 @@ def test_chunked_feeding_at_16_khz_equals_the_whole_file(model, spoken_file):
     assert max(held) < 2 * WAVEFORM_LENGTH  # bounded memory: under two windows held, for a 30 s stream
 
 
+def test_a_recogniser_given_to_listen_file_hears_the_file_at_its_own_rate(model, spoken_file):
+    whole = listen_file(model, spoken_file, probability_threshold=0.6)
+    at_16k = Recognizer(model, sample_rate=16000, probability_threshold=0.6)
+    heard = listen_file(at_16k, spoken_file)
+    assert [(d.label, d.start_s, d.end_s) for d in heard] == [(d.label, d.start_s, d.end_s) for d in whole]
+    with pytest.raises(InvalidInputError, match="own labels and options"):
+        listen_file(at_16k, spoken_file, probability_threshold=0.9)  # would be silently ignored
+
+
+def test_after_finish_the_recogniser_hears_a_new_stream_from_time_zero(model, spoken_file):
+    audio, rate = sf.read(spoken_file, dtype="float32")
+    recognizer = Recognizer(model, sample_rate=rate, probability_threshold=0.6)
+    first = recognizer.feed(audio) + recognizer.finish()
+    again = recognizer.feed(audio) + recognizer.finish()
+    assert first and [(d.label, d.start_s) for d in again] == [(d.label, d.start_s) for d in first]
+    assert recognizer.finish() == []  # an empty stream hears nothing
+
+
+class _BatchSizes(Predictor):
+    """A real predictor that records how many windows each call asked it about."""
+
+    def __init__(self, inner):
+        self.inner, self.labels, self.sizes = inner, inner.labels, []
+
+    def predict(self, windows):
+        self.sizes.append(len(windows))
+        return self.inner.predict(windows)
+
+
+def test_a_long_chunk_is_scored_a_batch_of_windows_at_a_time(model, spoken_file):
+    audio, rate = sf.read(spoken_file, dtype="float32")
+    counted = _BatchSizes(TFLitePredictor(model))
+    recognizer = Recognizer(counted, sample_rate=rate, probability_threshold=0.6)
+    found = recognizer.feed(audio) + recognizer.finish()  # 30 s in one chunk: ~320 windows at overlap 0.9
+    assert sum(counted.sizes) > 300 and max(counted.sizes) <= 64
+    assert [d.label for d in found] == [d.label for d in listen_file(model, spoken_file, probability_threshold=0.6)]
+
+
+def test_several_channels_are_refused_and_a_single_column_is_mono(model):
+    clip = load_audio(speaker_clips("yes", heldout=True)[0])
+    with pytest.raises(InvalidInputError, match=r"mono audio .* shape \(44100, 2\)"):
+        Recognizer(model).feed(np.stack([clip, clip], axis=1))
+    column, flat = Recognizer(model, probability_threshold=0.0), Recognizer(model, probability_threshold=0.0)
+    assert column.feed(clip[:, np.newaxis]) + column.finish() == flat.feed(clip) + flat.finish()
+
+
 def test_the_recogniser_takes_keras_models_and_agrees_with_their_tflite(random_base_dir, tmp_path):
     from mm_browserfft.spec import BrowserFftSpec
 
@@ -222,7 +268,11 @@ def test_under_the_wake_word_rule_each_word_has_its_own_suppression():
 @pytest.mark.parametrize(
     "options, message",
     [({"overlap_factor": 1.0}, "overlap_factor"), ({"probability_threshold": 1.5}, "probability_threshold"),
-     ({"suppression_ms": -1}, "suppression_ms"), ({"min_count": 0}, "min_count"), ({"decision": "loudest"}, "decision")],
+     ({"suppression_ms": -1}, "suppression_ms"), ({"min_count": 0}, "min_count"), ({"decision": "loudest"}, "decision"),
+     ({"suppression_ms": float("nan")}, "finite"), ({"average_ms": float("inf")}, "finite"),
+     ({"probability_threshold": float("nan")}, "finite"),
+     ({"average_ms": 350, "min_count": 5}, "min_count 5 can never be reached: 350 ms .* at most 4 window"),
+     ({"average_ms": 0, "min_count": 2}, "min_count 2 can never be reached")],
 )  # fmt: skip
 def test_bad_options_are_refused_by_name(options, message):
     with pytest.raises(InvalidInputError, match=message):
@@ -230,9 +280,12 @@ def test_bad_options_are_refused_by_name(options, message):
 
 
 def test_options_round_trip_through_json_values_and_unknown_keys_are_refused():
-    options = ListeningOptions(overlap_factor=0.5, probability_threshold=0.9, average_ms=500, min_count=2)
+    options = ListeningOptions(overlap_factor=0.5, probability_threshold=0.9, average_ms=1100, min_count=2)
     assert ListeningOptions.from_dict(options.as_dict()) == options
     assert options.hop_samples == 22 * 1024  # the browser's 22 frames at overlap 0.5
+    assert options.windows_averaged == 3  # 1100 ms holds three windows that end 511 ms apart
+    assert ListeningOptions().windows_averaged == 4  # the default: 350 ms over windows 93 ms apart
+    assert ListeningOptions(average_ms=0).windows_averaged == 1
     with pytest.raises(InvalidInputError, match="unknown listening options"):
         ListeningOptions.from_dict({"treshold": 0.5})
 
@@ -272,6 +325,27 @@ def test_listen_cli_uses_the_models_calibrated_settings_unless_told(cli_trained,
         assert run_cli("listen", model, spoken_file, *bad)[0] == 2
     code, _, stderr = run_cli("listen", model, spoken_file.with_name("missing.wav"))
     assert code == 2 and "missing.wav" in stderr
+    for bad in (["--suppression-ms", "nan"], ["--average-ms", "inf"]):
+        code, _, stderr = run_cli("listen", model, spoken_file, *bad)
+        assert code == 2 and "finite number >= 0" in stderr
+
+
+def test_listen_cli_json_keeps_the_files_heard_before_one_that_fails(cli_trained, spoken_file, tmp_path):
+    from conftest import run_cli
+
+    model = cli_trained[0] / "model.tflite"
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF" + bytes(40))  # a WAV header and nothing a decoder can read
+    alone = json.loads(run_cli("listen", model, spoken_file, "--json")[1])["detections"]
+    code, stdout, stderr = run_cli("listen", model, spoken_file, broken, "--json")
+    assert code == 2 and str(broken) in stderr
+    assert alone and json.loads(stdout)["detections"] == alone
+
+
+def test_a_saved_model_beside_the_export_reads_the_settings_train_calibrated(cli_trained):
+    export = cli_trained[0]
+    assert (export / "saved_model").is_dir() and not (export / "saved_model.json").exists()
+    assert read_listening_options(export / "saved_model") == read_listening_options(export / "model.tflite") is not None
 
 
 def test_listen_cli_decides_each_word_on_its_own_when_asked(cli_trained, spoken, spoken_file):

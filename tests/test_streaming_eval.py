@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from conftest import CLI_LABELS, run_cli
-from mm_browserfft.errors import InvalidInputError
+from mm_browserfft.errors import DatasetError, InvalidInputError
 from mm_browserfft.frontend import SAMPLE_RATE
 from mm_browserfft.listen import Detection, ListeningOptions, read_listening_options
 from mm_browserfft.predict import TFLitePredictor
@@ -250,12 +253,25 @@ def test_evaluate_streaming_prints_the_report_and_draws_the_det_curve(cli_traine
 
 
 def test_evaluate_streaming_without_background_names_the_folder(cli_trained, cli_words, tmp_path):
-    import shutil
-
     data = tmp_path / "no_background"
     shutil.copytree(cli_words / "test" / "yes", data / "yes")
     code, _, stderr = run_cli("evaluate", cli_trained[0] / "model.tflite", data, "--streaming")
     assert code == 2 and str(data) in stderr and "no background" in stderr
+
+
+def test_evaluate_streaming_refuses_what_it_cannot_judge_before_listening(cli_trained, cli_words, tmp_path):
+    model = cli_trained[0] / "model.tflite"
+    empty = tmp_path / "no_clips"
+    shutil.copytree(cli_words / "test" / "_silence_", empty / "_silence_")
+    (empty / "yes").mkdir()  # a keyword folder, but no clip said in it
+    code, _, stderr = run_cli("evaluate", model, empty, "--streaming")
+    assert code == 2 and "no clip of any of the keywords" in stderr and str(empty) in stderr
+    missing = tmp_path / "not_made" / "det.png"
+    code, _, stderr = run_cli("evaluate", model, cli_words / "test", "--streaming", "--det-plot", missing)
+    assert code == 2 and "--det-plot" in stderr and str(missing.parent) in stderr
+    for bad in (["--minutes", "inf"], ["--budget", "nan"], ["--budget", "-1"], ["--average-ms", "nan"]):
+        code, _, stderr = run_cli("evaluate", model, cli_words / "test", "--streaming", *bad)
+        assert code == 2 and "finite number >= 0" in stderr, bad
 
 
 @pytest.mark.parametrize("count", [0, 1, 4, 11, 52])
@@ -316,13 +332,44 @@ def test_calibration_raises_the_threshold_as_far_as_the_counted_false_accepts_re
         calibrate_listening(predictor, [], [], confidence=1.0)  # refused before any audio is built
 
 
+def test_calibration_needs_keyword_clips_and_a_background_to_listen_to(cli_trained, cli_words, tmp_path):
+    predictor = TFLitePredictor(cli_trained[0] / "model.tflite")
+    test = cli_words / "test"
+    silence = [(str(p), "_silence_") for p in sorted((test / "_silence_").iterdir())]
+    with pytest.raises(InvalidInputError, match="no test clip of any keyword"):  # noise alone: nothing to move on
+        calibrate_listening(predictor, silence, background_paths_of(test))
+    empty = tmp_path / "background"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match=f"{re.escape(str(empty))}: no audio file"):
+        background_paths_of(test, empty)
+
+
+def test_train_whose_background_is_too_short_to_listen_over_exports_uncalibrated_and_says_why(cli_words, tmp_path):
+    data = tmp_path / "data"
+    for split in ("train", "test"):
+        for label in ("_silence_", "yes", "no"):
+            shutil.copytree(cli_words / split / label, data / split / label)
+        for clip in (data / split / "_silence_").iterdir():  # 0.9 s of noise: trained on padded, too short to listen over
+            audio, rate = sf.read(clip, dtype="float32")
+            sf.write(clip, audio[: int(0.9 * rate)], rate)
+    out = tmp_path / "export"
+    code, _, stderr = run_cli("train", data / "train", "--export", out, "--test-dir", data / "test", "--epochs", 2,
+                              "--pad-short-clips", "--seed", "0")  # fmt: skip
+    assert code == 0, stderr
+    assert "listening not calibrated" in stderr and "no background recording of at least one second" in stderr
+    assert (out / "model.tflite").is_file() and read_listening_options(out / "model.tflite") is None  # the defaults
+    assert "not calibrated: " in (out / "report.md").read_text()
+
+
 def test_train_calibrated_the_listening_threshold_into_the_sidecar(cli_trained):
     sidecar = json.loads((cli_trained[0] / "model.json").read_text())
     assert "subgraph_metadata" in sidecar  # Model Maker's metadata JSON is still all there
     listening = sidecar["listening"]
     cal = listening["calibration"]
     assert listening["options"]["probability_threshold"] >= LOWEST_CALIBRATED_THRESHOLD
-    assert cal["words"] == 40 and cal["minutes"] >= 10.0 and cal["false_accepts_per_hour_budget"] == CALIBRATION_BUDGET
+    assert cal["words"] == 40 and cal["false_accepts_per_hour_budget"] == CALIBRATION_BUDGET
+    # only the words said over background are listened to (gaps of 1.5-6 s): no minutes of background alone
+    assert 40 * 1.5 / 60 < cal["minutes"] < 40 * 7.0 / 60
     assert cal["confidence"] == CALIBRATION_CONFIDENCE
     assert cal["false_accepts_per_hour_bound"] > cal["false_accepts_per_hour"]
     if cal["budget_met"]:

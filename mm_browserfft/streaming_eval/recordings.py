@@ -177,18 +177,22 @@ def background_paths_of(data_dir, background_dir=None) -> List[str]:
     :data:`BACKGROUND_FOLDERS` in ``data_dir``.
 
     Raises:
-      DatasetError: neither exists.
+      DatasetError: neither exists, or the folder holds no audio file.
     """
     from ..data import list_audio_files
     from ..errors import DatasetError
 
     if background_dir is not None:
-        return list_audio_files(background_dir)
-    root = pathlib.Path(data_dir)
-    folder = next((root / f for f in BACKGROUND_FOLDERS if (root / f).is_dir()), None)
-    if folder is None:
-        raise DatasetError(f"no background: give a background folder or add one of {BACKGROUND_FOLDERS}", path=root)
-    return list_audio_files(folder)
+        folder = pathlib.Path(background_dir)
+    else:
+        root = pathlib.Path(data_dir)
+        folder = next((root / f for f in BACKGROUND_FOLDERS if (root / f).is_dir()), None)
+        if folder is None:
+            raise DatasetError(f"no background: give a background folder or add one of {BACKGROUND_FOLDERS}", path=root)
+    paths = list_audio_files(folder)
+    if not paths:
+        raise DatasetError("no audio file in the background folder", path=folder)
+    return paths
 
 
 def build_test_recordings_from_folder(
@@ -200,7 +204,7 @@ def build_test_recordings_from_folder(
     the background is :func:`background_paths_of`.
 
     Raises:
-      DatasetError: the folder is missing, no keyword has a folder, or there is no background.
+      DatasetError: the folder is missing, no keyword has a folder of clips, or there is no background.
     """
     from ..data import list_audio_files
     from ..errors import DatasetError
@@ -208,8 +212,7 @@ def build_test_recordings_from_folder(
     root = pathlib.Path(data_dir)
     if not root.is_dir():
         raise DatasetError("data folder not found", path=root)
-    present = [k for k in keywords if (root / k).is_dir()]
-    if not present:
-        raise DatasetError(f"none of the keywords {list(keywords)} has a folder here", path=root)
-    clips = [(p, k) for k in present + [UNKNOWN_FOLDER] if (root / k).is_dir() for p in list_audio_files(root / k)]
+    clips = [(p, k) for k in [*keywords, UNKNOWN_FOLDER] if (root / k).is_dir() for p in list_audio_files(root / k)]
+    if not any(k != UNKNOWN_FOLDER for _, k in clips):
+        raise DatasetError(f"no clip of any of the keywords {list(keywords)} here", path=root)
     return build_test_recordings(clips, background_paths_of(root, background_dir), minutes=minutes, seed=seed)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
-from ..listen import DecisionRule, Detection, ListeningOptions, is_word
+from ..listen import DecisionRule, Detection, ListeningOptions, is_word, predict_windows
 from .recordings import UNKNOWN_FOLDER, Event, LongRecording, build_test_recordings
 
 __all__ = [
@@ -46,9 +46,7 @@ def window_scores(predictor, waveform: np.ndarray, *, hop_samples: int, batch: i
       ``(starts [m] int samples, probabilities [m, C] float32)``.
     """
     starts = np.arange(0, waveform.size - WAVEFORM_LENGTH + 1, hop_samples, dtype=np.int64)
-    probs = [predictor.predict(np.stack([waveform[s : s + WAVEFORM_LENGTH] for s in starts[i : i + batch]]))
-             for i in range(0, len(starts), batch)]  # fmt: skip
-    return starts, np.concatenate(probs) if probs else np.zeros((0, len(predictor.labels)), np.float32)
+    return starts, predict_windows(predictor, waveform, starts, batch=batch)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -402,7 +400,6 @@ def calibrate_listening(
     options: Optional[ListeningOptions] = None,
     false_accepts_per_hour_budget: float = CALIBRATION_BUDGET,
     confidence: float = CALIBRATION_CONFIDENCE,
-    minutes: float = 10.0,
     max_words: int = 400,
     seed: int = 0,
 ) -> Dict:
@@ -417,10 +414,16 @@ def calibrate_listening(
       hour of the audio, is within it. A few minutes of test audio count few false accepts, so
       a threshold whose count merely equals the budget fires more than the budget on new audio
       about half the time. Over 15 minutes and a budget of 60 per hour, at 80 %, at most 11
-      false accepts (44 per hour) are allowed; over an hour, 52;
+      false accepts (44 per hour) are allowed; over an hour, 52; over 3 minutes (40 clips),
+      none, so that one false accept stops the walk;
     * else up, as far as the false accepts counted at the default threshold require (the
       lowest higher threshold whose count is within the budget);
     * else it stays (a start under :data:`LOWEST_CALIBRATED_THRESHOLD` starts there).
+
+    The audio is the clips said over the background, about 14 words a minute
+    (:func:`build_test_recordings`), as dense as the speech the budget is meant for, and
+    nothing else: minutes of background alone would count few false accepts and dilute the
+    rate, and a small test set would then walk the threshold down on no evidence.
 
     :func:`streaming_report`'s ``budget`` is instead the lowest threshold by the bare count.
 
@@ -433,7 +436,6 @@ def calibrate_listening(
         threshold to start from.
       false_accepts_per_hour_budget: the budget, all keywords together.
       confidence: in ``(0, 1)``; how sure the choice must be that the budget is met.
-      minutes: at least this much audio is listened to (background-only audio is added).
       max_words: at most this many clips are said (a seeded sample of them), so that a large
         test set costs minutes, not hours.
 
@@ -443,16 +445,23 @@ def calibrate_listening(
       ``words``, ``budget_met``, the budget, ``start_threshold``, ``moved`` (``"down"``, ``"up"`` or
       ``"kept"``), ``confidence``, ``false_reject_rate``,
       ``false_accepts_per_hour``, ``false_accepts_per_hour_bound`` (its upper bound), ``auc``.
+
+    Raises:
+      InvalidInputError: ``confidence`` out of range, or no clip of a keyword of the model (nothing
+        to calibrate on).
+      DatasetError: no background recording of at least one second.
     """
     if not 0.0 < confidence < 1.0:
         raise InvalidInputError(f"confidence must be in (0, 1), got {confidence}")
     options = options or ListeningOptions()
     keywords = {l for l in predictor.labels if is_word(l)}
     said = [(p, l) for p, l in clips if l in keywords or l == UNKNOWN_FOLDER]
+    if not any(l in keywords for _, l in said):
+        raise InvalidInputError(f"no test clip of any keyword of the model ({sorted(keywords)}) to calibrate on")
     if len(said) > max_words:  # a seeded sample: calibration time stays bounded on large test sets
         keep = np.sort(np.random.default_rng(seed).choice(len(said), max_words, replace=False))
         said = [said[i] for i in keep]
-    recordings = build_test_recordings(said, background_paths, minutes=minutes, seed=seed)
+    recordings = build_test_recordings(said, background_paths, seed=seed)
     start = max(options.probability_threshold, LOWEST_CALIBRATED_THRESHOLD)
     options = dataclasses.replace(options, probability_threshold=start)
     grid = sorted({float(t) for t in DEFAULT_THRESHOLDS if t >= LOWEST_CALIBRATED_THRESHOLD} | {start})
