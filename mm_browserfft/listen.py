@@ -143,9 +143,6 @@ class ListeningOptions:
         milliseconds (0: no averaging, the browser's behaviour; give 0 to listen as the browser does).
       min_count: with averaging, decide only once this many windows are in the average; at most
         :attr:`windows_averaged` (1 without averaging), so that it can be reached.
-
-    Raises:
-      InvalidInputError: a value out of its range, not finite, or a ``min_count`` never reached.
       include_non_words: let ``_background_noise_`` / ``_silence_`` / ``_unknown_`` fire too
         (the recogniser's ``invokeCallbackOnNoiseAndUnknown``).
       decision: ``"best_class"`` (the recogniser's rule: the best class fires if it is a word
@@ -155,6 +152,9 @@ class ListeningOptions:
         of its own; several words may fire at once). Below 0.5, ``"each_word"`` also hears a
         word its model names wrong but still scores, at the cost of more false accepts: it is
         the rule that reaches low false-reject rates (``docs/listening.md``).
+
+    Raises:
+      InvalidInputError: a value out of its range, not finite, or a ``min_count`` never reached.
     """
 
     overlap_factor: float = 0.9
