@@ -18,10 +18,12 @@ from mm_browserfft.predict import TFLitePredictor
 from mm_browserfft.streaming_eval import (
     CALIBRATION_BUDGET,
     CALIBRATION_CONFIDENCE,
+    DEFAULT_THRESHOLDS,
     FALSE_ACCEPT_CAUSES,
     LOWEST_CALIBRATED_THRESHOLD,
     Event,
     build_test_recording,
+    build_test_recordings,
     background_paths_of,
     build_test_recordings_from_folder,
     calibrate_listening,
@@ -309,6 +311,27 @@ def test_calibration_lowers_the_threshold_only_with_a_margin_for_false_accepts_i
         if chosen[confidence] < 0.95:
             assert cal["false_accepts_per_hour"] < cal["false_accepts_per_hour_bound"] <= 60.0 and cal["moved"] == "down"
     assert chosen[0.5] <= chosen[0.8] <= chosen[0.95] and chosen[0.5] < 0.95
+
+
+def test_calibration_goes_down_no_further_than_the_test_words_need(cli_trained, cli_words):
+    predictor = TFLitePredictor(cli_trained[0] / "model.tflite")
+    test = cli_words / "test"
+    start = 0.95
+    chosen, cal = _calibrated(predictor, test, options=ListeningOptions(probability_threshold=start), confidence=0.5,
+                              false_accepts_per_hour_budget=60.0)  # fmt: skip
+    assert cal["moved"] == "down" and chosen < start
+    # the same audio, judged at every threshold of the grid: each step down from the start to the
+    # chosen threshold was within the budget, and none above the chosen one heard as many words
+    said = [(str(p), d.name) for d in sorted(test.iterdir()) if d.name != "_silence_" for p in sorted(d.iterdir())]
+    grid = sorted({float(t) for t in DEFAULT_THRESHOLDS if t >= LOWEST_CALIBRATED_THRESHOLD} | {start})
+    report = streaming_report(predictor, build_test_recordings(said, background_paths_of(test), seed=0),
+                              options=ListeningOptions(probability_threshold=start), thresholds=grid)  # fmt: skip
+    hours = report["hours"]
+    rejected = {d["threshold"]: d["all"]["false_rejects"] for d in report["det"]}
+    accepted = {d["threshold"]: d["all"]["false_accepts"] for d in report["det"]}
+    assert rejected[chosen] < rejected[start] and rejected[chosen] == round(cal["false_reject_rate"] * 40)
+    assert all(rejected[t] > rejected[chosen] for t in grid if chosen < t < start)
+    assert all(poisson_upper_bound(accepted[t], 0.5) / hours <= 60.0 for t in grid if chosen <= t < start)
 
 
 def test_calibration_raises_the_threshold_as_far_as_the_counted_false_accepts_require(cli_trained, cli_words):

@@ -410,8 +410,11 @@ def calibrate_listening(
     :data:`LOWEST_CALIBRATED_THRESHOLD` up):
 
     * down, one grid step at a time while the false accepts stay within the budget with
-      ``confidence``: the :func:`poisson_upper_bound` of the false accepts counted there, per
-      hour of the audio, is within it. A few minutes of test audio count few false accepts, so
+      ``confidence`` (the :func:`poisson_upper_bound` of the false accepts counted there, per
+      hour of the audio, is within it), and no further than the test words need: to the highest
+      of those thresholds that rejects as few of them as the lowest (a lower threshold that
+      hears no more words only risks false accepts); where none rejects fewer than the start,
+      it does not move down. A few minutes of test audio count few false accepts, so
       a threshold whose count merely equals the budget fires more than the budget on new audio
       about half the time. Over 15 minutes and a budget of 60 per hour, at 80 %, at most 11
       false accepts (44 per hour) are allowed; over an hour, 52; over 3 minutes (40 clips),
@@ -476,11 +479,16 @@ def calibrate_listening(
         return point["false_accepts"] / hours
 
     budget = false_accepts_per_hour_budget
-    chosen = None
-    for d in reversed([d for d in report["det"] if d["threshold"] < start]):  # down, one step at a time
+    walked = []  # down, one step at a time, while within the budget
+    for d in reversed([d for d in report["det"] if d["threshold"] < start]):
         if bound(d["all"]) > budget:
             break
-        chosen = d["threshold"]
+        walked.append(d)
+    at_start = next(d for d in report["det"] if d["threshold"] == start)["all"]
+    chosen = None
+    if walked and walked[-1]["all"]["false_rejects"] < at_start["false_rejects"]:
+        fewest = walked[-1]["all"]["false_rejects"]  # no lower than the words heard need
+        chosen = next(d["threshold"] for d in walked if d["all"]["false_rejects"] == fewest)
     if chosen is None:
         chosen = next((d["threshold"] for d in report["det"] if d["threshold"] >= start and counted(d["all"]) <= budget),
                       None)  # fmt: skip
