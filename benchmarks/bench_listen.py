@@ -53,7 +53,7 @@ TIMEOUT_S = 5400
 day and more than 900 s (the runner's default) on a slower one, on the same 2 cores; 1.25 h and a DET grid
 twice as fine took 1,458 s beside a pretraining run; with the check's two more orders of the clips
 (:data:`CHECK_SEEDS`), the two trainings and 7 h of listening over unheard noise (:data:`NOISE_HALVES`) and the
-replayed calibrations (:data:`CALIBRATIONS`), 2,509 s alone at 711e493."""
+replayed calibrations (:data:`CALIBRATIONS`), 1,992 s alone at 84c8db0."""
 
 SETTINGS = {
     "browser (overlap 0.5)": {"overlap_factor": 0.5, "suppression_ms": 1000.0, "average_ms": 0.0},
