@@ -37,7 +37,7 @@ import numpy as np
 from .audio import iter_audio_blocks, pad_to_window
 from .errors import InvalidInputError
 from .frontend import HOP_LENGTH, NUM_FRAMES, SAMPLE_RATE, WAVEFORM_LENGTH
-from .predict import Predictor, as_predictor
+from .predict import Predictor, as_predictor, predict_windows
 
 __all__ = [
     "BACKGROUND_NOISE_LABEL",
@@ -54,7 +54,6 @@ __all__ = [
     "read_listening_options",
     "write_listening_section",
     "sidecar_path",
-    "predict_windows",
 ]
 
 BACKGROUND_NOISE_LABEL = "_background_noise_"
@@ -381,21 +380,6 @@ class Recognizer:
             self._buffer = self._buffer[drop:].copy()
             self._buffer_start += drop
         return out
-
-
-def predict_windows(predictor: Predictor, waveform: np.ndarray, offsets: np.ndarray, *, batch: int = 64) -> np.ndarray:
-    """The probabilities of the windows ``waveform[o : o + 44032]`` for each offset ``o``, ``batch`` windows at a time.
-
-    Args:
-      waveform: float32 ``[n]`` at 44.1 kHz; every window must fit in it.
-      offsets: ``[m]`` int window starts, samples into ``waveform``.
-
-    Returns:
-      float32 ``[m, C]``; memory beyond ``waveform`` stays under ``batch`` windows.
-    """
-    probs = [predictor.predict(np.stack([waveform[o : o + WAVEFORM_LENGTH] for o in offsets[i : i + batch]]))
-             for i in range(0, len(offsets), batch)]  # fmt: skip
-    return np.concatenate(probs) if probs else np.zeros((0, len(predictor.labels)), np.float32)
 
 
 def listen_file(

@@ -22,7 +22,7 @@ from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 
 __all__ = [
     "Predictor", "TFLitePredictor", "SavedModelPredictor", "KerasPredictor", "load_predictor", "as_predictor",
-    "WindowPrediction", "stream_predictions",
+    "WindowPrediction", "stream_predictions", "predict_windows",
 ]  # fmt: skip
 
 
@@ -165,6 +165,21 @@ def as_predictor(model, *, labels: Optional[Sequence[str]] = None) -> Predictor:
             raise InvalidInputError("a Keras model carries no labels: pass labels=[...]")
         return KerasPredictor(model, labels=labels)
     raise InvalidInputError(f"cannot classify audio with {type(model).__name__}: give a .tflite path, a Predictor or a model")
+
+
+def predict_windows(predictor: Predictor, waveform: np.ndarray, offsets: np.ndarray, *, batch: int = 64) -> np.ndarray:
+    """The probabilities of the windows ``waveform[o : o + 44032]`` for each offset ``o``, ``batch`` windows at a time.
+
+    Args:
+      waveform: float32 ``[n]`` at 44.1 kHz; every window must fit in it.
+      offsets: ``[m]`` int window starts, samples into ``waveform``.
+
+    Returns:
+      float32 ``[m, C]``; memory beyond ``waveform`` stays under ``batch`` windows.
+    """
+    probs = [predictor.predict(np.stack([waveform[o : o + WAVEFORM_LENGTH] for o in offsets[i : i + batch]]))
+             for i in range(0, len(offsets), batch)]  # fmt: skip
+    return np.concatenate(probs) if probs else np.zeros((0, len(predictor.labels)), np.float32)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
-from ..listen import DecisionRule, Detection, ListeningOptions, is_word, predict_windows
+from ..listen import DecisionRule, Detection, ListeningOptions, is_word
+from ..predict import predict_windows
 from .recordings import UNKNOWN_FOLDER, Event, LongRecording, build_test_recordings
 
 __all__ = [
