@@ -26,7 +26,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-__all__ = ["EmbeddingCache", "default_cache_dir", "cache_usage", "clear_cache", "CACHE_ENV"]
+__all__ = ["EmbeddingCache", "default_cache_dir", "cache_usage", "clear_cache", "save_npy_atomically", "CACHE_ENV"]
 
 CACHE_ENV = "MM_BROWSERFFT_CACHE"
 """Environment variable naming the cache folder."""
@@ -65,6 +65,23 @@ def clear_cache(folder: "os.PathLike[str] | str") -> Dict[str, int]:
         else:
             entry.unlink()
     return usage
+
+
+def save_npy_atomically(path: "os.PathLike[str] | str", array: np.ndarray) -> None:
+    """Write ``array`` to the ``.npy`` file ``path`` whole or not at all.
+
+    It is saved to a temporary file beside ``path``, then renamed over it. Should
+    that fail (a full disk, a folder gone), the temporary file is removed and the
+    ``OSError`` propagates: a reader never sees a partial array.
+    """
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 class EmbeddingCache:
@@ -119,9 +136,7 @@ class EmbeddingCache:
             return
         try:
             path.parent.mkdir(exist_ok=True)
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, np.asarray(embeddings, np.float16))
-            os.replace(tmp, path)
+            save_npy_atomically(path, np.asarray(embeddings, np.float16))
         except OSError as exc:
             if not self._warned:
                 _log.warning("the embedding cache %s cannot be written (%s): going on without it", self.folder, exc)

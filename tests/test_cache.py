@@ -12,7 +12,7 @@ import pytest
 from conftest import real_clips, run_cli
 from mm_browserfft import audio_classifier
 from mm_browserfft.audio_classifier import BrowserFftSpec, DataLoader
-from mm_browserfft.cache import CACHE_ENV, EmbeddingCache, cache_usage, clear_cache, default_cache_dir
+from mm_browserfft.cache import CACHE_ENV, EmbeddingCache, cache_usage, clear_cache, default_cache_dir, save_npy_atomically
 
 
 def test_an_entry_is_served_only_for_the_same_file_and_context(tmp_path):
@@ -28,6 +28,25 @@ def test_an_entry_is_served_only_for_the_same_file_and_context(tmp_path):
     os.utime(clip, ns=(1, 1))  # the file changed (its modification time)
     assert cache.get(str(clip), 1) is None
     assert cache.hits == 1 and cache.misses == 3
+
+
+def test_an_entry_that_cannot_be_written_leaves_no_partial_file_and_training_goes_on(tmp_path, caplog):
+    target = tmp_path / "entry.npy"
+    target.mkdir()  # the array is saved beside it, then cannot be renamed over a folder
+    with pytest.raises(OSError):
+        save_npy_atomically(target, np.ones((3, 4), np.float16))
+    assert [p.name for p in tmp_path.iterdir()] == ["entry.npy"] and not any(target.iterdir())
+
+    clip = tmp_path / "a.flac"
+    shutil.copy(real_clips("yes", 1)[0], clip)
+    cache = EmbeddingCache(tmp_path / "cache", context={"embedder": "x"})
+    shutil.rmtree(cache.folder)
+    cache.folder.write_text("a file where the cache folder was")  # nothing below it can be written
+    with caplog.at_level("WARNING", logger="mm_browserfft"):
+        cache.put(str(clip), np.ones((1, 6), np.float16))
+        cache.put(str(clip), np.ones((1, 6), np.float16))
+    assert cache.get(str(clip), 1) is None
+    assert [str(cache.folder) in r.getMessage() for r in caplog.records] == [True]  # warned once
 
 
 def test_default_location_follows_the_environment(monkeypatch, tmp_path):

@@ -287,6 +287,66 @@ def test_long_files_stream_the_windows_of_the_whole_file(tmp_path, spec, monkeyp
         in_memory.waveforms()
 
 
+def _full_disk_after(limit: int):
+    """An ``open`` whose files, opened for writing, fail as a full disk does (ENOSPC) past ``limit`` bytes."""
+    import builtins
+    import errno
+
+    class FullDisk:
+        def __init__(self, handle):
+            self._handle, self._written = handle, 0
+
+        def write(self, data):
+            self._written += len(data)
+            if self._written > limit:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self._handle.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self._handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._handle.close()
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        handle = builtins.open(path, mode, *args, **kwargs)
+        return FullDisk(handle) if "w" in mode else handle
+
+    return fake_open
+
+
+def test_a_disk_cache_that_cannot_be_written_costs_speed_not_results(tmp_path, spec, monkeypatch, caplog):
+    """A full disk while a long file's windows are written, then a cache folder gone: the same windows as
+    without a cache, one warning naming the folder, and no partial file left behind."""
+    monkeypatch.setattr(waveforms_module, "LONG_FILE_SECONDS", 60)
+    write_real_speech(str(tmp_path / "data" / "talk" / "long.flac"), ("yes", "no"), 35)
+    write_noise(str(tmp_path / "data" / "noise" / "short.wav"), 1.0)
+    expected = DataLoader.from_folder(spec, tmp_path / "data", shuffle=False, cache=False).waveforms()[0]
+
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(waveforms_module, "open", _full_disk_after(5_000_000), raising=False)  # 28 of 70 windows
+    with caplog.at_level("WARNING", logger="mm_browserfft"):
+        loader = DataLoader.from_folder(spec, tmp_path / "data", shuffle=False, cache=cache)
+        np.testing.assert_array_equal(loader.waveforms()[0], expected)
+        np.testing.assert_array_equal(loader.waveforms()[0], expected)  # the long file streamed again, and again refused
+    warned = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert len(warned) == 1 and str(cache) in warned[0] and "No space left" in warned[0]
+    assert [f.name.endswith(".npy") and ".tmp" not in f.name for f in cache.iterdir()] == [True]  # the short one
+    monkeypatch.undo()
+
+    caplog.clear()
+    monkeypatch.setattr(waveforms_module, "LONG_FILE_SECONDS", 60)
+    loader = DataLoader.from_folder(spec, tmp_path / "data", shuffle=False, cache=tmp_path / "gone")
+    shutil.rmtree(tmp_path / "gone")
+    (tmp_path / "gone").write_text("a file where the cache folder was")  # no write below it can succeed
+    with caplog.at_level("WARNING", logger="mm_browserfft"):
+        np.testing.assert_array_equal(loader.waveforms()[0], expected)
+    assert sum("cannot be written" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_a_flac_cut_short_found_when_decoded_is_skipped_and_counted(tmp_path, spec, monkeypatch):
     """A real clip (and a streamed long recording) cut in half: the header reads fine, decoding fails."""
     monkeypatch.setattr(waveforms_module, "LONG_FILE_SECONDS", 60)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
-from typing import Dict, Iterator, Optional, Set, Union
+from typing import BinaryIO, Dict, Iterator, Optional, Set, Union
 
 import numpy as np
 
 from .. import audio
+from ..cache import save_npy_atomically
 from ..errors import AudioDecodeError
 from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 
@@ -23,6 +25,7 @@ LONG_FILE_SECONDS = 300
 """Files longer than this (at 44.1 kHz) are streamed in blocks and bypass the memory cache."""
 _LENGTH_TOLERANCE = 16  # samples a streamed decode may fall short of the header's length (zero-filled)
 _CHUNK_WINDOWS = 32  # windows per chunk read back from a disk cache of a long file (5.6 MB)
+_log = logging.getLogger("mm_browserfft")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,12 +79,16 @@ class WaveformCache:
     """Decoded 44.1 kHz waveforms by file: in memory (``True``), on disk (a folder), or none (``False``).
 
     Also remembers the files that failed to decode (``bad``), for every loader sharing it.
+    A disk cache that cannot be written (disk full, folder gone) costs speed, not
+    results: the waveforms are decoded again when next needed, with one warning, and
+    no partial file is left.
     """
 
     def __init__(self, cache: Cache) -> None:
         self.folder = None if isinstance(cache, bool) else os.fspath(cache)
         self.memory: Optional[Dict[str, np.ndarray]] = {} if cache is True else None
         self.bad: Set[str] = set()
+        self._warned = False
         if self.folder is not None:
             os.makedirs(self.folder, exist_ok=True)
 
@@ -109,17 +116,50 @@ class WaveformCache:
                 yield np.array(np.load(disk, mmap_mode="r")[start : start + _CHUNK_WINDOWS])
             return
         tmp = f"{disk}.{os.getpid()}.tmp.npy"
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
+        handle = self._open_windows_file(tmp, count)
         try:
-            with open(tmp, "wb") as handle:
-                np.lib.format.write_array_header_1_0(handle, {**header, "shape": (count, WAVEFORM_LENGTH)})
-                for windows in stream_windows(path, count):
-                    handle.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
-                    yield windows
-            os.replace(tmp, disk)
+            for windows in stream_windows(path, count):
+                if handle is not None:
+                    try:
+                        handle.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
+                    except OSError as exc:
+                        self._unwritable(exc, handle)
+                        handle = None
+                yield windows
+            if handle is not None:
+                try:
+                    handle.close()
+                    os.replace(tmp, disk)
+                except OSError as exc:
+                    self._unwritable(exc)
         finally:  # a failed or abandoned pass leaves no partial file
+            if handle is not None:
+                handle.close()
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+    def _open_windows_file(self, tmp: str, count: int) -> Optional[BinaryIO]:
+        """``tmp`` opened for writing, its ``.npy`` header of ``[count, 44032]`` float32 written; None if it cannot be."""
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
+        handle = None
+        try:
+            handle = open(tmp, "wb")
+            np.lib.format.write_array_header_1_0(handle, {**header, "shape": (count, WAVEFORM_LENGTH)})
+        except OSError as exc:
+            self._unwritable(exc, handle)
+            return None
+        return handle
+
+    def _unwritable(self, exc: OSError, handle: Optional[BinaryIO] = None) -> None:
+        """Give up writing this entry (closing ``handle``); warn once per cache that it cannot be written."""
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError:
+                pass
+        if not self._warned:
+            _log.warning("the waveform cache %s cannot be written (%s): going on without it", self.folder, exc)
+            self._warned = True
 
     def load(self, path: str) -> np.ndarray:
         """float32 ``[n]`` at 44.1 kHz."""
@@ -132,7 +172,8 @@ class WaveformCache:
         if self.memory is not None:
             self.memory[path] = waveform
         if disk is not None:
-            tmp = f"{disk}.{os.getpid()}.tmp.npy"
-            np.save(tmp, waveform)
-            os.replace(tmp, disk)
+            try:
+                save_npy_atomically(disk, waveform)
+            except OSError as exc:
+                self._unwritable(exc)
         return waveform
