@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 from . import __version__
 from .errors import BrowserFftError, InvalidInputError
 from .listen import DECISIONS
-from .streaming_eval.scoring import CALIBRATION_BUDGET
+from .streaming_eval.calibration import CALIBRATION_BUDGET
 
 __all__ = ["main", "build_parser"]
 

@@ -21,7 +21,7 @@ import numpy as np
 from . import progress
 from .errors import DatasetError, InvalidInputError
 from .frontend import WAVEFORM_LENGTH
-from .streaming_eval.scoring import CALIBRATION_BUDGET
+from .streaming_eval.calibration import CALIBRATION_BUDGET
 
 log = logging.getLogger("mm_browserfft")
 

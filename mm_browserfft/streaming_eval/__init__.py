@@ -16,7 +16,9 @@ people say other words. This module
    windows of words against windows of background) and the lowest threshold that keeps
    false accepts under a budget (:func:`streaming_report`, :func:`plot_det`); to judge
    many settings of one hop, score once (:func:`score_recordings`) and report on the
-   scores (:func:`report_on_scores`).
+   scores (:func:`report_on_scores`);
+4. chooses the threshold an exported model listens at from its test clips
+   (:func:`calibrate_listening`), which ``train`` writes into the model's sidecar.
 
 Matching rule: a detection is decided when its window ends (``end_s``). A detection
 of word ``w`` is a *hit* when it is decided after an event of ``w`` began and at most
@@ -37,18 +39,20 @@ from .recordings import (
     build_test_recordings,
     build_test_recordings_from_folder,
 )
-from .scoring import (
+from .calibration import (
     CALIBRATION_BUDGET,
     CALIBRATION_CONFIDENCE,
+    LOWEST_CALIBRATED_THRESHOLD,
+    calibrate_listening,
+    poisson_upper_bound,
+)
+from .scoring import (
     DEFAULT_THRESHOLDS,
     FALSE_ACCEPT_CAUSES,
-    LOWEST_CALIBRATED_THRESHOLD,
     ScoredRecording,
-    calibrate_listening,
     explain_false_accepts,
     match_detections,
     plot_det,
-    poisson_upper_bound,
     ranked_confusions,
     replay,
     report_on_scores,
