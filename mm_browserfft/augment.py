@@ -1,9 +1,15 @@
-"""Waveform-domain augmentation: speed, placement, equaliser, rooms, noise and word fragments (NumPy).
+"""Augmentation: speed, placement, equaliser, rooms, noise, word fragments, masks.
 
-Every function takes float32 samples at 44.1 kHz (:data:`~mm_browserfft.frontend.SAMPLE_RATE`)
-and a :class:`numpy.random.Generator`, so that a run is reproduced exactly by its seed.
-The pretraining recipe (``tools/pretrain``) builds its training windows from these;
-they are public so that users can make the same kinds of copies of their own clips.
+Two kinds, both reproduced exactly by their seed:
+
+* on one clip, in NumPy: float32 samples at 44.1 kHz (:data:`~mm_browserfft.frontend.SAMPLE_RATE`)
+  and a :class:`numpy.random.Generator`. The pretraining recipe (``tools/pretrain``)
+  builds its training windows from these; they are public so that users can make the
+  same kinds of copies of their own clips;
+* on a batch, in TensorFlow (``batch_*``): tensors inside ``tf.data`` and a
+  ``tf.random.Generator``, drawn per window. They are what
+  :class:`~mm_browserfft.spec.BrowserFftSpec` applies in training (its ``time_shift_s``,
+  ``background_noise``, ``time_masks`` and ``freq_masks``).
 
 Room simulation is generated in code (:func:`room_impulse_response`): a direct path,
 a few early reflections and an exponentially decaying diffuse tail whose high
@@ -31,6 +37,9 @@ __all__ = [
     "mix_at_snr",
     "room_impulse_response",
     "reverberate",
+    "batch_time_shift",
+    "batch_background_mix",
+    "batch_masks",
 ]
 
 
@@ -214,3 +223,75 @@ def reverberate(x: np.ndarray, ir: np.ndarray) -> np.ndarray:
     n_fft = 1 << int(np.ceil(np.log2(x.size + ir.size - 1)))
     wet = np.fft.irfft(np.fft.rfft(x, n=n_fft) * np.fft.rfft(ir, n=n_fft), n=n_fft)[: x.size]
     return (wet * (_rms(x) / _rms(wet))).astype(np.float32)
+
+
+def batch_time_shift(x, rng, *, max_samples: int):
+    """Shift each window of ``x`` by a uniform whole number of samples within ``+-max_samples``, zero-filling.
+
+    Args:
+      x: float32 tensor ``[batch, 44032]``.
+      rng: a ``tf.random.Generator``.
+      max_samples: the largest shift either way, in samples.
+
+    Returns:
+      float32 tensor ``[batch, 44032]``.
+    """
+    import tensorflow as tf
+
+    shift = rng.uniform([tf.shape(x)[0], 1], -max_samples, max_samples + 1, dtype=tf.int32)
+    source = tf.range(WAVEFORM_LENGTH)[None, :] - shift
+    inside = tf.cast((source >= 0) & (source < WAVEFORM_LENGTH), tf.float32)
+    return tf.gather(x, tf.clip_by_value(source, 0, WAVEFORM_LENGTH - 1), batch_dims=1) * inside
+
+
+def batch_background_mix(x, bank, rng, *, snr_db: Tuple[float, float], probability: float):
+    """Mix a random cut of ``bank`` into a ``probability`` share of the windows of ``x``, each at its own SNR.
+
+    Args:
+      x: float32 tensor ``[batch, 44032]``.
+      bank: float32 tensor ``[n]``, ``n >= 44032``: background recordings, concatenated.
+      rng: a ``tf.random.Generator``.
+      snr_db: ``(low, high)``: each window's signal-to-noise ratio in dB (by RMS), drawn uniformly.
+      probability: the chance that a window gets noise at all.
+
+    Returns:
+      float32 tensor ``[batch, 44032]``.
+    """
+    import tensorflow as tf
+
+    batch = tf.shape(x)[0]
+    starts = rng.uniform([batch], 0, tf.size(bank, out_type=tf.int64) - WAVEFORM_LENGTH + 1, dtype=tf.int64)
+    noise = tf.gather(bank, starts[:, None] + tf.range(WAVEFORM_LENGTH, dtype=tf.int64)[None, :])
+    low, high = snr_db
+    snr = rng.uniform([batch, 1], low, high) if high > low else tf.fill([batch, 1], float(low))
+    rms = lambda v: tf.sqrt(tf.reduce_mean(tf.square(v), axis=1, keepdims=True))  # noqa: E731
+    gain = rms(x) / (rms(noise) + 1e-12) * tf.pow(10.0, -snr / 20.0)
+    on = tf.cast(rng.uniform([batch, 1]) < probability, tf.float32)
+    return x + on * gain * noise
+
+
+def batch_masks(spectrograms, rng, *, count: int, max_width: int, axis: int):
+    """Zero ``count`` random stripes of width ``0..max_width`` of each spectrogram (SpecAugment's masks).
+
+    Args:
+      spectrograms: float32 tensor ``[batch, 43, 232, 1]``.
+      rng: a ``tf.random.Generator``.
+      count: stripes per spectrogram.
+      max_width: the widest stripe, in frames (``axis=1``, time) or bins (``axis=2``, frequency).
+      axis: 1 or 2.
+
+    Returns:
+      float32 tensor ``[batch, 43, 232, 1]``.
+    """
+    import tensorflow as tf
+
+    size = spectrograms.shape[axis]
+    batch = tf.shape(spectrograms)[0]
+    keep = tf.ones([batch, size])
+    for _ in range(count):
+        width = rng.uniform([batch, 1], 0, max_width + 1, dtype=tf.int32)
+        start = tf.cast(tf.floor(rng.uniform([batch, 1]) * tf.cast(size - width + 1, tf.float32)), tf.int32)
+        pos = tf.range(size)[None, :]
+        keep *= 1.0 - tf.cast((pos >= start) & (pos < start + width), tf.float32)
+    shape = [-1, size, 1, 1] if axis == 1 else [-1, 1, size, 1]
+    return spectrograms * tf.reshape(keep, shape)

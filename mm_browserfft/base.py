@@ -42,6 +42,7 @@ __all__ = [
     "default_cache_dir",
     "fetch_tfjs",
     "load_base",
+    "flatten_base",
 ]
 
 NUM_BASE_CLASSES = 20
@@ -263,3 +264,36 @@ def load_base(
     else:
         path = source
     return tfjs.load_tfjs(path, sha256=sha256)
+
+
+def flatten_base(model):
+    """A base as one flat Sequential ending ``dense_1[, dropout], softmax Dense``.
+
+    Accepts the 18w layout (``... dense_1, dropout_2, dense_2``) and Teachable Machine's
+    audio export (``... dense_1`` then a nested Sequential holding ``NewHeadDense``),
+    whose nested head is unpacked.
+
+    Raises:
+      ModelFormatError: any other layout.
+    """
+    import tensorflow as tf
+
+    keras = tf.keras
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        layers += [inner for inner in layer.layers if not isinstance(inner, keras.layers.InputLayer)] if isinstance(
+            layer, keras.Model
+        ) else [layer]
+    names = [layer.name for layer in layers]
+    tail = layers[names.index(EMBEDDING_LAYER) + 1 :] if EMBEDDING_LAYER in names else []
+    kinds = [type(layer).__name__ for layer in tail]
+    if kinds not in (["Dropout", "Dense"], ["Dense"]):
+        raise ModelFormatError(
+            f"the base must end in {EMBEDDING_LAYER}, an optional dropout and a softmax Dense (the 18w model, or a "
+            f"Teachable Machine audio export with its nested head); got layers {names}"
+        )
+    if len(layers) == len(model.layers) and isinstance(model, keras.Sequential):
+        return model
+    return keras.Sequential([keras.Input(shape=SPECTROGRAM_SHAPE), *layers], name=model.name)

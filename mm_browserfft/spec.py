@@ -30,9 +30,9 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 
 import numpy as np
 
-from . import audio, progress
+from . import audio, augment, progress
 from .audio import NOISE_FLOOR_STDDEV
-from .base import EMBEDDING_LAYER
+from .base import EMBEDDING_LAYER, flatten_base
 from .errors import InvalidInputError, ModelFormatError
 from .frontend import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SPECTROGRAM_SHAPE, WAVEFORM_LENGTH, float32_graph
 
@@ -49,37 +49,6 @@ def _keras():
     import tensorflow as tf
 
     return tf.keras
-
-
-def _flat_base(model):
-    """A base as one flat Sequential ending ``dense_1[, dropout], softmax Dense``.
-
-    Accepts the 18w layout (``... dense_1, dropout_2, dense_2``) and Teachable Machine's
-    audio export (``... dense_1`` then a nested Sequential holding ``NewHeadDense``),
-    whose nested head is unpacked.
-
-    Raises:
-      ModelFormatError: any other layout.
-    """
-    keras = _keras()
-    layers = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        layers += [inner for inner in layer.layers if not isinstance(inner, keras.layers.InputLayer)] if isinstance(
-            layer, keras.Model
-        ) else [layer]
-    names = [layer.name for layer in layers]
-    tail = layers[names.index(EMBEDDING_LAYER) + 1 :] if EMBEDDING_LAYER in names else []
-    kinds = [type(layer).__name__ for layer in tail]
-    if kinds not in (["Dropout", "Dense"], ["Dense"]):
-        raise ModelFormatError(
-            f"the base must end in {EMBEDDING_LAYER}, an optional dropout and a softmax Dense (the 18w model, or a "
-            f"Teachable Machine audio export with its nested head); got layers {names}"
-        )
-    if len(layers) == len(model.layers) and isinstance(model, keras.Sequential):
-        return model
-    return keras.Sequential([keras.Input(shape=SPECTROGRAM_SHAPE), *layers], name=model.name)
 
 
 class BrowserFftSpec:
@@ -227,7 +196,7 @@ class BrowserFftSpec:
                 self._base = load_base(os.fspath(self.base_source), sha256=self.base_sha256)
             else:
                 self._base = self.base_source
-            self._base = _flat_base(self._base)
+            self._base = flatten_base(self._base)
         return self._base
 
     @property
@@ -400,45 +369,6 @@ class BrowserFftSpec:
             self._noise_bank = tf.constant(bank)
         return self._noise_bank
 
-    def _mix_background(self, x):
-        import tensorflow as tf
-
-        rng, bank = self._generator(), self._noise()
-        batch = tf.shape(x)[0]
-        starts = rng.uniform([batch], 0, tf.size(bank, out_type=tf.int64) - WAVEFORM_LENGTH + 1, dtype=tf.int64)
-        noise = tf.gather(bank, starts[:, None] + tf.range(WAVEFORM_LENGTH, dtype=tf.int64)[None, :])
-        low, high = self.background_snr_db
-        snr_db = rng.uniform([batch, 1], low, high) if high > low else tf.fill([batch, 1], low)
-        rms = lambda v: tf.sqrt(tf.reduce_mean(tf.square(v), axis=1, keepdims=True))  # noqa: E731
-        gain = rms(x) / (rms(noise) + 1e-12) * tf.pow(10.0, -snr_db / 20.0)
-        on = tf.cast(rng.uniform([batch, 1]) < self.background_prob, tf.float32)
-        return x + on * gain * noise
-
-    def _time_shift(self, x):
-        import tensorflow as tf
-
-        limit = int(round(self.time_shift_s * SAMPLE_RATE))
-        shift = self._generator().uniform([tf.shape(x)[0], 1], -limit, limit + 1, dtype=tf.int32)
-        source = tf.range(WAVEFORM_LENGTH)[None, :] - shift
-        inside = tf.cast((source >= 0) & (source < WAVEFORM_LENGTH), tf.float32)
-        return tf.gather(x, tf.clip_by_value(source, 0, WAVEFORM_LENGTH - 1), batch_dims=1) * inside
-
-    def _masks(self, spectrograms, count: int, max_width: int, axis: int):
-        """Zero ``count`` random stripes of width 0..max_width along ``axis`` (1 = time, 2 = frequency)."""
-        import tensorflow as tf
-
-        rng = self._generator()
-        size = spectrograms.shape[axis]
-        batch = tf.shape(spectrograms)[0]
-        keep = tf.ones([batch, size])
-        for _ in range(count):
-            width = rng.uniform([batch, 1], 0, max_width + 1, dtype=tf.int32)
-            start = tf.cast(tf.floor(rng.uniform([batch, 1]) * tf.cast(size - width + 1, tf.float32)), tf.int32)
-            pos = tf.range(size)[None, :]
-            keep *= 1.0 - tf.cast((pos >= start) & (pos < start + width), tf.float32)
-        shape = [-1, size, 1, 1] if axis == 1 else [-1, 1, size, 1]
-        return spectrograms * tf.reshape(keep, shape)
-
     def featurize(self, waveforms, *, is_training: bool = False):
         """Waveform windows to model inputs.
 
@@ -463,11 +393,13 @@ class BrowserFftSpec:
             self._floor = NoiseFloorLayer()
         x = tf.reshape(tf.cast(waveforms, tf.float32), [-1, WAVEFORM_LENGTH])
         if is_training:
+            rng = self._generator()
             if self.time_shift_s:
-                x = self._time_shift(x)
+                x = augment.batch_time_shift(x, rng, max_samples=int(round(self.time_shift_s * SAMPLE_RATE)))
             if self.background_noise:
-                x = self._mix_background(x)
-            x = x + TRAINING_NOISE_STDDEV * self._generator().normal(tf.shape(x))
+                x = augment.batch_background_mix(x, self._noise(), rng, snr_db=self.background_snr_db,
+                                                 probability=self.background_prob)  # fmt: skip
+            x = x + TRAINING_NOISE_STDDEV * rng.normal(tf.shape(x))
         else:
             x = self._floor(x)
         # tf.data traces the front end's float32 graph (the one exported to TFLite): the
@@ -475,9 +407,11 @@ class BrowserFftSpec:
         with float32_graph():
             spectrograms = self._frontend(x)
         if is_training and self.time_masks:
-            spectrograms = self._masks(spectrograms, self.time_masks, self.time_mask_frames, axis=1)
+            spectrograms = augment.batch_masks(spectrograms, self._generator(), count=self.time_masks,
+                                               max_width=self.time_mask_frames, axis=1)  # fmt: skip
         if is_training and self.freq_masks:
-            spectrograms = self._masks(spectrograms, self.freq_masks, self.freq_mask_bins, axis=2)
+            spectrograms = augment.batch_masks(spectrograms, self._generator(), count=self.freq_masks,
+                                               max_width=self.freq_mask_bins, axis=2)  # fmt: skip
         return spectrograms
 
     def split_waveform(self, waveform: np.ndarray) -> np.ndarray:

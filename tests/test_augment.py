@@ -1,4 +1,4 @@
-"""Waveform augmentation: what each transform does to a signal, measured on the signal."""
+"""Augmentation: what each transform does to a signal, measured on the signal (one clip in NumPy, batches in TensorFlow)."""
 
 import numpy as np
 import pytest
@@ -111,3 +111,55 @@ def test_partial_word_keeps_only_the_start_or_the_end_of_the_word_at_a_window_ed
         rest = window[: loud[0]] if at_end else window[loud[-1] + 1 :]
         assert np.sqrt(np.mean(rest[:-441] ** 2 if at_end else rest[441:] ** 2)) == pytest.approx(0.001, rel=0.1)  # the fill, at the clip's level
     assert seen == {True, False}  # windows sliding onto the word and off it
+
+
+# ---------------------------------------------------------------- batches, in TensorFlow
+
+
+def test_batch_time_shift_moves_each_window_by_whole_samples_within_the_limit_and_zero_fills():
+    import tensorflow as tf
+
+    windows = np.zeros((16, WAVEFORM_LENGTH), np.float32)
+    windows[:, 20_000] = 1.0
+    shifted = augment.batch_time_shift(tf.constant(windows), tf.random.Generator.from_seed(0), max_samples=441).numpy()
+    where = [np.flatnonzero(row) for row in shifted]
+    assert all(len(w) == 1 for w in where) and shifted.sum() == 16  # each click moved whole, nothing else
+    moves = np.array([w[0] for w in where]) - 20_000
+    assert np.abs(moves).max() <= 441 and len(set(moves)) > 8  # per window, within the limit
+    edge = np.zeros((1, WAVEFORM_LENGTH), np.float32)
+    edge[0, -10:] = 1.0  # samples shifted out are gone, the vacated part is zero
+    out = augment.batch_time_shift(tf.constant(np.repeat(edge, 32, 0)), tf.random.Generator.from_seed(1), max_samples=20).numpy()
+    assert set(out.sum(axis=1)) <= set(range(11)) and (out.sum(axis=1) < 10).any()
+
+
+def test_batch_background_mix_puts_noise_at_the_drawn_snr_into_the_chosen_share_of_windows():
+    import tensorflow as tf
+
+    tone = np.tile(_tone(WAVEFORM_LENGTH / SAMPLE_RATE), (400, 1))[:, :WAVEFORM_LENGTH]
+    bank = tf.constant(np.random.default_rng(0).normal(0, 0.1, 3 * WAVEFORM_LENGTH).astype(np.float32))
+    rng = tf.random.Generator.from_seed(0)
+    added = augment.batch_background_mix(tf.constant(tone), bank, rng, snr_db=(5.0, 15.0), probability=0.25).numpy() - tone
+    power = np.mean(added**2, axis=1)
+    mixed = power > 0
+    snr = 10 * np.log10(np.mean(tone**2, axis=1)[mixed] / power[mixed])
+    assert 0.18 < mixed.mean() < 0.32  # a quarter of the windows, drawn per window
+    assert 5.0 - 0.01 < snr.min() and snr.max() < 15.0 + 0.01 and snr.std() > 2.0  # uniform in 5-15 dB
+    fixed = augment.batch_background_mix(tf.constant(tone[:8]), bank, rng, snr_db=(10.0, 10.0), probability=1.0)
+    added = fixed.numpy() - tone[:8]
+    np.testing.assert_allclose(10 * np.log10(np.mean(tone[:8] ** 2, axis=1) / np.mean(added**2, axis=1)), 10.0, atol=0.01)
+
+
+def test_batch_masks_zero_stripes_no_wider_than_asked_along_their_axis():
+    import tensorflow as tf
+
+    spectrograms = tf.ones([64, 43, 232, 1])
+    rng = tf.random.Generator.from_seed(0)
+    time = augment.batch_masks(spectrograms, rng, count=1, max_width=10, axis=1).numpy()
+    zero_frames = (time == 0).all(axis=(2, 3)).sum(axis=1)
+    assert zero_frames.max() == 10  # up to the widest asked (seeded: 64 draws of 0-10 reach it), never wider
+    assert ((time == 0).any(axis=(2, 3)) == (time == 0).all(axis=(2, 3))).all()  # whole frames, never parts
+    assert len(set(zero_frames)) > 5  # widths drawn per spectrogram
+    freq = augment.batch_masks(spectrograms, rng, count=2, max_width=30, axis=2).numpy()
+    zero_bins = (freq == 0).all(axis=(1, 3)).sum(axis=1)
+    assert zero_bins.max() <= 60 and zero_bins.max() > 30  # two stripes, overlapping or not
+    assert ((freq == 0).any(axis=(1, 3)) == (freq == 0).all(axis=(1, 3))).all()
