@@ -226,10 +226,22 @@ class DecisionRule:
     def __init__(self, labels: Sequence[str], options: ListeningOptions) -> None:
         self.labels = list(labels)
         self.options = options
-        self._fires = np.array([options.include_non_words or is_word(l) for l in self.labels])
-        if not self._fires.any():
-            raise InvalidInputError(f"no label can fire: {self.labels} are all non-words")
         self.reset()
+        self.set_options(options)
+
+    def set_options(self, options: ListeningOptions) -> None:
+        """Decide with ``options`` from the next window on.
+
+        The scores being averaged are kept (averaged over the new ``average_ms``), and so is
+        the time each word last fired, unless the ``decision`` changes: a word heard just
+        before stays suppressed.
+        """
+        fires = np.array([options.include_non_words or is_word(l) for l in self.labels])
+        if not fires.any():
+            raise InvalidInputError(f"no label can fire: {self.labels} are all non-words")
+        if self.options.decision != options.decision:
+            self._last_fire_s.clear()
+        self.options, self._fires = options, fires
 
     def reset(self) -> None:
         """Forget the averaging history and the last detections."""
@@ -315,6 +327,16 @@ class Recognizer:
         self.rule = DecisionRule(self.labels, options)
         self.reset()
 
+    def set_options(self, options: ListeningOptions) -> None:
+        """Listen on with ``options``: the stream goes on (its time, buffered audio, resampler).
+
+        The next window starts one old hop after the last (then windows are ``options``'
+        hop apart); the decision keeps its history (:meth:`DecisionRule.set_options`). A
+        page's slider can thus move while it listens without losing audio or time.
+        """
+        self.rule.set_options(options)
+        self.options = options
+
     def reset(self) -> None:
         """Start a new stream (time 0, empty buffer, no history)."""
         import soxr
@@ -339,15 +361,23 @@ class Recognizer:
         Raises:
           InvalidInputError: several channels (mix them to mono first), or NaN / Inf samples.
         """
-        x = np.asarray(samples, np.float32)
-        if x.ndim > 2 or (x.ndim == 2 and x.shape[1] != 1):
-            raise InvalidInputError(f"the recogniser takes mono audio [n] or [n, 1], got an array of shape {x.shape}")
-        x = x.reshape(-1)
-        if x.size and not np.all(np.isfinite(x)):
-            raise InvalidInputError("audio fed to the recogniser holds NaN or Inf samples")
+        x = _mono(samples)
         if self._resampler is not None:
             x = self._resampler.resample_chunk(x)
         return self._consume(x)
+
+    def listen_file(self, path: "os.PathLike[str] | str") -> List[Detection]:
+        """Every detection in one audio file, heard as a new stream (times from 0).
+
+        The file is decoded straight to 44.1 kHz, in blocks, whatever :attr:`sample_rate`
+        the recogniser takes from :meth:`feed`: a recogniser made for an 8 kHz microphone
+        hears a 44.1 kHz file at its full bandwidth.
+        """
+        self.reset()
+        out: List[Detection] = []
+        for block in iter_audio_blocks(path, sample_rate=SAMPLE_RATE):
+            out += self._consume(_mono(block))
+        return out + self.finish()
 
     def finish(self) -> List[Detection]:
         """End of stream: flush the resampler; a stream shorter than one window is heard once, padded.
@@ -390,10 +420,11 @@ def listen_file(
     options: Optional[ListeningOptions] = None,
     **overrides,
 ) -> List[Detection]:
-    """Every detection in one audio file (decoded and resampled in blocks: bounded memory).
+    """Every detection in one audio file (decoded to 44.1 kHz in blocks: bounded memory).
 
     ``model``, ``labels``, ``options`` and overrides as for :class:`Recognizer`; or a
-    :class:`Recognizer`, which listens with its own settings (then give none of them).
+    :class:`Recognizer`, which listens with its own settings (then give none of them;
+    see :meth:`Recognizer.listen_file`).
 
     Raises:
       InvalidInputError: a :class:`Recognizer` given with labels, options or overrides.
@@ -401,14 +432,23 @@ def listen_file(
     if isinstance(model, Recognizer):
         if labels is not None or options is not None or overrides:
             raise InvalidInputError("a Recognizer listens with its own labels and options: give them to it, not here")
-        recognizer = model
-    else:
-        recognizer = Recognizer(model, labels=labels, options=options, **overrides)
-    recognizer.reset()
-    out: List[Detection] = []
-    for block in iter_audio_blocks(path, sample_rate=recognizer.sample_rate):
-        out += recognizer.feed(block)
-    return out + recognizer.finish()
+        return model.listen_file(path)
+    return Recognizer(model, labels=labels, options=options, **overrides).listen_file(path)
+
+
+def _mono(samples: np.ndarray) -> np.ndarray:
+    """float32 ``[n]`` from mono samples ``[n]`` or ``[n, 1]``.
+
+    Raises:
+      InvalidInputError: several channels (mix them to mono first), or NaN / Inf samples.
+    """
+    x = np.asarray(samples, np.float32)
+    if x.ndim > 2 or (x.ndim == 2 and x.shape[1] != 1):
+        raise InvalidInputError(f"the recogniser takes mono audio [n] or [n, 1], got an array of shape {x.shape}")
+    x = x.reshape(-1)
+    if x.size and not np.all(np.isfinite(x)):
+        raise InvalidInputError("audio fed to the recogniser holds NaN or Inf samples")
+    return x
 
 
 

@@ -133,13 +133,31 @@ def test_chunked_feeding_at_16_khz_equals_the_whole_file(model, spoken_file):
     assert max(held) < 2 * WAVEFORM_LENGTH  # bounded memory: under two windows held, for a 30 s stream
 
 
-def test_a_recogniser_given_to_listen_file_hears_the_file_at_its_own_rate(model, spoken_file):
+def test_a_recogniser_given_to_listen_file_hears_the_whole_band_whatever_rate_it_is_fed(model, spoken_file):
     whole = listen_file(model, spoken_file, probability_threshold=0.6)
-    at_16k = Recognizer(model, sample_rate=16000, probability_threshold=0.6)
-    heard = listen_file(at_16k, spoken_file)
+    at_8k = Recognizer(model, sample_rate=8000, probability_threshold=0.6)  # made for a telephone-band microphone
+    heard = listen_file(at_8k, spoken_file)  # the 16 kHz file is decoded to 44.1 kHz, not through 8 kHz
     assert [(d.label, d.start_s, d.end_s) for d in heard] == [(d.label, d.start_s, d.end_s) for d in whole]
+    assert np.allclose([d.score for d in heard], [d.score for d in whole], atol=1e-6)
+    assert at_8k.sample_rate == 8000 and at_8k.buffered_samples == 0  # still fed at 8 kHz, from a new stream
     with pytest.raises(InvalidInputError, match="own labels and options"):
-        listen_file(at_16k, spoken_file, probability_threshold=0.9)  # would be silently ignored
+        listen_file(at_8k, spoken_file, probability_threshold=0.9)  # would be silently ignored
+
+
+def test_options_changed_mid_stream_apply_from_then_on_without_losing_time_or_audio(model, spoken, spoken_file):
+    events = spoken[0].events
+    switch_s = (events[3].end_s + events[4].start_s) / 2  # between two words, over a second from each
+    assert events[4].start_s - events[3].end_s > 2.0
+    strict = listen_file(model, spoken_file, probability_threshold=0.95)
+    loose = listen_file(model, spoken_file, probability_threshold=0.6)
+    audio, rate = sf.read(spoken_file, dtype="float32")
+    recognizer = Recognizer(model, sample_rate=rate, probability_threshold=0.95)
+    heard = recognizer.feed(audio[: int(switch_s * rate)])
+    recognizer.set_options(ListeningOptions(probability_threshold=0.6))
+    heard += recognizer.feed(audio[int(switch_s * rate) :]) + recognizer.finish()
+    expected = [d for d in strict if d.end_s < switch_s] + [d for d in loose if d.end_s > switch_s]
+    assert len(loose) > len([d for d in strict if d.end_s > switch_s])  # the switch matters
+    assert [(d.label, d.start_s, d.end_s) for d in heard] == [(d.label, d.start_s, d.end_s) for d in expected]
 
 
 def test_after_finish_the_recogniser_hears_a_new_stream_from_time_zero(model, spoken_file):

@@ -177,6 +177,110 @@ def test_uploads_are_validated_limited_and_kept_as_ordinary_audio_folders(studio
     assert status == 400 and "epochs" in body["error"]
 
 
+def test_an_unreadable_zip_member_is_refused_by_name(studio):
+    assert studio.post_json("/api/projects", {"name": "p", "words": ["yes"]})[0] == 201
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("yes/good.wav", _wav_bytes())
+        z.writestr("yes/bad.wav", _wav_bytes())
+    damaged = bytearray(buffer.getvalue())
+    at = damaged.rindex(b"data")  # the last member's samples: its CRC no longer matches
+    damaged[at + 100] ^= 0xFF
+    status, body = studio.upload("/api/projects/p/clips", [("words.zip", bytes(damaged))])
+    assert status == 400 and "'yes/bad.wav' of 'words.zip' cannot be read" in body["error"], body
+    assert sum(1 for _ in (studio.workspace / "p" / "data" / "yes").iterdir()) == 0  # all or nothing
+
+
+def _with_model(studio, name: str, export: pathlib.Path) -> None:
+    """A project named ``name`` whose model is a copy of ``export`` (as training leaves it)."""
+    import shutil
+
+    if not (studio.workspace / name).is_dir():
+        assert studio.post_json("/api/projects", {"name": name, "words": ["yes"]})[0] == 201
+    model = studio.workspace / name / "model"
+    if model.exists():
+        shutil.rmtree(model)
+    shutil.copytree(export, model, copy_function=shutil.copy)  # new files, as an export writes them
+
+
+def test_live_listening_keeps_its_stream_when_a_slider_moves_and_starts_anew_on_a_new_model(studio, cli_trained, cli_words):
+    from mm_browserfft.predict import TFLitePredictor
+
+    _with_model(studio, "p", cli_trained[0])
+    predictor = TFLitePredictor(cli_trained[0] / "model.tflite")
+    rate = 16000
+    silence = sf.read(next((cli_words / "test" / "_silence_").iterdir()), dtype="float32")[0]
+    yes = next(x for x in (sf.read(c, dtype="float32")[0] for c in sorted((cli_words / "test" / "yes").iterdir()))
+               if predictor.labels[int(np.argmax(predictor.predict(_window(x, rate))))] == "yes")  # fmt: skip
+    stream = np.concatenate([silence, silence, yes, silence, silence])  # 5 s, "yes" at 2-3 s
+
+    def listen(threshold: float) -> list:
+        heard = []
+        for start in range(0, stream.size, rate // 2):  # half a second per request, as the page sends
+            status, body = studio.request("POST", f"/api/projects/p/listen?session=a&rate={rate}&threshold={threshold}",
+                                          body=stream[start : start + rate // 2].tobytes())  # fmt: skip
+            assert status == 200, body
+            heard += body["detections"]
+        return heard
+
+    first = listen(0.5)
+    assert [d["label"] for d in first] == ["yes"] and 2.0 < first[0]["end_s"] < 4.0
+    moved = listen(0.45)  # the slider moved: the same stream goes on, five seconds later
+    assert [d["label"] for d in moved] == ["yes"] and moved[0]["end_s"] == pytest.approx(first[0]["end_s"] + 5.0, abs=0.1)
+    _with_model(studio, "p", cli_trained[0])  # training exported a model again
+    again = listen(0.45)
+    assert [d["label"] for d in again] == ["yes"] and again[0]["end_s"] == pytest.approx(first[0]["end_s"], abs=0.1)
+
+
+def _window(x: np.ndarray, rate: int) -> np.ndarray:
+    from mm_browserfft.audio import resample, split_windows
+
+    return split_windows(resample(x, rate, 44100), pad_short=True)[:1]
+
+
+def test_bad_listening_requests_are_refused_not_failed(studio, cli_trained):
+    _with_model(studio, "p", cli_trained[0])
+    quiet = np.zeros(8000, np.float32).tobytes()
+    for query, body in (("threshold=2", quiet), ("threshold=nan", quiet), ("overlap=1", quiet), ("rate=100", quiet),
+                        ("suppression_ms=-5", quiet), ("", np.full(8000, np.nan, np.float32).tobytes())):  # fmt: skip
+        status, answer = studio.request("POST", f"/api/projects/p/listen?rate=16000&{query}", body=body)
+        assert status == 400 and answer["error"], (query, answer)
+
+
+def test_downloads_of_a_project_named_in_any_script_are_named_after_it(studio, cli_trained):
+    _with_model(studio, "日本語 words", cli_trained[0])
+    status, data = studio.request("GET", "/api/projects/%E6%97%A5%E6%9C%AC%E8%AA%9E%20words/download/report")
+    assert status == 200 and "report.md" in zipfile.ZipFile(io.BytesIO(data)).namelist()
+    req = urllib.request.Request(studio.base + "/api/projects/%E6%97%A5%E6%9C%AC%E8%AA%9E%20words/download/report",
+                                 headers={"X-Studio-Token": studio.token})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=60) as response:
+        disposition = response.headers["content-disposition"]
+    assert "filename*=utf-8''%E6%97%A5%E6%9C%AC%E8%AA%9E%20words-report.zip" in disposition
+
+
+def test_a_project_deleted_while_it_trains_stays_deleted(studio):
+    assert studio.post_json("/api/projects", {"name": "p", "words": list(WORDS[:2])})[0] == 201
+    for word in WORDS[:2]:
+        clips = [(c.name, c.read_bytes()) for c in real_clips(word, 20)]
+        assert studio.upload(f"/api/projects/p/clips?label={word}", clips)[0] == 201
+    assert studio.post_json("/api/projects/p/train", {"epochs": 500, "for_listening": False})[0] == 202
+    deadline, seen = time.monotonic() + 300, {}
+    state = {"state": "running"}
+    while len(seen) < 2 and state["state"] == "running" and time.monotonic() < deadline:  # two epochs: backups written
+        time.sleep(0.2)
+        state = studio.request("GET", "/api/projects/p/train")[1]
+        seen.setdefault(len(state["epochs"]), time.monotonic())
+        seen.pop(0, None)
+    assert len(seen) >= 2, state
+    epoch_s = max(seen.values()) - min(seen.values())
+    assert studio.request("DELETE", "/api/projects/p")[0] == 200
+    time.sleep(max(5.0, 3 * epoch_s))  # time for several more epochs, had it gone on
+    assert "p" not in studio.request("GET", "/api/projects")[1]["projects"]
+    assert not (studio.workspace / "p").exists()
+    assert studio.post_json("/api/projects", {"name": "p", "words": ["yes"]})[0] == 201
+    assert studio.request("GET", "/api/projects/p")[1]["training"] is None  # a new project: no old run's state
+
+
 def test_names_are_checked_not_rewritten(tmp_path):
     for good in ("yes", "Hey Siri", "_background_noise_", "日本"):
         assert safe_name(good, what="label") == good

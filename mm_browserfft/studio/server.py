@@ -20,11 +20,12 @@ import pathlib
 import secrets
 import threading
 import zipfile
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
+from urllib.parse import quote
 
 import numpy as np
 
-from ..errors import BrowserFftError
+from ..errors import BrowserFftError, InvalidInputError
 from ..listen import NOISE_LABELS, ListeningOptions, read_listening_options
 from .jobs import TrainingJob, read_report
 from .workspace import Limits, StudioError, Workspace, safe_name
@@ -51,13 +52,26 @@ def _listening_settings(tflite: pathlib.Path) -> Optional[Dict]:
         return None
     return None if options is None else options.as_dict()
 
+
+def _file_stamp(path: pathlib.Path) -> Tuple[int, int, int]:
+    """``(inode, size, mtime_ns)`` of a file: changes when a new model is exported over it."""
+    info = path.stat()
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _attachment(filename: str) -> str:
+    """A ``Content-Disposition`` for ``filename``, any characters (RFC 6266: an ASCII fallback and UTF-8)."""
+    fallback = filename.encode("ascii", "replace").decode("ascii").replace('"', "_").replace("?", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=utf-8''{quote(filename)}"
+
+
 class _Studio:
     """The state behind the routes: the workspace, training jobs, live recognisers."""
 
     def __init__(self, workspace: Workspace, limits: Limits) -> None:
         self.workspace, self.limits = workspace, limits
         self.jobs: Dict[str, TrainingJob] = {}
-        self.listeners: Dict[str, object] = {}
+        self.listeners: Dict[str, Tuple[Tuple[int, int, int], object]] = {}  # key -> (model file stamp, Recognizer)
         self.lock = threading.Lock()
 
     def summary(self, name: str) -> Dict:
@@ -88,7 +102,7 @@ class _Studio:
                 raise StudioError("training needs clips of at least two labels")
             if not 1 <= epochs <= 500:
                 raise StudioError(f"epochs must be in 1..500, got {epochs}")
-            self.listeners = {k: v for k, v in self.listeners.items() if not k.startswith(f"{name}\0")}
+            self._drop_listeners(name)
             noise = next((project.data_dir / label for label in labels if label in NOISE_LABELS), None)
             job = TrainingJob(project.data_dir, project.model_dir, epochs=epochs, train_whole_model=whole_model,
                               partial_word_negatives=0.5 if for_listening else 0.0, labels=labels,
@@ -106,15 +120,32 @@ class _Studio:
             raise StudioError(f"project {name!r} has no trained model yet")
         key = f"{name}\0{safe_name(session, what='session')}"
         wanted = ListeningOptions(**options)
+        model = _file_stamp(tflite)
         with self.lock:
-            recognizer = self.listeners.get(key)
-            if recognizer is None or recognizer.options != wanted or recognizer.sample_rate != rate:
+            stamp, recognizer = self.listeners.get(key, (None, None))
+            if recognizer is None or stamp != model or recognizer.sample_rate != rate:  # a new model: a new stream
                 if len(self.listeners) >= _MAX_LISTENERS:
                     self.listeners.pop(next(iter(self.listeners)))
                 recognizer = Recognizer(os.fspath(tflite), sample_rate=rate, options=wanted)
-                self.listeners[key] = recognizer
+                self.listeners[key] = (model, recognizer)
+            elif recognizer.options != wanted:  # a slider moved: the stream goes on
+                recognizer.set_options(wanted)
         detections = recognizer.feed(samples)
         return {"detections": [d.as_dict() for d in detections]}
+
+    def delete(self, name: str) -> None:
+        """Delete a project: its training is stopped first and its listeners dropped."""
+        project = self.workspace.project(name)
+        with self.lock:
+            job = self.jobs.pop(name, None)
+            self._drop_listeners(name)
+        if job is not None:
+            job.cancel()
+            job.wait(timeout=60)  # the child must not write the model back after the folder is gone
+        self.workspace.delete_project(project.name)
+
+    def _drop_listeners(self, name: str) -> None:
+        self.listeners = {k: v for k, v in self.listeners.items() if not k.startswith(f"{name}\0")}
 
 
 def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limits = Limits()):
@@ -168,7 +199,7 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
     async def project(request):
         name = request.path_params["project"]
         if request.method == "DELETE":
-            studio.workspace.delete_project(name)
+            studio.delete(name)
             return JSONResponse({"deleted": name})
         return JSONResponse(studio.summary(name))
 
@@ -250,7 +281,7 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
                 if path.is_file() and (keep is None or rel.parts[0] in keep):
                     archive.write(path, rel.as_posix())
         return Response(buffer.getvalue(), media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{project.name}-{what}.zip"'})  # fmt: skip
+                        headers={"Content-Disposition": _attachment(f"{project.name}-{what}.zip")})  # fmt: skip
 
     async def refused(request, exc):
         return JSONResponse({"error": str(exc)}, status_code=400)
@@ -271,7 +302,7 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
         Mount("/static", StaticFiles(directory=STATIC_DIR)),
     ]
     return Starlette(routes=routes, middleware=[Middleware(TokenGate)],
-                     exception_handlers={StudioError: refused, BrowserFftError: failed})  # fmt: skip
+                     exception_handlers={InvalidInputError: refused, BrowserFftError: failed})  # fmt: skip
 
 
 def serve(workspace: "os.PathLike[str] | str", *, host: str = "127.0.0.1", port: int = 8765,

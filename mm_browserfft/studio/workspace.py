@@ -23,6 +23,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..audio import AUDIO_EXTENSIONS, load_audio
@@ -187,7 +188,11 @@ class Project:
             total += info.file_size
             if info.file_size > limits.file_bytes or total > limits.total_bytes:
                 raise StudioError(f"refused {name!r}: it unpacks to more than {limits.total_bytes} bytes")
-            out.append((safe_name(member_label, what="label"), _audio_name(base), archive.read(info)))
+            try:
+                content = archive.read(info)
+            except (RuntimeError, NotImplementedError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as exc:
+                raise StudioError(f"zip member {info.filename!r} of {name!r} cannot be read: {exc}") from exc
+            out.append((safe_name(member_label, what="label"), _audio_name(base), content))
         return out
 
 
