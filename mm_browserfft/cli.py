@@ -40,6 +40,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32), got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in [0, 65535], got {text}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -67,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--export", dest="export_dir", type=pathlib.Path, default=pathlib.Path("mm_browserfft_demo"),
                       help="output folder (default %(default)s)")
     demo.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the split and of training (default %(default)s)")
+    demo.add_argument("--seed", type=_seed, default=0, help="seed of the split and of training (default %(default)s)")
 
     evaluate = sub.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a model")
     evaluate.add_argument("model", type=pathlib.Path, help=".tflite file or SavedModel folder")
@@ -85,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="--streaming: add background-only audio until the recordings last this long")
     evaluate.add_argument("--budget", type=_non_negative, default=1.0, help="--streaming: false accepts per hour allowed")
     evaluate.add_argument("--det-plot", type=pathlib.Path, help="--streaming: write the DET curve here (PNG)")
-    evaluate.add_argument("--seed", type=int, default=0, help="--streaming: seed of the recordings")
+    evaluate.add_argument("--seed", type=_seed, default=0, help="--streaming: seed of the recordings")
     _add_listening_options(evaluate)
 
     listen = sub.add_parser("listen", help="detect words in recordings as the browser recogniser does")
@@ -98,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", type=pathlib.Path, help=".tflite file or SavedModel folder")
     predict.add_argument("files", type=pathlib.Path, nargs="+", help="clips or recordings (any format and sample rate)")
     predict.add_argument("--top-k", type=_positive_int, default=3, help="classes shown per window (default %(default)s)")
-    predict.add_argument("--hop", type=float, default=0.5, help="seconds between windows of long recordings")
+    predict.add_argument("--hop", type=_positive, default=0.5, help="seconds between windows of long recordings")
     predict.add_argument("--threshold", type=float, default=0.0, help="only report windows whose best score >= this")
     predict.add_argument("--json", action="store_true", help="print JSON")
 
@@ -110,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     studio = sub.add_parser("studio", help="a local web page: record or upload words, train, try live, download")
     studio.add_argument("--workspace", type=pathlib.Path, default=pathlib.Path("mm_browserfft_studio"),
                         help="folder of the projects, one folder of audio files each (default %(default)s)")
-    studio.add_argument("--port", type=int, default=8765, help="port to serve on, 0 for any free one (default %(default)s)")
+    studio.add_argument("--port", type=_port, default=8765, help="port to serve on, 0 for any free one (default %(default)s)")
     studio.add_argument("--host", default="127.0.0.1",
                         help="address to bind; anything but 127.0.0.1 lets other machines reach it (default %(default)s)")
 
@@ -173,7 +194,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantization", choices=("none", "dynamic", "float16", "int8"), default="none",
                    help="post-training quantization of the .tflite; int8 calibrates on training clips (default %(default)s)")
     p.add_argument("--background-noise", type=pathlib.Path, help="folder of noise recordings mixed into training")
-    p.add_argument("--time-shift", type=float, default=0.0, help="max random shift in seconds (training)")
+    p.add_argument("--time-shift", type=_non_negative, default=0.0, help="max random shift in seconds (training)")
     p.add_argument("--spec-augment", action="store_true", help="SpecAugment time/frequency masks (training)")
     p.add_argument("--partial-word-negatives", type=_probability, default=0.0, metavar="SHARE",
                    help="share of each word's clips that also give a window holding only its start or end, taught "
@@ -191,7 +212,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen-budget", type=_non_negative, default=CALIBRATION_BUDGET,
                    help="false accepts per hour allowed (at 80%% confidence) when the listening threshold is calibrated "
                         "on the test clips (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the splits and of training (default %(default)s)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the splits and of training (default %(default)s)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -339,26 +360,28 @@ def _cmd_listen(args) -> int:
 def _cmd_predict(args) -> int:
     from .predict import load_predictor, stream_predictions
 
-    predictor = load_predictor(args.model)
-    results = []
     for path in args.files:
         if not path.is_file():
             raise InvalidInputError("no such audio file", path=path)
-        windows = [
-            {"start_s": round(d.start_s, 3), "end_s": round(d.end_s, 3),
-             "top_k": [{"label": label, "score": score} for label, score in d.top_k]}
-            for d in stream_predictions(predictor, path, hop_s=args.hop, top_k=args.top_k)
-            if d.top_k[0][1] >= args.threshold
-        ]
-        results.append({"file": os.fspath(path), "windows": windows})
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for item in results:
-            print(item["file"])
-            for w in item["windows"]:
-                ranked = ", ".join(f"{t['label']} {t['score']:.3f}" for t in w["top_k"])
-                print(f"  {w['start_s']:8.3f}-{w['end_s']:8.3f} s  {ranked}")
+    predictor = load_predictor(args.model)
+    results = []
+    try:
+        for path in args.files:
+            windows = [
+                {"start_s": round(d.start_s, 3), "end_s": round(d.end_s, 3),
+                 "top_k": [{"label": label, "score": score} for label, score in d.top_k]}
+                for d in stream_predictions(predictor, path, hop_s=args.hop, top_k=args.top_k)
+                if d.top_k[0][1] >= args.threshold
+            ]  # fmt: skip
+            results.append({"file": os.fspath(path), "windows": windows})
+            if not args.json:
+                print(path)
+                for w in windows:
+                    ranked = ", ".join(f"{t['label']} {t['score']:.3f}" for t in w["top_k"])
+                    print(f"  {w['start_s']:8.3f}-{w['end_s']:8.3f} s  {ranked}", flush=True)
+    finally:  # a file that fails (its error names it) still leaves the results of the files before it
+        if args.json and results:
+            print(json.dumps(results, indent=2))
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import pathlib
 from typing import Iterator, List, Optional, Sequence
@@ -47,7 +48,8 @@ class TFLitePredictor(Predictor):
 
     Args:
       model: path of the .tflite file, or its bytes.
-      labels: class names; read from the model's metadata when omitted.
+      labels: class names, one per output; read from the model's metadata when omitted; ``()``
+        for a model run without names (its classes are then called ``"0"``, ``"1"``, ...).
       num_threads: interpreter threads (1 gives the single-thread latency the benchmarks report).
     """
 
@@ -63,11 +65,20 @@ class TFLitePredictor(Predictor):
             raise ModelFormatError(f"not a loadable .tflite model ({exc})", path=self.path) from None
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
+        shape = [int(n) for n in self._input["shape"]]
+        if shape != [1, WAVEFORM_LENGTH]:
+            raise ModelFormatError(f"takes input of shape {shape}, not a window of "
+                                   f"[1, {WAVEFORM_LENGTH}] samples: not a browser-FFT waveform model",
+                                   path=self.path)  # fmt: skip
         if labels is None:
             from .metadata import read_labels
 
-            labels = read_labels(content)
-        self.labels = list(labels)
+            try:
+                labels = read_labels(content)
+            except ModelFormatError as exc:
+                raise ModelFormatError(str(exc), path=self.path) from None
+        classes = int(self._output["shape"][-1])
+        self.labels = [str(i) for i in range(classes)] if labels == () else _checked_labels(labels, classes, self.path)
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         x = _check_windows(windows)
@@ -93,9 +104,20 @@ class SavedModelPredictor(Predictor):
             loaded = tf.saved_model.load(self.path)
         except (OSError, ValueError) as exc:
             raise ModelFormatError(f"not a loadable SavedModel ({exc})", path=self.path) from None
+        if "serving_default" not in loaded.signatures:
+            raise ModelFormatError(f"has no serving_default signature (it has {sorted(loaded.signatures)})",
+                                   path=self.path)  # fmt: skip
         self._fn = loaded.signatures["serving_default"]
         self._loaded = loaded
-        self.labels = list(labels) if labels is not None else _labels_beside(pathlib.Path(self.path))
+        spec = self._fn.structured_input_signature[1]
+        shapes = [list(t.shape) for t in spec.values()]
+        if len(shapes) != 1 or shapes[0][-1:] != [WAVEFORM_LENGTH]:
+            raise ModelFormatError(f"takes inputs {shapes}, not windows of [n, {WAVEFORM_LENGTH}] samples",
+                                   path=self.path)  # fmt: skip
+        outputs = list(self._fn.structured_outputs.values())
+        width = outputs[0].shape[-1] if len(outputs) == 1 else None
+        labels = list(labels) if labels is not None else _labels_beside(pathlib.Path(self.path))
+        self.labels = labels if width is None else _checked_labels(labels, int(width), self.path)
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         import tensorflow as tf
@@ -103,6 +125,14 @@ class SavedModelPredictor(Predictor):
         x = _check_windows(windows)
         outputs = self._fn(tf.constant(x))
         return np.asarray(next(iter(outputs.values())), dtype=np.float32)
+
+
+def _checked_labels(labels: Sequence[str], classes: int, path: Optional[str]) -> List[str]:
+    """``labels`` as a list, refused unless there is one per output of the model."""
+    labels = list(labels)
+    if len(labels) != classes:
+        raise ModelFormatError(f"{len(labels)} labels for a model of {classes} outputs", path=path)
+    return labels
 
 
 def _labels_beside(folder: pathlib.Path) -> List[str]:
@@ -209,9 +239,9 @@ def stream_predictions(
     Yields:
       one :class:`WindowPrediction` per window, in time order.
     """
+    if not 0 < hop_s < math.inf or int(round(hop_s * SAMPLE_RATE)) <= 0:
+        raise InvalidInputError(f"hop must be a finite number of seconds > 0, got {hop_s} s")
     hop = int(round(hop_s * SAMPLE_RATE))
-    if hop <= 0:
-        raise InvalidInputError(f"hop must be positive, got {hop_s} s")
     k = max(1, min(top_k, len(predictor.labels)))
     pending = np.zeros(0, np.float32)
     consumed = 0  # samples dropped from the front of `pending`

@@ -24,6 +24,7 @@ Shapes: waveforms ``[batch, 44032]`` float32 at 44.1 kHz, spectrograms
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
@@ -120,8 +121,10 @@ class BrowserFftSpec:
             raise InvalidInputError(f"background_snr_db must be (low, high) with low <= high, got {background_snr_db}")
         if not 0.0 <= background_prob <= 1.0:
             raise InvalidInputError(f"background_prob must be in [0, 1], got {background_prob}")
-        if time_shift_s < 0 or min(time_masks, time_mask_frames, freq_masks, freq_mask_bins) < 0:
-            raise InvalidInputError("time_shift_s and the mask counts and widths must be >= 0")
+        if not 0 <= time_shift_s < math.inf or min(time_masks, time_mask_frames, freq_masks, freq_mask_bins) < 0:
+            raise InvalidInputError("time_shift_s (finite) and the mask counts and widths must be >= 0")
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise InvalidInputError(f"background_snr_db must be finite, got {background_snr_db}")
         if not 0.0 <= partial_word_negatives <= 1.0:
             raise InvalidInputError(f"partial_word_negatives must be in [0, 1], got {partial_word_negatives}")
         if time_mask_frames > NUM_FRAMES or freq_mask_bins > NUM_BINS:
@@ -143,7 +146,8 @@ class BrowserFftSpec:
         self.partial_word_negatives = float(partial_word_negatives)
         self.seed = seed
         self._base = None
-        self._noise_bank = None
+        self._noise_bank = None if self.background_noise is None else _load_noise_bank(self.background_noise)
+        self._noise_tensor = None
         self._rng = None
         self._frontend = None
         self._floor = None
@@ -354,20 +358,14 @@ class BrowserFftSpec:
         return self._rng
 
     def _noise(self):
-        """The background-noise recordings, concatenated: float32 ``[n]`` at 44.1 kHz (loaded once)."""
-        if self._noise_bank is None:
-            import tensorflow as tf
+        """The background-noise recordings, concatenated: a float32 tensor ``[n]`` at 44.1 kHz."""
+        import tensorflow as tf
 
-            from .data import list_audio_files
-
-            parts = [audio.load_audio(path) for path in list_audio_files(self.background_noise)]
-            bank = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-            if bank.size < WAVEFORM_LENGTH:
-                raise InvalidInputError(
-                    f"background noise must hold at least {WAVEFORM_LENGTH} samples at 44.1 kHz, got {bank.size}",
-                )
-            self._noise_bank = tf.constant(bank)
-        return self._noise_bank
+        if self._noise_tensor is None:
+            if self._noise_bank is None:  # background_noise was set after the spec was made
+                self._noise_bank = _load_noise_bank(self.background_noise)
+            self._noise_tensor = tf.constant(self._noise_bank)
+        return self._noise_tensor
 
     def featurize(self, waveforms, *, is_training: bool = False):
         """Waveform windows to model inputs.
@@ -498,3 +496,23 @@ class BrowserFftSpec:
     def __repr__(self) -> str:
         source = self.base_source if isinstance(self.base_source, (str, os.PathLike)) else type(self.base_source).__name__
         return f"BrowserFftSpec(base_model={source!r}, pad_short_clips={self.pad_short_clips}, augments={self.augments})"
+
+
+def _load_noise_bank(folder: str) -> np.ndarray:
+    """The audio files of ``folder``, concatenated: float32 ``[n]`` at 44.1 kHz, ``n >= 44032``.
+
+    Loaded when the spec is made, so that a bad folder is named before any training.
+
+    Raises:
+      DatasetError: the folder is missing, or holds no audio file.
+      AudioDecodeError: a file cannot be decoded.
+      InvalidInputError: the files together are shorter than one window.
+    """
+    from .data import list_audio_files
+
+    parts = [audio.load_audio(path) for path in list_audio_files(folder)]
+    bank = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if bank.size < WAVEFORM_LENGTH:
+        raise InvalidInputError(f"background noise must hold at least {WAVEFORM_LENGTH} samples at 44.1 kHz "
+                                f"(one window), got {bank.size}", path=folder)  # fmt: skip
+    return bank

@@ -139,6 +139,10 @@ def _load_splits(data_dir, opts: TrainingOptions, spec):
                 f"label folders {other.index_to_label} differ from the training folder's {data.index_to_label}",
                 path=folder,
             )
+    for folder, other, what in ((opts.test_dir, test, "test"), (opts.validation_dir, validation, "validation")):
+        if other is not None and other.report.num_clips == 0:
+            raise DatasetError(f"the {what} folder holds no clip of {WAVEFORM_LENGTH} samples ({len(other)} files, "
+                               "each shorter; --pad-short-clips pads them)", path=folder)  # fmt: skip
     test_fraction = 0.0 if test is not None else opts.test_split
     validation_fraction = 0.0 if validation is not None else opts.validation_split
     rest_fraction = test_fraction + validation_fraction
@@ -153,7 +157,17 @@ def _load_splits(data_dir, opts: TrainingOptions, spec):
             test = rest
         else:
             validation = rest
+        validation, test = (_clips_or_none(split, what) for split, what in ((validation, "validation"), (test, "test")))
     return data, train, validation, test
+
+
+def _clips_or_none(split, what: str):
+    """A split that holds clips, else None with a warning (a split of few files may hold none)."""
+    if split is None or split.report.num_clips:
+        return split
+    log.warning(
+        "the %s split holds no clip (%d files, each shorter than a window): no %s data", what, len(split), what)
+    return None
 
 
 def _quantization_config(kind: str, representative):

@@ -71,7 +71,15 @@ def bad_data(tmp_path):
     corrupt = tmp_path / "corrupt"
     shutil.copytree(good, corrupt)
     (corrupt / "no" / "notes.wav").write_text("not audio, just a text file named .wav\n")
-    return {"good": good, "one_class": one_class, "corrupt": corrupt, "text_wav": corrupt / "no" / "notes.wav"}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    short = tmp_path / "short"  # the good clips cut to half a second: no window in them
+    for clip in good.glob("*/*"):
+        samples, rate = sf.read(clip, dtype="float32")
+        (short / clip.parent.name).mkdir(parents=True, exist_ok=True)
+        sf.write(short / clip.parent.name / clip.name, samples[: rate // 2], rate)
+    return {"good": good, "one_class": one_class, "corrupt": corrupt, "text_wav": corrupt / "no" / "notes.wav",
+            "empty": empty, "short": short}
 
 
 # ---------------------------------------------------------------- real subprocesses
@@ -250,6 +258,16 @@ def test_predict_text_output(trained, words):
     assert re.fullmatch(r"\s+0\.000-\s+0\.998 s  \S+ [\d.]+, \S+ [\d.]+", lines[1])
 
 
+def test_predict_keeps_the_results_of_the_files_before_one_that_fails(trained, words, bad_data):
+    clips = sorted((words / "test" / "yes").iterdir())[:2]
+    for as_json in (False, True):
+        code, stdout, stderr = run_cli("predict", trained[0] / "model.tflite", *clips, bad_data["text_wav"],
+                                       *(["--json"] if as_json else []))  # fmt: skip
+        assert code == 2 and os.fspath(bad_data["text_wav"]) in stderr
+        heard = [r["file"] for r in json.loads(stdout)] if as_json else [l for l in stdout.splitlines() if not l.startswith(" ")]
+        assert heard == [os.fspath(c) for c in clips]
+
+
 def test_predict_slides_over_a_long_recording(trained, predictions, tmp_path):
     # Three correctly named words of unseen speakers at 0, 2 and 4 s, digital silence between.
     picks = {}
@@ -348,6 +366,10 @@ def test_quantized_training_without_test_data(bad_data, tmp_path):
         (("train", "{corrupt}", "--export", "{tmp}/out"), "{text_wav}"),
         (("train", "{good}", "--export", "{text_wav}"), "{text_wav}"),
         (("train", "{good}", "--export", "{tmp}/out", "--test-dir", "{one_class}"), "{one_class}"),
+        (("train", "{good}", "--export", "{tmp}/out", "--test-dir", "{short}"), "{short}"),
+        (("train", "{good}", "--export", "{tmp}/out", "--categories", "yes,no,mabye"), "{good}"),
+        (("train", "{good}", "--export", "{tmp}/out", "--background-noise", "{missing}"), "{missing}"),
+        (("train", "{good}", "--export", "{tmp}/out", "--background-noise", "{empty}"), "{empty}"),
         (("evaluate", "{model}", "{missing}"), "{missing}"),
         (("evaluate", "{model}", "{corrupt}"), "{text_wav}"),
         (("evaluate", "{missing}/model.tflite", "{good}"), "{missing}/model.tflite"),
@@ -357,6 +379,7 @@ def test_quantized_training_without_test_data(bad_data, tmp_path):
         (("inspect", "{missing}/model.tflite", "--json"), "{missing}/model.tflite"),
     ],
     ids=["train-missing", "train-one-class", "train-corrupt", "train-export-is-file", "train-test-labels-differ",
+         "train-test-without-clips", "train-unknown-category", "train-background-missing", "train-background-empty",
          "evaluate-missing",
          "evaluate-corrupt", "evaluate-no-model", "predict-missing", "predict-corrupt", "inspect-not-tflite",
          "inspect-missing"],  # fmt: skip
@@ -371,10 +394,37 @@ def test_bad_input_exits_2_naming_the_path(args, culprit, bad_data, trained, tmp
     assert "Traceback" not in stderr
 
 
-def test_bad_options_exit_2():
-    code, _, stderr = run_cli("train", "somewhere", "--export", "out", "--epochs", "0")
-    assert code == 2 and "--epochs: must be a positive integer, got 0" in stderr
+@pytest.mark.parametrize("args, message", [
+    (("train", "somewhere", "--export", "out", "--epochs", "0"), "--epochs: must be a positive integer, got 0"),
+    (("train", "somewhere", "--export", "out", "--seed", "-1"), "--seed: must be an integer in [0, 2**32), got -1"),
+    (("demo", "--seed", "4294967296"), "--seed: must be an integer in [0, 2**32), got 4294967296"),
+    (("train", "somewhere", "--export", "out", "--time-shift", "nan"), "--time-shift: must be a finite number >= 0"),
+    (("predict", "model.tflite", "a.wav", "--hop", "inf"), "--hop: must be a finite number > 0, got inf"),
+    (("predict", "model.tflite", "a.wav", "--hop", "nan"), "--hop: must be a finite number > 0, got nan"),
+    (("studio", "--port", "70000"), "--port: must be a port number in [0, 65535], got 70000"),
+])  # fmt: skip
+def test_bad_options_exit_2_before_anything_runs(args, message):
+    code, _, stderr = run_cli(*args)
+    assert code == 2 and message in stderr
     assert run_cli("frobnicate")[0] == 2
+
+
+def test_a_file_found_unreadable_while_training_with_augmentation_is_skipped_and_counted(bad_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(bad_data["good"], data)
+    clip, rate = sf.read(next((data / "yes").iterdir()), dtype="float32")
+    clip[100] = np.nan  # a header like any other; the samples fail only when decoded, every epoch
+    sf.write(data / "yes" / "nan.wav", clip, rate, subtype="FLOAT")
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli("train", data, "--export", out, "--epochs", "2", "--batch-size", "1", "--no-cache",
+                                   "--validation-split", "0", "--test-split", "0", "--skip-bad-files",
+                                   "--time-shift", "0.1")  # fmt: skip
+    assert code == 0, stderr
+    assert (out / "model.tflite").is_file()
+    train = json.loads((out / "report.json").read_text())["data"]["train"]
+    assert train["unreadable"] == 1 and train["per_class"]["yes"] == {"files": 2, "clips": 2, "padded": 0,
+                                                                      "dropped_short": 0, "unreadable": 1}  # fmt: skip
+    assert "1 unreadable files skipped" in (out / "report.md").read_text()
 
 
 def test_an_export_that_cannot_be_written_exits_1(bad_data, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import numpy as np
@@ -247,8 +248,30 @@ def test_from_esc50_filters_folds_and_categories(tmp_path, spec):
     assert len(folds) == 3 and folds.index_to_label == ["cat", "dog", "rooster"]
     dogs = DataLoader.from_esc50(spec, tmp_path, categories=["dog", "cat"], folds=[1, 2])
     assert len(dogs) == 2 and dogs.index_to_label == ["dog"]
+    with pytest.raises(DatasetError, match=r"esc50.csv: no category \['cow'\] here; there are \['cat', 'dog', 'rooster'\]"):
+        DataLoader.from_esc50(spec, tmp_path, categories=["cow", "dog"])  # a typo is named, not trained without
     with pytest.raises(DatasetError, match="No audio files found."):
-        DataLoader.from_esc50(spec, tmp_path, categories=["cow"])
+        DataLoader.from_esc50(spec, tmp_path, categories=["rooster"], folds=[2])
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("1-1-A-0.wav,x,0,dog,False,0,A", "line 2: needs a file name, a whole fold number and a category"),
+    ("1-1-A-0.wav,1", "line 2: needs a file name, a whole fold number and a category"),
+    ("1-1-A-0.wav,1,0,\xff\xfe,False,0,A", "not UTF-8 text"),
+])  # fmt: skip
+def test_a_malformed_esc50_csv_is_refused_naming_the_file_and_line(tmp_path, spec, line, problem):
+    (tmp_path / "meta").mkdir()
+    content = "filename,fold,target,category,esc10,src_file,take\n" + line + "\n"
+    (tmp_path / "meta" / "esc50.csv").write_bytes(content.encode("latin-1"))  # \xff\xfe: bytes no UTF-8 text holds
+    with pytest.raises(DatasetError, match=re.escape(str(tmp_path / "meta" / "esc50.csv")) + ": " + problem):
+        DataLoader.from_esc50(spec, tmp_path)
+
+
+def test_categories_that_name_no_folder_are_refused(tmp_path, spec):
+    write_noise(str(tmp_path / "yes" / "a.wav"), 1.0)
+    write_noise(str(tmp_path / "no" / "b.wav"), 1.0)
+    with pytest.raises(DatasetError, match=r"no category \['mabye'\] here; there are \['no', 'yes'\]"):
+        DataLoader.from_folder(spec, tmp_path, categories=["yes", "no", "mabye"])
 
 
 # ---------------------------------------------------------------- long files and files that fail when decoded

@@ -200,9 +200,9 @@ class AudioClassifier:
             ).unbatch()
             if self.shuffle:
                 train_ds = train_ds.shuffle(_SHUFFLE_BUFFER)
-            train_ds = train_ds.batch(batch_size).apply(
-                tf.data.experimental.assert_cardinality(-(-len(labels) // batch_size))
-            )
+            train_ds = train_ds.batch(batch_size)
+            if not getattr(train_data, "skip_bad_files", False):  # else a file may turn out unreadable mid-epoch
+                train_ds = train_ds.apply(tf.data.experimental.assert_cardinality(-(-len(labels) // batch_size)))
         else:
             x, labels = embedded_rows(spec, embedder, train_data, is_training=True, cache_dir=self.embedding_cache, context=context)
             train_ds = batches([(x, labels)] + ([partial] if partial is not None else []), batch_size, shuffle=self.shuffle, seed=getattr(spec, 'seed', None))

@@ -7,7 +7,7 @@ import logging
 import os
 import random
 import warnings
-from typing import Collection, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -88,7 +88,8 @@ class DataLoader:
             both when listing the folder and when a file fails to decode later.
 
         Raises:
-          DatasetError: ``data_path`` is missing, or no audio file is found.
+          DatasetError: ``data_path`` is missing, a category has no folder in it, or no audio
+            file is found.
           AudioDecodeError: a file is unreadable (unless ``skip_bad_files``), when
             listing, or for a cut-off FLAC/OGG when it is decoded.
         """
@@ -96,6 +97,8 @@ class DataLoader:
         if not os.path.isdir(root):
             raise DatasetError("data folder not found", path=root)
         wanted = set(categories) if categories is not None else None
+        if wanted is not None:
+            _check_categories(wanted, {e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e))}, root)
         pairs, skipped = [], []
         for entry in sorted(os.listdir(root)):
             folder = os.path.join(root, entry)
@@ -131,22 +134,22 @@ class DataLoader:
         ignored, as in Model Maker); ``folds`` and ``categories`` filter rows.
 
         Raises:
-          DatasetError: the CSV is missing or malformed, or no row is left.
+          DatasetError: the CSV is missing or malformed (naming its line), a category is not in
+            it, or no row is left.
         """
         root = os.fspath(data_path)
         meta = os.path.join(root, "meta", "esc50.csv")
         if not os.path.isfile(meta):
             raise DatasetError("ESC-50 metadata not found (expected meta/esc50.csv)", path=root)
-        with open(meta, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        if rows and not {"filename", "fold", "category"} <= set(rows[0]):
-            raise DatasetError("needs the columns filename, fold and category", path=meta)
+        rows = _esc50_rows(meta)
         fold_set = {int(f) for f in folds} if folds is not None else None
         wanted = set(categories) if categories is not None else None
+        if wanted is not None:
+            _check_categories(wanted, {category for _, _, category in rows}, meta)
         pairs = [
-            (os.path.join(root, "audio", row["filename"]), row["category"])
-            for row in rows
-            if (fold_set is None or int(row["fold"]) in fold_set) and (wanted is None or row["category"] in wanted)
+            (os.path.join(root, "audio", filename), category)
+            for filename, fold, category in rows
+            if (fold_set is None or fold in fold_set) and (wanted is None or category in wanted)
         ]
         return cls._from_pairs(spec, sorted(pairs), shuffle, cache, seed, skip_bad_files, [], where=root)
 
@@ -207,6 +210,12 @@ class DataLoader:
     def size(self) -> int:
         """Number of files (Model Maker's ``DataLoader.size``)."""
         return len(self._items)
+
+    @property
+    def skip_bad_files(self) -> bool:
+        """Whether a file that fails to decode is skipped (and counted) rather than raised: then the
+        windows a pass gives may be fewer than :meth:`labels` promised from the headers."""
+        return self._skip_bad_files
 
     @property
     def files(self) -> List[Tuple[str, str]]:
@@ -400,3 +409,36 @@ class DataLoader:
 
     def __repr__(self) -> str:
         return f"DataLoader({len(self)} files, {self.num_classes} classes: {self.index_to_label})"
+
+
+def _check_categories(wanted: Set[str], found: Set[str], where: str) -> None:
+    """Refuse categories that name nothing: a typo would otherwise train a model without that class."""
+    missing = sorted(wanted - found)
+    if missing:
+        raise DatasetError(f"no category {missing} here; there are {sorted(found)}", path=where)
+
+
+def _esc50_rows(meta: str) -> List[Tuple[str, int, str]]:
+    """``(filename, fold, category)`` of every row of ESC-50's ``esc50.csv``.
+
+    Raises:
+      DatasetError: not UTF-8 text, a column missing, or a row without a file name, a whole
+        fold number or a category (its line named).
+    """
+    try:
+        with open(meta, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is not None and not {"filename", "fold", "category"} <= set(reader.fieldnames):
+                raise DatasetError("needs the columns filename, fold and category", path=meta)
+            rows = []
+            for row in reader:
+                filename, fold, category = row.get("filename"), row.get("fold"), row.get("category")
+                if not filename or not category or fold is None or not fold.strip().isdigit():
+                    raise DatasetError(f"line {reader.line_num}: needs a file name, a whole fold number and a "
+                                       f"category, got {filename!r}, {fold!r}, {category!r}", path=meta)  # fmt: skip
+                rows.append((filename, int(fold), category))
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"not UTF-8 text ({exc})", path=meta) from None
+    except csv.Error as exc:
+        raise DatasetError(f"not CSV ({exc})", path=meta) from None
+    return rows
