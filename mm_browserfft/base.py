@@ -24,9 +24,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from importlib import resources
-from typing import Optional
+from typing import List, Optional
 
-from . import tfjs
+from . import cache, tfjs
 from .errors import DownloadError, ModelFormatError
 from .frontend import SPECTROGRAM_SHAPE
 
@@ -43,6 +43,7 @@ __all__ = [
     "fetch_tfjs",
     "load_base",
     "flatten_base",
+    "nonfinite_weights",
 ]
 
 NUM_BASE_CLASSES = 20
@@ -56,8 +57,8 @@ BASE_LABELS_18W = (
 """The official 18w vocabulary, in its (sorted) output order."""
 OFFICIAL_18W_URL = "https://storage.googleapis.com/tfjs-models/tfjs/speech-commands/v0.3/browser_fft/18w/model.json"
 """The TF.js speech-commands v0.3 18w model that Model Maker downloads (no checksum is published)."""
-CACHE_ENV = "MM_BROWSERFFT_CACHE"
-"""Environment variable naming the download cache folder."""
+CACHE_ENV = cache.CACHE_ENV
+"""Environment variable naming the cache folder (downloads, embeddings, decoded audio)."""
 OFFLINE_ENV = "MM_BROWSERFFT_OFFLINE"
 """Environment variable; ``1``/``true``/``yes``/``on`` forbids network access."""
 _TIMEOUT_S = 60.0
@@ -107,8 +108,10 @@ def bundled_base_dir() -> str:
 
 
 def default_cache_dir() -> str:
-    """``$MM_BROWSERFFT_CACHE``, else ``~/.cache/mm_browserfft``."""
-    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "mm_browserfft")
+    """The package's cache folder (:func:`mm_browserfft.cache.default_cache_dir`), where downloads go too."""
+    from .cache import default_cache_dir as cache_folder
+
+    return os.fspath(cache_folder())
 
 
 def _offline(offline: Optional[bool]) -> bool:
@@ -297,3 +300,10 @@ def flatten_base(model):
     if len(layers) == len(model.layers) and isinstance(model, keras.Sequential):
         return model
     return keras.Sequential([keras.Input(shape=SPECTROGRAM_SHAPE), *layers], name=model.name)
+
+
+def nonfinite_weights(model) -> List[str]:
+    """The names of ``model``'s weights that hold a NaN or an infinite value (none: ``[]``)."""
+    import numpy as np
+
+    return [getattr(w, "path", w.name) for w in model.weights if not np.all(np.isfinite(np.asarray(w)))]

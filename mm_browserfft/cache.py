@@ -21,16 +21,19 @@ import json
 import logging
 import os
 import pathlib
+import re
 import shutil
 from typing import Dict, Optional
 
 import numpy as np
 
-__all__ = ["EmbeddingCache", "default_cache_dir", "cache_usage", "clear_cache", "save_npy_atomically", "CACHE_ENV"]
+__all__ = ["EmbeddingCache", "default_cache_dir", "cache_usage", "clear_cache", "save_npy_atomically", "CACHE_ENV", "WAVEFORMS"]
 
 CACHE_ENV = "MM_BROWSERFFT_CACHE"
 """Environment variable naming the cache folder."""
 _EMBEDDINGS = "embeddings"
+WAVEFORMS = "waveforms"
+"""Sub-folder of the cache holding decoded 44.1 kHz waveforms (training that decodes every epoch)."""
 _log = logging.getLogger("mm_browserfft")
 _VERSION = 1  # bump when the layout or the meaning of an entry changes
 
@@ -56,8 +59,26 @@ def cache_usage(folder: "os.PathLike[str] | str") -> Dict[str, int]:
     return {"files": files, "bytes": size}
 
 
+def _is_cache_entry(name: str) -> bool:
+    """Whether a name in the cache folder is one the package writes: embeddings, decoded waveforms,
+    a downloaded model (32 hex digits of its URL's sha256) or a download under way."""
+    return name in (_EMBEDDINGS, WAVEFORMS) or re.fullmatch(r"[0-9a-f]{32}|\.download-.*", name) is not None
+
+
 def clear_cache(folder: "os.PathLike[str] | str") -> Dict[str, int]:
-    """Delete the cache folder's contents; returns what was there (:func:`cache_usage`)."""
+    """Delete the cache folder's contents; returns what was there (:func:`cache_usage`).
+
+    Raises:
+      InvalidInputError: the folder holds anything the package does not write there (a
+        mistyped ``--cache-dir`` must not empty someone's folder); nothing is deleted.
+    """
+    from .errors import InvalidInputError
+
+    foreign = sorted(e.name for e in pathlib.Path(folder).iterdir() if not _is_cache_entry(e.name)) if os.path.isdir(
+        folder) else []  # fmt: skip
+    if foreign:
+        raise InvalidInputError(f"not an mm_browserfft cache: it holds {foreign[:5]}{' ...' if len(foreign) > 5 else ''}, "
+                                "which the package never writes; nothing was deleted", path=folder)  # fmt: skip
     usage = cache_usage(folder)
     for entry in pathlib.Path(folder).iterdir() if os.path.isdir(folder) else ():
         if entry.is_dir() and not entry.is_symlink():

@@ -94,6 +94,11 @@ def format_metrics(metrics: Dict) -> str:
     lines.append("confusion matrix (rows = true, columns = predicted):")
     for label, row in zip(labels, metrics["confusion_matrix"]):
         lines.append(f"  {label:<20} " + " ".join(f"{c:>5d}" for c in row))
+    if metrics.get("dropped_short"):
+        lines.append(f"{len(metrics['dropped_short'])} files shorter than one window dropped (--pad-short-clips pads them)")
+    if metrics.get("skipped"):
+        lines.append(f"{len(metrics['skipped'])} entries that are not audio files skipped: "
+                     + ", ".join(metrics["skipped"][:5]) + (", ..." if len(metrics["skipped"]) > 5 else ""))  # fmt: skip
     return "\n".join(lines)
 
 

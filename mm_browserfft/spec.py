@@ -33,7 +33,7 @@ import numpy as np
 
 from . import audio, augment, progress
 from .audio import NOISE_FLOOR_STDDEV
-from .base import EMBEDDING_LAYER, flatten_base
+from .base import EMBEDDING_LAYER, flatten_base, nonfinite_weights
 from .errors import InvalidInputError, ModelFormatError
 from .frontend import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SPECTROGRAM_SHAPE, WAVEFORM_LENGTH, float32_graph
 
@@ -201,6 +201,10 @@ class BrowserFftSpec:
             else:
                 self._base = self.base_source
             self._base = flatten_base(self._base)
+            bad = nonfinite_weights(self._base)
+            if bad:
+                where = self.base_source if isinstance(self.base_source, (str, os.PathLike)) else None
+                raise ModelFormatError(f"the base's weights {bad} hold NaN or infinite values", path=where)
         return self._base
 
     @property

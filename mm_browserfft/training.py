@@ -108,7 +108,9 @@ def _waveform_cache(opts: TrainingOptions, spec):
     decodes_every_epoch = opts.train_whole_model or spec.augments
     if root is None or not decodes_every_epoch:
         return False
-    return os.fspath(root / "waveforms")
+    from .cache import WAVEFORMS
+
+    return os.fspath(root / WAVEFORMS)
 
 
 def _load_splits(data_dir, opts: TrainingOptions, spec):
@@ -190,8 +192,9 @@ def evaluate_folder(predictor, data_dir, *, pad_short: bool = False) -> Dict:
 
     Returns:
       :func:`mm_browserfft.metrics.classification_metrics` output plus ``dropped_short``
-      (files that gave no window) and ``predictions`` (per window: file, true, predicted,
-      score of the true label).
+      (files that gave no window), ``skipped`` (entries that are not audio files: other
+      extensions, sub-folders; hidden ones are not counted) and ``predictions`` (per window:
+      file, true, predicted, score of the true label).
     """
     from .audio import load_audio, split_windows
     from .data import list_audio_files
@@ -211,7 +214,11 @@ def evaluate_folder(predictor, data_dir, *, pad_short: bool = False) -> Dict:
     for folder in folders:
         if folder.name not in index:
             raise DatasetError(f"label folder {folder.name!r} is not one of the model's labels {predictor.labels}", path=folder)
-    files = [(path, folder.name) for folder in folders for path in list_audio_files(folder)]
+    files, skipped = [], [os.fspath(p) for p in sorted(root.iterdir()) if not p.is_dir() and not p.name.startswith(".")]
+    for folder in folders:
+        audio_files = list_audio_files(folder)
+        files += [(path, folder.name) for path in audio_files]
+        skipped += sorted(set(os.path.join(folder, n) for n in os.listdir(folder) if not n.startswith(".")) - set(audio_files))
     for path, label in progress.bar(files, desc="evaluating", unit="file"):
         windows = split_windows(load_audio(path), pad_short=pad_short)
         if not len(windows):
@@ -228,6 +235,7 @@ def evaluate_folder(predictor, data_dir, *, pad_short: bool = False) -> Dict:
         raise DatasetError("no clip of at least 44032 samples found (try --pad-short-clips)", path=root)
     result = classification_metrics(np.array(y_true), np.array(y_pred), predictor.labels)
     result["dropped_short"] = dropped
+    result["skipped"] = skipped
     result["predictions"] = rows
     return result
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mm_browserfft import base, tfjs
+from mm_browserfft import base, cache, tfjs
 from mm_browserfft.errors import DownloadError, ModelFormatError, UnsafeModelError
 from mm_browserfft.frontend import SPECTROGRAM_SHAPE
 
@@ -169,6 +169,9 @@ def test_cache_dir_from_environment(small_folder, server, tmp_path, monkeypatch)
     assert base.default_cache_dir() == os.fspath(tmp_path / "envcache")
     folder = base.fetch_tfjs(f"{server.url}/small/model.json")
     assert os.path.dirname(folder) == os.fspath(tmp_path / "envcache")
+    monkeypatch.delenv(base.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", os.fspath(tmp_path / "xdg"))  # downloads sit beside the embeddings
+    assert base.default_cache_dir() == os.fspath(cache.default_cache_dir()) == os.fspath(tmp_path / "xdg" / "mm_browserfft")
 
 
 def test_offline_never_touches_the_network(server, tmp_path, monkeypatch):

@@ -112,3 +112,17 @@ def test_cli_shows_and_clears_the_cache(tmp_path):
     assert code == 0 and "cleared 1 files" in out
     assert cache_usage(folder) == {"files": 0, "bytes": 0} and folder.is_dir()
     assert clear_cache(tmp_path / "never_made") == {"files": 0, "bytes": 0}
+
+
+def test_clear_refuses_a_folder_that_is_not_a_cache_and_deletes_nothing(tmp_path):
+    cache = tmp_path / "cache"
+    for entry in ("embeddings/ab", "waveforms", "0123456789abcdef0123456789abcdef", ".download-x1"):  # what we write
+        (cache / entry).mkdir(parents=True)
+        (cache / entry / "x.npy").write_bytes(b"0" * 10)
+    assert clear_cache(cache) == {"files": 4, "bytes": 40} and not any(cache.iterdir())
+    mine = tmp_path / "thesis"  # a mistyped --cache-dir
+    (mine / "embeddings").mkdir(parents=True)
+    (mine / "chapter1.tex").write_text("years of work")
+    code, _, stderr = run_cli("cache", "--cache-dir", mine, "--clear")
+    assert code == 2 and f"{mine}: not an mm_browserfft cache: it holds ['chapter1.tex']" in stderr
+    assert (mine / "chapter1.tex").read_text() == "years of work" and (mine / "embeddings").is_dir()

@@ -235,6 +235,24 @@ def test_evaluate_text_output(trained, words):
     assert all(re.search(rf"^{re.escape(label)}\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+10$", stdout, re.M) for label in LABELS)
 
 
+def test_evaluate_counts_and_names_what_it_skipped_and_dropped(trained, words, tmp_path):
+    data = tmp_path / "test"
+    shutil.copytree(words / "test", data)
+    (data / "yes" / "notes.txt").write_text("not audio")
+    (data / "yes" / "more").mkdir()
+    (data / "README").write_text("about these clips")
+    samples, rate = sf.read(next((data / "no").iterdir()), dtype="float32")
+    sf.write(data / "no" / "short.wav", samples[: rate // 2], rate)
+    code, stdout, _ = run_cli("evaluate", trained[0] / "model.tflite", data)
+    assert code == 0 and re.match(r"accuracy [\d.]+ on 50 clips", stdout)
+    assert "1 files shorter than one window dropped" in stdout
+    assert f"3 entries that are not audio files skipped: {data / 'README'}, {data / 'yes' / 'more'}" in stdout
+    code, stdout, _ = run_cli("evaluate", trained[0] / "model.tflite", data, "--json")
+    result = json.loads(stdout)
+    assert result["skipped"] == [os.fspath(p) for p in (data / "README", data / "yes" / "more", data / "yes" / "notes.txt")]
+    assert result["dropped_short"] == [os.fspath(data / "no" / "short.wav")]
+
+
 # ---------------------------------------------------------------- predict
 
 

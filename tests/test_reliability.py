@@ -136,6 +136,21 @@ def test_labels_differing_only_in_case_stay_distinct_with_a_warning(tmp_path):
     assert loader.index_to_label == ["Yes", "no", "yes"]  # Python string order, as Model Maker
 
 
+def test_labels_differing_in_unicode_form_or_spaces_warn_and_a_line_break_is_refused(tmp_path):
+    composed, decomposed = "caf\u00e9", "cafe\u0301"  # the same word, as macOS and Linux may spell it
+    for label in (composed, decomposed, "no", "no "):
+        (tmp_path / label).mkdir()
+        sf.write(tmp_path / label / "a.wav", tone(1.1), SAMPLE_RATE)
+    with pytest.warns(UserWarning) as caught:
+        DataLoader.from_folder(BrowserFftSpec(), tmp_path)
+    (message,) = [str(w.message) for w in caught if "differ only" in str(w.message)]
+    assert f"{decomposed!r} and {composed!r}" in message and "'no' and 'no '" in message
+    (tmp_path / "two\nlines").mkdir()
+    sf.write(tmp_path / "two\nlines" / "a.wav", tone(1.1), SAMPLE_RATE)
+    with pytest.raises(DatasetError, match="hold a line break"):
+        DataLoader.from_folder(BrowserFftSpec(), tmp_path)
+
+
 def test_silent_and_clipped_clips_train_a_finite_model(tmp_path, random_base_dir):
     rng = np.random.default_rng(0)
     for i in range(3):

@@ -77,6 +77,17 @@ def test_create_model_rejects_fewer_than_two_classes(spec, num_classes):
         spec.create_model(num_classes)
 
 
+def test_a_base_with_nan_weights_is_refused_naming_it_before_training(random_base_dir, tmp_path):
+    from mm_browserfft import tfjs
+
+    model = tfjs.load_tfjs(random_base_dir)
+    kernel = model.get_layer("dense_1").kernel
+    kernel.assign(np.where(np.arange(kernel.shape[1]) == 7, np.nan, kernel.numpy()).astype(np.float32))
+    broken = tfjs.save_tfjs(model, tmp_path / "broken")
+    with pytest.raises(ModelFormatError, match=f"{broken}: the base's weights .*dense_1.* hold NaN or infinite values"):
+        BrowserFftSpec(base_model=broken).create_model(2)
+
+
 def test_models_are_built_in_the_strategy_scope(random_base_dir):
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     spec = BrowserFftSpec(strategy=strategy, base_model=str(random_base_dir))

@@ -293,6 +293,15 @@ def test_names_are_checked_not_rewritten(tmp_path):
         ws.create_project("a", ["yes"])
 
 
+def test_a_workspace_that_is_a_file_is_named_not_blamed_on_the_port(tmp_path):
+    from conftest import run_cli
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    code, _, stderr = run_cli("studio", "--workspace", a_file, "--port", "0")
+    assert code == 2 and f"{a_file}: the workspace must be a folder" in stderr and "cannot serve" not in stderr
+
+
 def test_epoch_lines_of_the_command_line_are_parsed_as_progress():
     assert parse_epoch_line("epoch 3/10 - 0.4s - acc 0.9355 - loss 0.4621\n") == {
         "epoch": 3, "epochs": 10, "acc": 0.9355, "loss": 0.4621}  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..base import nonfinite_weights
 from ..errors import BrowserFftError, DatasetError, ExportError, InvalidInputError
 
 __all__ = ["AudioClassifier", "create", "DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS"]
@@ -32,7 +33,7 @@ def _keras():
 
 def _check_finite_weights(model) -> None:
     """Raise rather than hand back a model with NaN or infinite weights."""
-    bad = [getattr(w, "path", w.name) for w in model.weights if not np.all(np.isfinite(np.asarray(w)))]
+    bad = nonfinite_weights(model)
     if bad:
         raise BrowserFftError(
             f"training diverged: the weights {bad} are NaN or infinite (lower the learning rate or check the data)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 import warnings
 from typing import Dict, List, Sequence
 
@@ -27,14 +28,16 @@ def list_audio_files(folder: PathLike) -> List[str]:
 
 
 def warn_case_clashes(labels: Sequence[str], where: PathLike) -> None:
-    """Warn when labels differ only in case ("Yes", "yes"): they stay distinct classes, as in Model Maker."""
+    """Warn when labels differ only in case, Unicode form or surrounding spaces ("Yes", "yes", "yes "):
+    they stay distinct classes, as in Model Maker, but are likely one word."""
     by_folded: Dict[str, List[str]] = {}
     for label in labels:
-        by_folded.setdefault(label.casefold(), []).append(label)
+        by_folded.setdefault(unicodedata.normalize("NFC", label).strip().casefold(), []).append(label)
     clashes = ", ".join(" and ".join(map(repr, names)) for names in by_folded.values() if len(names) > 1)
     if clashes:
         warnings.warn(
-            f"{os.fspath(where)}: the labels {clashes} differ only in case; they are kept as distinct classes, "
-            "but a case-insensitive file system (Windows, macOS) would merge their folders",
+            f"{os.fspath(where)}: the labels {clashes} differ only in case, Unicode form or surrounding spaces; "
+            "they are kept as distinct classes, but a case-insensitive file system (Windows, macOS) would merge "
+            "folders that differ in case",
             stacklevel=4,
         )

@@ -158,6 +158,10 @@ class DataLoader:
         if not pairs:
             raise DatasetError("No audio files found.", path=where)
         index_to_label = sorted({label for _, label in pairs})
+        broken = [label for label in index_to_label if "\n" in label or "\r" in label]
+        if broken:
+            raise DatasetError(f"the labels {broken} hold a line break; labels become the lines of labels.txt",
+                               path=where)  # fmt: skip
         warn_case_clashes(index_to_label, where)
         label_index = {label: i for i, label in enumerate(index_to_label)}
         pad = bool(getattr(spec, "pad_short_clips", False))

@@ -232,6 +232,8 @@ class Workspace:
 
     def __init__(self, root: "os.PathLike[str] | str") -> None:
         self.root = pathlib.Path(root).resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise StudioError("the workspace must be a folder; this is a file", path=self.root)
         self.root.mkdir(parents=True, exist_ok=True)
 
     def projects(self) -> List[str]:
