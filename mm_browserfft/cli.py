@@ -300,7 +300,14 @@ def _check_output_dir(path: pathlib.Path) -> None:
 
 
 def _emit(payload, *, as_json: bool, text: str) -> None:
-    print(json.dumps(payload, indent=2) if as_json else text)
+    print(json.dumps(payload, indent=2, default=_json_value) if as_json else text)
+
+
+def _json_value(value):
+    """JSON for what ``json`` cannot write itself: bytes (a metadata ``[ubyte]`` field) as a list of ints."""
+    if isinstance(value, (bytes, bytearray)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _cmd_evaluate(args) -> int:
@@ -447,9 +454,7 @@ def _print_trained(result, *, held_out: str) -> None:
         print(f"test accuracy {test['accuracy']:.4f} on {test['num_examples']} {held_out}")
     else:
         print("no test data: nothing held out to measure accuracy on")
-    folder = pathlib.Path(result["export_dir"])
-    names = ("model.tflite", "labels.txt", "model.json", "saved_model", "report.md")
-    print("wrote " + ", ".join(os.fspath(folder / name) for name in names if (folder / name).exists()))
+    print("wrote " + ", ".join(result["written"]))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -195,13 +195,15 @@ def write_tflite_atomically(data: bytes, path: "os.PathLike[str] | str") -> None
     write_files_atomically({path: data})
 
 
-def save_saved_model(serving_model, path: str, *, labels: Optional[List[str]] = None, label_filename: str = "labels.txt") -> None:
+def save_saved_model(serving_model, path: str, *, labels: Optional[List[str]] = None) -> None:
     """A SavedModel whose ``serving_default`` maps ``audio_clip`` ``[None, 44032]`` to ``probability`` ``[None, N]``.
 
     Written with ``tf.saved_model.save`` so it is the same under Keras 3 and Keras 2. The
     front end is traced as :func:`~mm_browserfft.frontend.float32_graph` builds it (float32,
     TFLite builtin ops), so ``tf.lite.TFLiteConverter.from_saved_model`` converts the folder,
-    as it did Model Maker's. ``labels`` (one per line) are written inside it. The folder is
+    as it did Model Maker's. ``labels`` (one per line) are written inside it as ``labels.txt``,
+    where :class:`~mm_browserfft.predict.SavedModelPredictor` reads them, whatever name the
+    export's own labels file has. The folder is
     written beside ``path`` and swapped into place: a failure leaves a previous export whole.
 
     Raises:
@@ -236,7 +238,7 @@ def save_saved_model(serving_model, path: str, *, labels: Optional[List[str]] = 
     try:
         tf.saved_model.save(holder, temp, signatures={"serving_default": concrete})
         if labels is not None:
-            with open(os.path.join(temp, label_filename), "w", encoding="utf-8") as handle:
+            with open(os.path.join(temp, "labels.txt"), "w", encoding="utf-8") as handle:
                 handle.write("\n".join(labels))
         old = target + f".{secrets.token_hex(4)}.old"
         if os.path.exists(target):

@@ -43,8 +43,9 @@ def describe_tflite(path) -> Dict:
 
     Returns:
       dict with ``file``, ``size_bytes``, ``metadata`` (as Model Maker's JSON, or None when the
-      model has none),
-      ``labels``, ``inputs``/``outputs`` (name, shape, dtype, quantized), ``ops``
+      model has none; ``[ubyte]`` fields such as ``custom_metadata`` data are bytes),
+      ``labels`` (``[]`` when the metadata names none for the default locale: ``labels_missing``
+      says why, else None), ``inputs``/``outputs`` (name, shape, dtype, quantized), ``ops``
       (name -> count), ``tensor_dtypes`` (dtype -> count over all tensors) and
       ``quantization`` (``"float32"``, ``"float16"``, ``"dynamic_range"`` or ``"int8"``).
     """
@@ -63,11 +64,18 @@ def describe_tflite(path) -> Dict:
     ops = operator_names(content)
     dtypes = collections.Counter(np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details())
     metadata = read_metadata(content) if has_metadata(content) else None
+    labels, why_no_labels = [], None if metadata else "no metadata"
+    if metadata:
+        try:
+            labels = read_labels(content)
+        except ModelFormatError as exc:  # metadata without category names: still a model to describe
+            why_no_labels = str(exc)
     return {
         "file": os.fspath(p),
         "size_bytes": len(content),
         "metadata": metadata,
-        "labels": read_labels(content) if metadata else [],
+        "labels": labels,
+        "labels_missing": why_no_labels,
         "inputs": [_tensor(d) for d in interpreter.get_input_details()],
         "outputs": [_tensor(d) for d in interpreter.get_output_details()],
         "ops": dict(collections.Counter(ops)),
@@ -95,7 +103,10 @@ def format_description(info: Dict) -> str:
         lines.append(f"min_parser_version: {meta.get('min_parser_version')}")
     else:
         lines.append("metadata: none (Task Library and MediaPipe will refuse this model)")
-    lines.append(f"labels ({len(info['labels'])}): {', '.join(info['labels'])}")
+    if info.get("labels_missing") and info["metadata"]:
+        lines.append(f"labels: none ({info['labels_missing']})")
+    else:
+        lines.append(f"labels ({len(info['labels'])}): {', '.join(info['labels'])}")
     for kind in ("inputs", "outputs"):
         for t in info[kind]:
             lines.append(f"{kind[:-1]}: {t['name']} {t['shape']} {t['dtype']}{' quantized' if t['quantized'] else ''}")

@@ -13,7 +13,9 @@ the keyword arguments it was given.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import inspect
 from typing import Any, Callable, Dict, List
 
 from .errors import InvalidInputError
@@ -58,19 +60,27 @@ def available() -> List[str]:
     return sorted(_loaders())
 
 
-def get(name: str, **kwargs: Any):
-    """A new spec instance for ``name``.
+def get(spec_or_str: Any, **kwargs: Any):
+    """The spec ``spec_or_str`` names or is, as Model Maker's ``model_spec.get``.
 
     Args:
-      name: ``"audio_browser_fft"``, ``"audio_teachable_machine"`` (both
+      spec_or_str: ``"audio_browser_fft"``, ``"audio_teachable_machine"`` (both
         :class:`~mm_browserfft.spec.BrowserFftSpec`, as in Model Maker), or a name
-        registered under :data:`ENTRY_POINT_GROUP`.
-      **kwargs: passed to the spec's constructor (``model_dir``, ``strategy``, ...).
+        registered under :data:`ENTRY_POINT_GROUP`: a new instance; a spec class or factory:
+        a new instance of it; a spec instance: that instance.
+      **kwargs: passed to the spec's constructor (``model_dir``, ``strategy``, ...); not with
+        an instance, which is already made.
 
     Raises:
-      InvalidInputError (a ValueError): unknown name.
+      InvalidInputError (a ValueError): an unknown name, or options given with an instance.
     """
-    loaders = _loaders()
-    if not isinstance(name, str) or name not in loaders:
-        raise InvalidInputError(f"unknown audio model spec {name!r}; available: {sorted(loaders)}")
-    return loaders[name]()(**kwargs)
+    if isinstance(spec_or_str, str):
+        loaders = _loaders()
+        if spec_or_str not in loaders:
+            raise InvalidInputError(f"unknown audio model spec {spec_or_str!r}; available: {sorted(loaders)}")
+        return loaders[spec_or_str]()(**kwargs)
+    if inspect.isclass(spec_or_str) or inspect.isfunction(spec_or_str) or isinstance(spec_or_str, functools.partial):
+        return spec_or_str(**kwargs)
+    if kwargs:
+        raise InvalidInputError(f"{sorted(kwargs)} given with a spec instance, which is already made")
+    return spec_or_str

@@ -358,6 +358,7 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
     representative = train if opts.quantization == "int8" else None
     model.export(os.fspath(export_dir), export_format=formats,
                  quantization_config=_quantization_config(opts.quantization, representative))
+    _remove_stale_exports(export_dir, saved_model=opts.saved_model, tfjs=opts.tfjs)
     tflite_path = export_dir / "model.tflite"
 
     metrics, worst, examples, titles = None, [], None, []
@@ -394,8 +395,29 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
         )
     report = write_report(export_dir, data_summary=summaries, history=history, metrics=metrics, worst=worst,
                           examples=examples, example_titles=titles, model_info=model_info)
+    written = [export_dir / name for name in ("model.tflite", "labels.txt", "model.json")]
+    written += ([export_dir / "saved_model"] if opts.saved_model else []) + ([export_dir / "tfjs"] if opts.tfjs else [])
     return {"test": metrics, "history": history, "export_dir": os.fspath(export_dir), "report": os.fspath(report),
-            "listening": listening}  # fmt: skip
+            "listening": listening, "written": [os.fspath(p) for p in written + [pathlib.Path(report)]]}  # fmt: skip
+
+
+def _remove_stale_exports(export_dir: pathlib.Path, *, saved_model: bool, tfjs: bool) -> None:
+    """Remove a ``saved_model/`` or ``tfjs/`` an earlier run left in ``export_dir`` that this run did not write.
+
+    They would describe another model (other labels) beside this one's ``model.json``, whose
+    listening settings ``listen`` would apply to them. A folder that is not such an export is
+    left alone, with a warning.
+    """
+    for name, written, marker in (("saved_model", saved_model, "saved_model.pb"), ("tfjs", tfjs, "model.json")):
+        folder = export_dir / name
+        if written or not folder.exists():
+            continue
+        if (folder / marker).is_file():
+            log.warning("removing %s: an earlier run's export, not of this model (pass --%s to write it anew)",
+                        folder, name.replace("_", "-"))  # fmt: skip
+            shutil.rmtree(folder)
+        else:
+            log.warning("%s is not this model's: it was not written by this run", folder)
 
 
 def _prepare_backup(spec, train, validation, opts: TrainingOptions) -> None:

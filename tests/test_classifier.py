@@ -137,6 +137,18 @@ def test_export_labels_saved_model_and_tfjs(trained, tmp_path):
     np.testing.assert_allclose(reloaded(spectrograms).numpy(), model.model(spectrograms).numpy(), atol=2e-3)
 
 
+def test_a_saved_model_keeps_labels_txt_whatever_the_label_file_is_called(trained, tmp_path):
+    from mm_browserfft.predict import load_predictor
+
+    model, _ = trained
+    (tmp_path / "labels.txt").write_text("bird\nfish")  # stale, from another export
+    model.export(str(tmp_path), label_filename="classes.txt",
+                 export_format=[config.ExportFormat.LABEL, config.ExportFormat.SAVED_MODEL])  # fmt: skip
+    assert (tmp_path / "classes.txt").read_text() == "cat\ndog"
+    assert (tmp_path / "saved_model" / "labels.txt").read_text() == "cat\ndog"
+    assert load_predictor(tmp_path / "saved_model").labels == ["cat", "dog"]
+
+
 @pytest.mark.parametrize("noise", ["_silence_", "background", "Background Noise", "_background_noise_"])
 def test_tfjs_export_names_the_noise_class_as_the_recogniser_expects_and_puts_it_first(spec, tmp_path, noise, caplog):
     labels = ["cat", noise, "dog"]
@@ -342,3 +354,27 @@ def test_partial_word_negatives_are_the_same_wherever_the_data_lies(random_base_
         rows.append(embeddings.partial_word_rows(spec, spec.embedding_model(classifier.model), data, data.index_to_label))
     assert len(rows[0][1]) > 0
     np.testing.assert_array_equal(rows[0][0], rows[1][0])
+
+
+def test_create_model_takes_model_makers_arguments(random_base_dir):
+    spec = BrowserFftSpec(base_model=str(random_base_dir))
+    classifier = AudioClassifier(spec, ["a", "b", "c"])
+    model = classifier.create_model(3, True)  # Model Maker's (num_classes, train_whole_model)
+    assert model.output_shape == (None, 3) and classifier.train_whole_model
+    assert all(layer.trainable for layer in model.layers if layer.weights)
+    head_only = classifier.create_model(train_whole_model=False)
+    assert [layer.name for layer in head_only.layers if layer.trainable_weights] == ["classification_head"]
+    with pytest.raises(InvalidInputError, match="num_classes 2 differs from the 3 labels"):
+        classifier.create_model(2)
+
+
+def test_a_first_export_that_fails_leaves_no_empty_folder(trained, tmp_path):
+    model, _ = trained
+    bad = config.QuantizationConfig.for_int8(np.zeros((4, 16000), np.float32))  # not windows of 44032 samples
+    with pytest.raises(InvalidInputError):
+        model.export(str(tmp_path / "new"), quantization_config=bad)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()  # a folder that was there stays, even empty
+    with pytest.raises(InvalidInputError):
+        model.export(str(tmp_path / "kept"), quantization_config=bad)
+    assert (tmp_path / "kept").is_dir()

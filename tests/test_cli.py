@@ -353,6 +353,26 @@ def test_inspect_reports_a_tflite_without_metadata_and_still_shows_tensors_and_o
     assert code == 0 and "metadata: none" in stdout and "FULLY_CONNECTED" in stdout
 
 
+def test_inspect_describes_metadata_with_only_localised_labels_and_custom_bytes(trained, tmp_path):
+    from mm_browserfft import metadata
+
+    tflite = (trained[0] / "model.tflite").read_bytes()
+    french = tmp_path / "fr_only.tflite"  # the package's own API: labels of one locale, none without
+    french.write_bytes(metadata.write_classifier_metadata(tflite, {"fr": list(LABELS)}))
+    code, stdout, stderr = run_cli("inspect", french)
+    assert code == 0, stderr
+    assert "labels: none (no TENSOR_AXIS_LABELS file for locale None)" in stdout and "CONV_2D" in stdout
+    info = metadata.read_metadata(tflite)
+    info["subgraph_metadata"][0]["custom_metadata"] = [{"name": "info", "data": b"\x01\x02"}]
+    custom = tmp_path / "custom.tflite"
+    custom.write_bytes(metadata.pack_metadata(tflite, info, metadata.read_associated_files(tflite)))
+    code, stdout, stderr = run_cli("inspect", custom, "--json")
+    assert code == 0, stderr
+    described = json.loads(stdout)
+    assert described["metadata"]["subgraph_metadata"][0]["custom_metadata"] == [{"name": "info", "data": [1, 2]}]
+    assert described["labels"] == list(LABELS) and described["labels_missing"] is None
+
+
 def test_quantized_training_without_test_data(bad_data, tmp_path):
     # A tiny run: dynamic-range quantization, a validation split and no test split; inspect and the report say so.
     out = tmp_path / "quantized"
@@ -489,6 +509,20 @@ def test_train_on_every_label_of_the_test_data(tmp_path):
     named = [r["windows"][0]["top_k"][0]["label"] for r in json.loads(stdout)]
     right = sum(name == clip.parent.name for name, clip in zip(named, clips))
     assert right / len(clips) >= 0.6
+
+
+def test_training_again_into_an_export_folder_leaves_no_format_of_the_old_model(bad_data, tmp_path):
+    out = tmp_path / "out"
+    args = ("train", bad_data["good"], "--export", out, "--epochs", "1", "--batch-size", "2", "--test-split", "0",
+            "--validation-split", "0", "--no-cache")  # fmt: skip
+    code, stdout, stderr = run_cli(*args, "--saved-model")
+    assert code == 0, stderr
+    assert (out / "saved_model" / "saved_model.pb").is_file() and f"{out / 'saved_model'}" in stdout
+    code, stdout, stderr = run_cli(*args)
+    assert code == 0, stderr
+    assert not (out / "saved_model").exists() and "removing " + os.fspath(out / "saved_model") in stderr
+    wrote = stdout.splitlines()[-1]
+    assert wrote.startswith("wrote ") and "saved_model" not in wrote and os.fspath(out / "model.tflite") in wrote
 
 
 def test_train_resumes_only_when_asked_and_only_the_same_run(bad_data, tmp_path):

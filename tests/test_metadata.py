@@ -200,8 +200,8 @@ def test_json_escapes_and_float_format_follow_flatbuffers():
 
 @pytest.mark.parametrize(
     "labels",
-    [[], ["a", "b\nc"], ["a", 3], "ab", {None: ["a", "b"], "fr": ["a"]}],
-    ids=["empty", "newline", "not-str", "string", "locale-length"],
+    [[], ["a", "b\nc"], ["a", "b\u2028c"], ["a", ""], ["a", 3], "ab", {None: ["a", "b"], "fr": ["a"]}],
+    ids=["empty", "newline", "line-separator", "empty-label", "not-str", "string", "locale-length"],
 )
 def test_bad_labels_are_refused(labels):
     with pytest.raises(InvalidInputError):

@@ -23,6 +23,15 @@ def test_get_passes_keyword_arguments_and_makes_new_instances(tmp_path):
     assert model_spec.get("audio_browser_fft") is not model_spec.get("audio_browser_fft")
 
 
+def test_get_returns_an_instance_and_makes_one_of_a_class_as_model_maker_does(tmp_path):
+    spec = BrowserFftSpec(pad_short_clips=True)
+    assert model_spec.get(spec) is spec
+    made = model_spec.get(BrowserFftSpec, model_dir=str(tmp_path))
+    assert type(made) is BrowserFftSpec and made.model_dir == str(tmp_path)
+    with pytest.raises(InvalidInputError, match="already made"):
+        model_spec.get(spec, model_dir=str(tmp_path))
+
+
 def test_unknown_names_are_value_errors_listing_the_choices():
     with pytest.raises(InvalidInputError, match="audio_browser_fft") as info:
         model_spec.get("audio_yamnet")

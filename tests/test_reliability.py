@@ -145,10 +145,13 @@ def test_labels_differing_in_unicode_form_or_spaces_warn_and_a_line_break_is_ref
         DataLoader.from_folder(BrowserFftSpec(), tmp_path)
     (message,) = [str(w.message) for w in caught if "differ only" in str(w.message)]
     assert f"{decomposed!r} and {composed!r}" in message and "'no' and 'no '" in message
-    (tmp_path / "two\nlines").mkdir()
-    sf.write(tmp_path / "two\nlines" / "a.wav", tone(1.1), SAMPLE_RATE)
-    with pytest.raises(DatasetError, match="hold a line break"):
-        DataLoader.from_folder(BrowserFftSpec(), tmp_path)
+    for name in ("two\nlines", "two\u2028lines"):  # any break str.splitlines splits on, as readers of labels.txt do
+        (tmp_path / name).mkdir()
+        sf.write(tmp_path / name / "a.wav", tone(1.1), SAMPLE_RATE)
+        with pytest.raises(DatasetError, match="hold a line break"):
+            DataLoader.from_folder(BrowserFftSpec(), tmp_path)
+        (tmp_path / name / "a.wav").unlink()
+        (tmp_path / name).rmdir()
 
 
 def test_silent_and_clipped_clips_train_a_finite_model(tmp_path, random_base_dir):

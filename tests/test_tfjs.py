@@ -361,6 +361,23 @@ def test_save_refuses_foreign_folders_and_reports_os_errors(tmp_path):
         tfjs.save_tfjs(small_model(), tmp_path / "q", quantization="int4")
 
 
+def test_save_refuses_an_export_folder_whose_model_json_is_not_a_tfjs_model(tmp_path):
+    export = tmp_path / "export"  # what train --export leaves: the .tflite and Model Maker's JSON sidecar
+    export.mkdir()
+    (export / "model.tflite").write_bytes(b"TFL3 model")
+    (export / "model.json").write_text(json.dumps({"name": "AudioClassifier", "subgraph_metadata": []}))
+    before = {p.name: p.read_bytes() for p in export.iterdir()}
+    with pytest.raises(ExportError, match=r"not part of a TF.js model \(\['model.json', 'model.tflite'\]\)"):
+        tfjs.save_tfjs(small_model(), export)
+    assert {p.name: p.read_bytes() for p in export.iterdir()} == before
+    model_dir = tmp_path / "m"
+    tfjs.save_tfjs(small_model(), model_dir)
+    (model_dir / "notes.txt").write_text("mine")  # a TF.js model folder the user wrote into
+    with pytest.raises(ExportError, match=r"\['notes.txt'\]"):
+        tfjs.save_tfjs(small_model(), model_dir)
+    assert (model_dir / "notes.txt").read_text() == "mine"
+
+
 # ------------------------------------------------------------------------------------------
 # unsafe and malformed models
 

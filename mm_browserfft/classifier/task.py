@@ -81,8 +81,21 @@ class AudioClassifier:
 
     # ------------------------------------------------------------------ training
 
-    def create_model(self):
-        """Build (and compile) a fresh model from the spec; returns it and keeps it as :attr:`model`."""
+    def create_model(self, num_classes: Optional[int] = None, train_whole_model: Optional[bool] = None):
+        """Build (and compile) a fresh model from the spec; returns it and keeps it as :attr:`model`.
+
+        Args:
+          num_classes: Model Maker's argument: must equal ``len(index_to_label)`` when given.
+          train_whole_model: Model Maker's argument: when given, replaces :attr:`train_whole_model`.
+
+        Raises:
+          InvalidInputError: ``num_classes`` is not the number of labels.
+        """
+        if num_classes is not None and num_classes != self.num_classes:
+            raise InvalidInputError(f"num_classes {num_classes} differs from the {self.num_classes} labels "
+                                    f"{self.index_to_label}")  # fmt: skip
+        if train_whole_model is not None:
+            self.train_whole_model = bool(train_whole_model)
         self.model = self.model_spec.create_model(self.num_classes, train_whole_model=self.train_whole_model)
         if hasattr(self.model_spec, "compile_model"):
             self.model_spec.compile_model(self.model)
@@ -356,13 +369,28 @@ class AudioClassifier:
         unknown = sorted(set(kwargs) - set(_TFLITE_KWARGS))
         if unknown:
             warnings.warn(f"export ignores the arguments {unknown}", stacklevel=2)
+        created = not os.path.lexists(export_dir)
         try:
             os.makedirs(export_dir, exist_ok=True)
         except OSError as exc:
             raise ExportError(f"cannot create the export folder ({exc.strerror or exc})", path=export_dir) from None
+        try:
+            self._export_formats(model, export_dir, formats, tflite_filename=tflite_filename,
+                                 label_filename=label_filename, saved_model_filename=saved_model_filename,
+                                 tfjs_folder_name=tfjs_folder_name, tflite_kwargs=kwargs)  # fmt: skip
+        except BaseException:
+            if created and os.path.isdir(export_dir) and not os.listdir(export_dir):
+                os.rmdir(export_dir)  # a failed first export leaves no empty folder behind
+            raise
+
+    def _export_formats(self, model, export_dir: str, formats: list, *, tflite_filename: str, label_filename: str,
+                        saved_model_filename: str, tfjs_folder_name: str, tflite_kwargs: Dict[str, Any]) -> None:
+        """Write each of ``formats`` into the existing ``export_dir`` (see :meth:`export`)."""
+        from ..config import ExportFormat
+
         for fmt in formats:
             if fmt == ExportFormat.TFLITE:
-                options = {k: kwargs[k] for k in _TFLITE_KWARGS if k in kwargs}
+                options = {k: tflite_kwargs[k] for k in _TFLITE_KWARGS if k in tflite_kwargs}
                 if options.get("quantization_config", None) == "default":
                     options["quantization_config"] = self.model_spec.get_default_quantization_config()
                 self.model_spec.export_tflite(
@@ -378,7 +406,7 @@ class AudioClassifier:
 
                 save_saved_model(
                     self.create_serving_model(), os.path.join(export_dir, saved_model_filename),
-                    labels=list(self.index_to_label), label_filename=label_filename,
+                    labels=list(self.index_to_label),
                 )  # fmt: skip
             elif fmt == ExportFormat.TFJS:
                 self._export_tfjs(model, os.path.join(export_dir, tfjs_folder_name))

@@ -14,6 +14,7 @@ import numpy as np
 from .. import audio, progress
 from ..errors import AudioDecodeError, DatasetError
 from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+from ..metadata import is_single_line
 from ..speakers import speaker_id
 from .files import is_audio_name, warn_case_clashes
 from .report import LoadReport
@@ -158,7 +159,7 @@ class DataLoader:
         if not pairs:
             raise DatasetError("No audio files found.", path=where)
         index_to_label = sorted({label for _, label in pairs})
-        broken = [label for label in index_to_label if "\n" in label or "\r" in label]
+        broken = [label for label in index_to_label if not is_single_line(label)]
         if broken:
             raise DatasetError(f"the labels {broken} hold a line break; labels become the lines of labels.txt",
                                path=where)  # fmt: skip

@@ -32,6 +32,7 @@ Model Maker wrote) and :mod:`~mm_browserfft.metadata.tflite` (the model file).
 
 from .classifier import (
     classifier_metadata,
+    is_single_line,
     label_file_name,
 )
 from .codec import (
@@ -78,6 +79,7 @@ __all__ = [
     "OUTPUT_DESCRIPTION",
     "LABELS_DESCRIPTION",
     "label_file_name",
+    "is_single_line",
     "classifier_metadata",
     "encode_metadata",
     "decode_metadata",

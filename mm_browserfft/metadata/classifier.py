@@ -27,6 +27,13 @@ def label_file_name(locale: Optional[str] = None, *, output_name: str = OUTPUT_N
     return f"{output_name}_labels{'_' + locale if locale else ''}.txt"
 
 
+def is_single_line(label: str) -> bool:
+    """Whether ``label`` comes back whole from a labels file read with ``str.splitlines`` (as the
+    readers here, labels.txt's users and MediaPipe split): no line break of any kind (``\\n``,
+    ``\\r``, ``\\x0b``, ``\\x0c``, ``\\x1c``-``\\x1e``, ``\\x85``, ``\\u2028``, ``\\u2029``), and not empty."""
+    return label.splitlines() == [label]
+
+
 def _label_sets(labels: Labels) -> List[Tuple[Optional[str], List[str]]]:
     """``[(locale or None, labels)]``, checked: same length, no newlines, no empty set."""
     sets = list(labels.items()) if isinstance(labels, Mapping) else [(None, labels)]
@@ -37,7 +44,7 @@ def _label_sets(labels: Labels) -> List[Tuple[Optional[str], List[str]]]:
         if isinstance(names, (str, bytes)):
             raise InvalidInputError(f"labels must be a list of strings, got {type(names).__name__}")
         names = list(names)
-        bad = [n for n in names if not isinstance(n, str) or "\n" in n or "\r" in n]
+        bad = [n for n in names if not isinstance(n, str) or not is_single_line(n)]
         if not names or bad:
             raise InvalidInputError(f"labels must be non-empty single-line strings, got {bad or names!r}")
         if len(names) != len(sets[0][1]):

@@ -176,8 +176,10 @@ def _replace_folder(tmp: str, folder: str) -> None:
         return
     if not os.path.isdir(folder) or os.path.islink(folder):
         raise ExportError("exists and is not a folder", path=folder)
-    if os.listdir(folder) and not os.path.isfile(os.path.join(folder, MODEL_JSON)):
-        raise ExportError("folder is not empty and holds no model.json; refusing to replace it", path=folder)
+    foreign = _not_tfjs_files(folder)
+    if foreign:
+        raise ExportError(f"holds files that are not part of a TF.js model ({foreign[:5]}); refusing to replace it",
+                          path=folder)  # fmt: skip
     old = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.old-", dir=os.path.dirname(folder))
     os.rmdir(old)
     os.rename(folder, old)
@@ -187,6 +189,26 @@ def _replace_folder(tmp: str, folder: str) -> None:
         os.rename(old, folder)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _not_tfjs_files(folder: str) -> List[str]:
+    """The entries of ``folder`` that no TF.js layers model there accounts for (sorted; ``[]``: safe to replace).
+
+    A TF.js model folder holds ``model.json`` (with ``modelTopology`` and ``weightsManifest``),
+    the weight shards it names and perhaps ``metadata.json``. Anything else (an export's
+    ``model.tflite``, or Model Maker's ``model.json`` sidecar, which is not a TF.js model) is not
+    ours to delete.
+    """
+    entries = sorted(os.listdir(folder))
+    try:
+        with open(os.path.join(folder, MODEL_JSON), encoding="utf-8") as handle:
+            doc = json.load(handle)
+        shards = {p for group in doc["weightsManifest"] for p in group["paths"]} if "modelTopology" in doc else None
+    except (OSError, ValueError, KeyError, TypeError):
+        shards = None
+    if shards is None:
+        return entries
+    return [e for e in entries if e not in {MODEL_JSON, METADATA_JSON} | shards]
 
 
 def _new_folder_beside(folder: str) -> str:
