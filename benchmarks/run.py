@@ -252,15 +252,21 @@ def _cpu_model() -> str:
 
 
 def _git_commit() -> Optional[str]:
-    """The short commit of the working tree, with ``+changes`` when tracked files differ from it."""
+    """The short commit of the working tree, with ``+changes`` when it is not that commit's tree.
+
+    A changed tracked file counts, and so does a file git does not track and does not ignore (a
+    new module or benchmark would otherwise be measured under a commit that lacks it); the
+    results this run writes do not.
+    """
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ".", ":!benchmarks/results", ":!docs/benchmarks.md"],
-                               cwd=REPO_ROOT, capture_output=True)  # fmt: skip
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", ".",
+                                 ":!benchmarks/results", ":!docs/benchmarks.md"],
+                                cwd=REPO_ROOT, capture_output=True, text=True)  # fmt: skip
     except OSError:
         return None
     commit = out.stdout.strip()
-    return (commit + ("+changes" if dirty.returncode == 1 else "")) if commit else None
+    return (commit + ("+changes" if status.stdout.strip() else "")) if commit else None
 
 
 def machine_info() -> Dict:

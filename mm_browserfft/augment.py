@@ -24,6 +24,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from .audio import resample
+from .errors import InvalidInputError
 from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 
 __all__ = [
@@ -112,7 +113,12 @@ def partial_word(
 
     Returns:
       float32 ``[44032]``.
+
+    Raises:
+      InvalidInputError: an empty clip (no word to cut).
     """
+    if clip.size == 0:
+        raise InvalidInputError("partial_word needs a clip holding a word, got 0 samples")
     frame = 441
     start, end = _voiced_span(clip, threshold_db=-35.0, frame=frame)
     word = clip[start:end]
@@ -145,6 +151,8 @@ def random_equalizer(x: np.ndarray, rng: np.random.Generator, *, max_db: float =
     The curve interpolates six gains drawn uniformly in ``+-max_db`` dB: a cheap
     microphone, a phone speaker, a hand over the mouth.
     """
+    if x.size == 0:
+        return np.zeros(0, np.float32)
     n_fft = 1 << int(np.ceil(np.log2(x.size)))  # a power of two: fast, and the wrap-around stays tiny
     spectrum = np.fft.rfft(x, n=n_fft)
     knots = rng.uniform(-max_db, max_db, size=6)

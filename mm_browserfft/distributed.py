@@ -209,11 +209,14 @@ def fit(
     )  # fmt: skip
     hooks.on_train_begin()
     logs: dict = {}
+    model.stop_training = False
     for epoch in range(initial_epoch, epochs):
         hooks.on_epoch_begin(epoch)
         logs = _run_epoch(train_step, train)
         if validation is not None:
             logs.update({f"val_{k}": v for k, v in _run_epoch(test_step, validation).items()})
         hooks.on_epoch_end(epoch, logs)
+        if model.stop_training:  # a callback (EarlyStopping, ...) asked to stop, as Keras' fit honours
+            break
     hooks.on_train_end(logs)
     return model.history

@@ -16,18 +16,19 @@ from typing import Optional, Sequence, Tuple
 
 __all__ = ["speaker_id", "speaker_bucket", "is_heldout_speaker", "link_speaker_split"]
 
-_NOHASH = re.compile(r"(?:^|_)([0-9a-f]{8})_nohash_\d+$")
+_NOHASH = re.compile(r"(?:^|_)([0-9a-f]{8})_nohash_\d+$", re.IGNORECASE)
 
 
 def speaker_id(path: "os.PathLike[str] | str") -> str:
-    """The speaker of a clip: the 8-hex-digit id before ``_nohash_``, else the file's stem.
+    """The speaker of a clip: the 8-hex-digit id before ``_nohash_`` (in lower case: a file
+    system or tool that upper-cases names keeps the speaker), else the file's stem.
 
-    >>> speaker_id("yes/0a7c2a8d_nohash_0.flac"), speaker_id("_unknown_/bed_0c540988_nohash_0.flac")
+    >>> speaker_id("yes/0a7c2a8d_nohash_0.flac"), speaker_id("_unknown_/bed_0C540988_NOHASH_0.flac")
     ('0a7c2a8d', '0c540988')
     """
     stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     match = _NOHASH.search(stem)
-    return match.group(1) if match else stem
+    return match.group(1).lower() if match else stem
 
 
 def speaker_bucket(speaker: str) -> float:

@@ -163,3 +163,12 @@ def test_batch_masks_zero_stripes_no_wider_than_asked_along_their_axis():
     zero_bins = (freq == 0).all(axis=(1, 3)).sum(axis=1)
     assert zero_bins.max() <= 60 and zero_bins.max() > 30  # two stripes, overlapping or not
     assert ((freq == 0).any(axis=(1, 3)) == (freq == 0).all(axis=(1, 3))).all()
+
+
+def test_an_empty_clip_is_filtered_to_nothing_and_refused_as_a_word():
+    from mm_browserfft.errors import InvalidInputError
+
+    rng = np.random.default_rng(0)
+    assert augment.random_equalizer(np.zeros(0, np.float32), rng).shape == (0,)
+    with pytest.raises(InvalidInputError, match="0 samples"):
+        augment.partial_word(np.zeros(0, np.float32), _tone(1.1), rng)

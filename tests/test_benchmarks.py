@@ -166,3 +166,27 @@ def test_a_terminated_runner_takes_its_benchmark_process_with_it(tmp_path):
     else:
         os.kill(child, signal.SIGKILL)
         pytest.fail(f"the benchmark process {child} outlived its terminated runner")
+
+
+def test_figures_are_stamped_with_the_commit_and_any_change_to_its_tree(tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "start")
+    (tmp_path / "module.py").write_text("x = 1\n")
+    git("add", "module.py")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "module")
+    monkeypatch.setattr(run, "REPO_ROOT", tmp_path)
+    clean = run._git_commit()
+    assert clean and "+" not in clean
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "latest.json").write_text("{}")  # what the run itself writes
+    assert run._git_commit() == clean
+    (tmp_path / "bench_new.py").write_text("")  # untracked: measured, yet not in the commit
+    assert run._git_commit() == clean + "+changes"
+    (tmp_path / "bench_new.py").unlink()
+    (tmp_path / "module.py").write_text("x = 2\n")
+    assert run._git_commit() == clean + "+changes"

@@ -152,3 +152,39 @@ def test_processes_without_a_cluster_are_chiefs():
 
     assert not distributed.is_multi_worker(tf.distribute.get_strategy())
     assert distributed.is_chief(tf.distribute.get_strategy()) and distributed.is_chief(None)
+
+
+_STOPS = """
+    import json
+    import numpy as np, tensorflow as tf
+    from mm_browserfft import distributed
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()  # one worker: the loop of a cluster, in one process
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 4)).astype(np.float32), np.eye(3, dtype=np.float32)[rng.integers(0, 3, 64)]
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+
+    def epochs_run(callback, *, keras_fit=False):
+        with strategy.scope():
+            model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3, activation="softmax")])
+            model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["acc"])
+        if keras_fit:
+            return len(model.fit(ds, epochs=5, callbacks=[callback], verbose=0).history["loss"])
+        history = distributed.fit(model, ds, epochs=5, strategy=strategy, callbacks=[callback], verbose=0)
+        return len(history.history["loss"])
+
+    class StopAfterTwo(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = epoch == 1
+
+    early = lambda: tf.keras.callbacks.EarlyStopping(monitor="loss", min_delta=100.0, patience=0)  # noqa: E731
+    print(json.dumps({"asked": [epochs_run(StopAfterTwo()), epochs_run(StopAfterTwo(), keras_fit=True)],
+                      "early": [epochs_run(early()), epochs_run(early(), keras_fit=True)]}))
+"""
+
+
+def test_the_cluster_loop_stops_when_a_callback_asks_as_keras_fit_does():
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(_STOPS)], capture_output=True, text=True,
+                          env=worker_env(), timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    stopped = last_json_line(done.stdout)  # epochs run: [the cluster loop, Keras' fit], of 5
+    assert stopped["asked"] == [2, 2] and stopped["early"][0] == stopped["early"][1] < 5, stopped

@@ -399,3 +399,53 @@ def test_train_with_the_cosine_word_head_keeps_the_18w_topology_and_reports_the_
     shipped = build_18w()
     shipped.load_weights(str(tmp_path / "base.weights.h5"))  # stage 2 fitted the 18w dense_2 on the body
     assert shipped.count_params() == metrics["params"] == 1468684
+
+
+def test_a_part_whose_arrays_disagree_is_refused_not_trained_on(tmp_path):
+    np.save(tmp_path / "train_x.npy", np.zeros((4, 43, 232), np.float16))  # rebuilt at 4 rows, then killed
+    np.save(tmp_path / "train_t.npy", np.zeros((3, 192), np.float16))
+    np.save(tmp_path / "train_y.npy", np.zeros(3, np.int32))
+    with pytest.raises(ValueError, match=r"part 'train' disagree in rows \{'x': 4, 't': 3, 'y': 3\}"):
+        train.load_prepared(str(tmp_path), ["train"])
+
+
+def test_a_part_that_fails_while_written_leaves_the_previous_one_whole(tmp_path):
+    from mm_browserfft.errors import AudioDecodeError
+
+    before = {}
+    for key, value in (("x", np.ones((2, 43, 232), np.float16)), ("t", np.ones((2, teacher.SPANS, 96), np.float16)),
+                       ("y", np.array([1, 2], np.int32)), ("real", np.ones(2, bool)), ("src", np.ones((2, 2), np.int32))):
+        np.save(tmp_path / f"val_{key}.npy", value)
+        before[key] = value
+
+    class FailsOnTheSecondClip:  # a worker pool whose second job meets a cut-off file
+        def imap(self, function, jobs, chunksize):
+            yield np.zeros((1, 43, 232), np.float16), np.zeros((1, teacher.SPANS, 96), np.float16)
+            raise AudioDecodeError("truncated", path="clip.flac")
+
+    jobs = [("val", ("a.flac",), 0, 0, 0), ("val", ("clip.flac",), 0, 0, 0), ("val", ("c.flac",), 0, 0, 0)]
+    with pytest.raises(AudioDecodeError, match="clip.flac"):
+        prepare._write(str(tmp_path), "val", jobs, [1, 1, 1], [(1, 1)] * 3, FailsOnTheSecondClip())
+    for key, value in before.items():
+        np.testing.assert_array_equal(np.load(tmp_path / f"val_{key}.npy"), value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"val_{key}.npy" for key in before)  # no partial file
+    x, y, *_ = train.load_prepared(str(tmp_path), ["val"])
+    assert x.shape[0] == 2 and y.tolist() == [1, 2]
+
+
+def test_prepare_names_missing_data_and_a_missing_teacher_before_any_work(tmp_path, monkeypatch):
+    import sys
+
+    from mm_browserfft.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="no clips in speech_commands"):
+        prepare.check_inputs(str(tmp_path / "nowhere"))
+    (tmp_path / "data" / "speech_commands" / "yes").mkdir(parents=True)
+    (tmp_path / "data" / "speech_commands" / "yes" / "a.flac").write_bytes(b"")
+    with pytest.raises(DatasetError, match="no background recordings in background_noise"):
+        prepare.check_inputs(str(tmp_path / "data"))
+    (tmp_path / "data" / "background_noise").mkdir()
+    (tmp_path / "data" / "background_noise" / "pink.flac").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "pyopen_wakeword", None)  # the recipe's requirements not installed
+    with pytest.raises(RuntimeError, match="pip install -r tools/pretrain/requirements.txt"):
+        prepare.check_inputs(str(tmp_path / "data"))

@@ -52,12 +52,13 @@ def main(argv: "Sequence[str] | None" = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join(_REPO, "mm_browserfft", "assets", "base"))
     args = parser.parse_args(argv)
+    data = args.data or os.fspath(data_dir())
+    prepare.check_inputs(data)  # before minutes of synthesis, not after
 
     counts = synth.synthesize_vocabulary(
         os.path.join(args.work, "synth"), clips_per_word=args.clips_per_word, seed=args.seed
     )
     print(f"synth: {sum(counts.values())} clips of {len(counts)} words")
-    data = args.data or os.fspath(data_dir())
     speech = [p for p, word in prepare.real_clips(data)[0] if word != prepare.SILENCE]
     made = voices.make_voices(speech, args.work, voices_per_clip=args.voices_per_clip, seed=args.seed)
     print(f"voices: {made} new clips from {len(speech)} real training clips")

@@ -51,6 +51,7 @@ from mm_browserfft.augment import (
     time_shift,
     trim_silence,
 )
+from mm_browserfft.errors import DatasetError
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH, spectrogram
 from mm_browserfft.speakers import is_heldout_speaker, speaker_id
 
@@ -87,6 +88,22 @@ def real_clips(data_dir: str) -> Tuple[List[Clip], List[Clip]]:
             clip = (path, _word_of(path))
             (heldout if is_heldout_speaker(speaker_id(path)) else train).append(clip)
     return train, heldout
+
+
+def check_inputs(data_dir: str) -> None:
+    """Refuse, before any work, a data folder without clips or background recordings, or a missing teacher.
+
+    Raises:
+      DatasetError: ``data_dir`` lacks ``speech_commands/<word>/*.flac`` or ``background_noise/*.flac``.
+      RuntimeError: the teacher's wheel is not installed (the recipe's requirements).
+    """
+    from .teacher import check_teacher
+
+    if not glob.glob(os.path.join(data_dir, _SPEECH_DIRS[0], "*", "*.flac")):
+        raise DatasetError(f"no clips in {_SPEECH_DIRS[0]}/<word>/*.flac", path=data_dir)
+    if not glob.glob(os.path.join(data_dir, _NOISE_DIR, "*.flac")):
+        raise DatasetError(f"no background recordings in {_NOISE_DIR}/*.flac", path=data_dir)
+    check_teacher()
 
 
 def synth_clips(synth_dir: str) -> List[Clip]:
@@ -264,24 +281,33 @@ def _write(out_dir: str, name: str, jobs: List[Job], labels: List[int], sources:
     """
     counts = [max(j[2], 1) for j in jobs]
     total = int(sum(counts))
-    x = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_x.npy"), "w+", np.float16, (total, 43, 232))
-    t = np.lib.format.open_memmap(os.path.join(out_dir, f"{name}_t.npy"), "w+", np.float16, (total, SPANS, EMBEDDING_DIM))
-    y = np.empty(total, np.int32)
-    real = np.empty(total, bool)
-    src = np.empty((total, 2), np.int32)
-    row = 0
-    for job, label, source, (spec, target) in zip(jobs, labels, sources, pool.imap(_job, jobs, chunksize=16)):
-        rows = slice(row, row + len(spec))
-        x[rows], t[rows], y[rows], real[rows], src[rows] = spec, target, label, job[0] in _KEEPS_REAL, source
-        row += len(spec)
-        if row // 5000 != (row - len(spec)) // 5000:
-            print(f"prepare {name}: {row}/{total} rows", flush=True)
-    x.flush()
-    t.flush()
-    del x, t
-    np.save(os.path.join(out_dir, f"{name}_y.npy"), y)
-    np.save(os.path.join(out_dir, f"{name}_real.npy"), real)
-    np.save(os.path.join(out_dir, f"{name}_src.npy"), src)
+    final = {key: os.path.join(out_dir, f"{name}_{key}.npy") for key in PART_ARRAYS}
+    partial = {key: os.path.join(out_dir, f".{name}_{key}.partial.npy") for key in PART_ARRAYS}
+    try:
+        x = np.lib.format.open_memmap(partial["x"], "w+", np.float16, (total, 43, 232))
+        t = np.lib.format.open_memmap(partial["t"], "w+", np.float16, (total, SPANS, EMBEDDING_DIM))
+        y = np.empty(total, np.int32)
+        real = np.empty(total, bool)
+        src = np.empty((total, 2), np.int32)
+        row = 0
+        for job, label, source, (spec, target) in zip(jobs, labels, sources, pool.imap(_job, jobs, chunksize=16)):
+            rows = slice(row, row + len(spec))
+            x[rows], t[rows], y[rows], real[rows], src[rows] = spec, target, label, job[0] in _KEEPS_REAL, source
+            row += len(spec)
+            if row // 5000 != (row - len(spec)) // 5000:
+                print(f"prepare {name}: {row}/{total} rows", flush=True)
+        x.flush()
+        t.flush()
+        del x, t
+        np.save(partial["y"], y)
+        np.save(partial["real"], real)
+        np.save(partial["src"], src)
+        for key in PART_ARRAYS:  # only a part written whole replaces the one there (a failed run leaves it as it was)
+            os.replace(partial[key], final[key])
+    finally:  # a failed run leaves no partial file
+        for path in partial.values():
+            if os.path.exists(path):
+                os.remove(path)
     return total
 
 
@@ -294,6 +320,9 @@ def class_labels(words: Sequence[str], more_words: Sequence[str] = ()) -> List[s
     return [SILENCE] + base + sorted(set(more_words) - set(base) - {SILENCE})
 
 
+PART_ARRAYS = ("x", "t", "y", "real", "src")
+"""The arrays of a prepared part, ``<part>_<array>.npy``: spectrograms, teacher targets, word labels,
+whether each row is a real recording, and the words its clips were of."""
 TRAINING_PARTS = ("train", "rooms", "pairs", "kokoro", "vocab")
 """The training parts :func:`prepare` writes (``val`` is the validation part)."""
 
@@ -358,6 +387,7 @@ def prepare(
     Returns:
       rows of each part written and ``classes``.
     """
+    check_inputs(data_dir)
     train_real, val_real = real_clips(data_dir)
     synth = synth_clips(os.path.join(work_dir, "synth"))
     neural = synth_clips(os.path.join(work_dir, "kokoro"))

@@ -53,6 +53,11 @@ def _model_paths() -> Tuple[str, str]:
     return str(models / "melspectrogram.tflite"), str(models / "embedding_model.tflite")
 
 
+def check_teacher() -> None:
+    """Raise, in the calling process, when the teacher's wheel is missing (workers would each fail on it)."""
+    _model_paths()
+
+
 class Teacher:
     """Google's speech embedding of 44.1 kHz student windows.
 

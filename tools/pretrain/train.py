@@ -296,6 +296,11 @@ def load_prepared(prep: str, parts: Sequence[str]):
     def part(name, p):
         return np.load(os.path.join(prep, f"{p}_{name}.npy"))
 
+    for p in found:  # rows of every array of a part must agree: never train on a part half rebuilt
+        rows = {name: np.load(os.path.join(prep, f"{p}_{name}.npy"), mmap_mode="r").shape[0]
+                for name in ("x", "t", "y") + (("src",) if os.path.exists(os.path.join(prep, f"{p}_src.npy")) else ())}
+        if len(set(rows.values())) != 1:
+            raise ValueError(f"{prep}: the arrays of part {p!r} disagree in rows {rows}: prepare it again")
     ys = [part("y", p) for p in found]
     srcs = []
     for p, y in zip(found, ys):
