@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "_background_noise_, _silence_, background, ...)")  # fmt: skip
     evaluate.add_argument("--minutes", type=_non_negative, default=0.0,
                           help="--streaming: add background-only audio until the recordings last this long")
-    evaluate.add_argument("--budget", type=_non_negative, default=1.0, help="--streaming: false accepts per hour allowed")
+    evaluate.add_argument("--budget", type=_non_negative, default=CALIBRATION_BUDGET,
+                          help="--streaming: false accepts per hour allowed (default %(default)s, as train's --listen-budget)")
     evaluate.add_argument("--det-plot", type=pathlib.Path, help="--streaming: write the DET curve here (PNG)")
     evaluate.add_argument("--seed", type=_seed, default=0, help="--streaming: seed of the recordings")
     _add_listening_options(evaluate)
@@ -119,12 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", type=pathlib.Path, help=".tflite file or SavedModel folder")
     predict.add_argument("files", type=pathlib.Path, nargs="+", help="clips or recordings (any format and sample rate)")
     predict.add_argument("--top-k", type=_positive_int, default=3, help="classes shown per window (default %(default)s)")
-    predict.add_argument("--hop", type=_positive, default=0.5, help="seconds between windows of long recordings")
+    predict.add_argument("--hop", type=_positive, default=0.5,
+                         help="seconds between windows of long recordings (default %(default)s)")
     predict.add_argument("--threshold", type=float, default=0.0, help="only report windows whose best score >= this")
     predict.add_argument("--json", action="store_true", help="print JSON")
 
     cache = sub.add_parser("cache", help="where the cache of embeddings and decoded audio is, its size; --clear empties it")
-    cache.add_argument("--cache-dir", type=pathlib.Path, help="default $MM_BROWSERFFT_CACHE or ~/.cache/mm_browserfft")
+    cache.add_argument("--cache-dir", type=pathlib.Path,
+                       help="default $MM_BROWSERFFT_CACHE, else $XDG_CACHE_HOME/mm_browserfft or ~/.cache/mm_browserfft")
     cache.add_argument("--clear", action="store_true", help="delete everything in it")
     cache.add_argument("--json", action="store_true", help="print JSON")
 
@@ -205,7 +208,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad-files", action="store_true", help="warn and count unreadable files instead of failing")
     p.add_argument("--cache-dir", type=pathlib.Path,
                    help="cache of embeddings (and of decoded audio when it is read every epoch); "
-                        "default $MM_BROWSERFFT_CACHE or ~/.cache/mm_browserfft")  # fmt: skip
+                        "default $MM_BROWSERFFT_CACHE, else $XDG_CACHE_HOME/mm_browserfft or ~/.cache/mm_browserfft")  # fmt: skip
     p.add_argument("--no-cache", action="store_true", help="cache nothing on disk")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run backed up in <export>/checkpoints (the same data, base and options)")

@@ -327,13 +327,19 @@ class Recognizer:
         self.rule = DecisionRule(self.labels, options)
         self.reset()
 
-    def set_options(self, options: ListeningOptions) -> None:
-        """Listen on with ``options``: the stream goes on (its time, buffered audio, resampler).
+    def set_options(self, options: Optional[ListeningOptions] = None, **overrides) -> None:
+        """Listen on with other options: the stream goes on (its time, buffered audio, resampler).
 
-        The next window starts one old hop after the last (then windows are ``options``'
-        hop apart); the decision keeps its history (:meth:`DecisionRule.set_options`). A
-        page's slider can thus move while it listens without losing audio or time.
+        Args:
+          options: the new options (default: the current ones); keyword overrides
+            (``probability_threshold=0.8``, ...) are applied on top, so
+            ``set_options(probability_threshold=0.8)`` changes the threshold alone.
+
+        The next window starts one old hop after the last (then windows are the new hop
+        apart); the decision keeps its history (:meth:`DecisionRule.set_options`). A page's
+        slider can thus move while it listens without losing audio or time.
         """
+        options = dataclasses.replace(options or self.options, **overrides)
         self.rule.set_options(options)
         self.options = options
 

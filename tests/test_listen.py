@@ -153,8 +153,9 @@ def test_options_changed_mid_stream_apply_from_then_on_without_losing_time_or_au
     audio, rate = sf.read(spoken_file, dtype="float32")
     recognizer = Recognizer(model, sample_rate=rate, probability_threshold=0.95)
     heard = recognizer.feed(audio[: int(switch_s * rate)])
-    recognizer.set_options(ListeningOptions(probability_threshold=0.6))
+    recognizer.set_options(probability_threshold=0.6)  # the threshold alone; the other options as they were
     heard += recognizer.feed(audio[int(switch_s * rate) :]) + recognizer.finish()
+    assert recognizer.options == ListeningOptions(probability_threshold=0.6)
     expected = [d for d in strict if d.end_s < switch_s] + [d for d in loose if d.end_s > switch_s]
     assert len(loose) > len([d for d in strict if d.end_s > switch_s])  # the switch matters
     assert [(d.label, d.start_s, d.end_s) for d in heard] == [(d.label, d.start_s, d.end_s) for d in expected]
