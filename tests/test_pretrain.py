@@ -449,3 +449,25 @@ def test_prepare_names_missing_data_and_a_missing_teacher_before_any_work(tmp_pa
     monkeypatch.setitem(sys.modules, "pyopen_wakeword", None)  # the recipe's requirements not installed
     with pytest.raises(RuntimeError, match="pip install -r tools/pretrain/requirements.txt"):
         prepare.check_inputs(str(tmp_path / "data"))
+
+
+def test_recordings_of_the_same_name_in_two_data_sets_get_voices_of_their_own():
+    from tools.pretrain import voices
+
+    clips = ["d/speech_commands/left/f428ca69_nohash_1.flac", "d/speech_commands/left/f428ca69_nohash_2.flac",
+             "d/speech_commands_v0.01_sample/left/f428ca69_nohash_1.flac",  # another recording, the same name
+             "d/speech_commands_v0.01_sample/right/f428ca69_nohash_1.flac"]  # fmt: skip
+    assert voices.voice_stems(clips) == ["f428ca69_nohash_1", "f428ca69_nohash_2",
+                                         "speech_commands_v0.01_sample-f428ca69_nohash_1", "f428ca69_nohash_1"]
+
+
+def test_a_work_folder_made_with_one_seed_refuses_another(tmp_path):
+    from tools.pretrain.made_with import check_made_with
+
+    folder = str(tmp_path / "synth")
+    check_made_with(folder, {"seed": 0, "clips_per_word": 3})
+    check_made_with(folder, {"clips_per_word": 3, "seed": 0})  # the same settings: a rerun resumes
+    with pytest.raises(ValueError, match=r"holds clips made with \{'clips_per_word': 3, 'seed': 0\}, not .*'seed': 1"):
+        check_made_with(folder, {"seed": 1, "clips_per_word": 3})
+    with pytest.raises(ValueError, match="use another --work folder"):
+        check_made_with(folder, {"seed": 0, "clips_per_word": 1})

@@ -32,6 +32,8 @@ import numpy as np
 
 from mm_browserfft.audio import resample
 
+from .made_with import check_made_with
+
 __all__ = ["VOCABULARY", "SYNTH_SAMPLE_RATE", "extended_vocabulary", "pick_words", "synthesize_vocabulary"]
 
 SYNTH_SAMPLE_RATE = 16000
@@ -196,6 +198,8 @@ def synthesize_vocabulary(
     available = _engines_available()
     if not available["espeak"]:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
+    check_made_with(out_dir, {"seed": seed, "clips_per_word": clips_per_word, "flite_fraction": flite_fraction,
+                              "flite": available["flite"]})  # fmt: skip
     jobs = []
     for word in words:
         os.makedirs(os.path.join(out_dir, word), exist_ok=True)

@@ -25,7 +25,9 @@ from typing import List, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 
-__all__ = ["PITCH_RANGE", "FORMANT_RANGE", "new_voice", "make_voices"]
+from .made_with import check_made_with
+
+__all__ = ["PITCH_RANGE", "FORMANT_RANGE", "new_voice", "make_voices", "voice_stems"]
 
 PITCH_RANGE = (0.65, 1.5)
 """Range of the pitch factor (log-uniform)."""
@@ -75,9 +77,8 @@ def _analyse(x: np.ndarray, rate: int):
     return f0, pyworld.cheaptrick(x, f0, t, rate), pyworld.d4c(x, f0, t, rate)
 
 
-def _job(job: Tuple[str, str, int, int, int]) -> int:
-    source, out_dir, count, seed, index = job
-    stem = os.path.splitext(os.path.basename(source))[0]
+def _job(job: Tuple[str, str, str, int, int, int]) -> int:
+    source, out_dir, stem, count, seed, index = job
     targets = [os.path.join(out_dir, f"{stem}_v{k}.flac") for k in range(count)]
     if all(os.path.exists(p) for p in targets):
         return 0
@@ -94,16 +95,35 @@ def _job(job: Tuple[str, str, int, int, int]) -> int:
     return count
 
 
+def voice_stems(clips: Sequence[str]) -> List[str]:
+    """The name each clip's voices take (``<stem>_v<k>.flac`` in ``voices/<word>/``), one per recording.
+
+    A clip's file stem, unless an earlier clip of the same word folder has it (the same name
+    in two data sets, other recordings): then the stem is prefixed with its data set's folder.
+    """
+    seen = set()
+    stems = []
+    for path in clips:
+        word = os.path.basename(os.path.dirname(path))
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if (word, stem) in seen:
+            stem = f"{os.path.basename(os.path.dirname(os.path.dirname(path)))}-{stem}"
+        seen.add((word, stem))
+        stems.append(stem)
+    return stems
+
+
 def make_voices(clips: Sequence[str], work_dir: str, *, voices_per_clip: int = 4, seed: int = 0, workers: int = 2) -> int:
     """Write ``voices_per_clip`` new voices of each clip (paths of real 16 kHz clips).
 
     Returns:
       the number of clips written by this call (0 when everything existed).
     """
-    jobs: List[Tuple[str, str, int, int, int]] = []
-    for i, path in enumerate(clips):
+    check_made_with(os.path.join(work_dir, "voices"), {"seed": seed, "voices_per_clip": voices_per_clip})
+    jobs: List[Tuple[str, str, str, int, int, int]] = []
+    for i, (path, stem) in enumerate(zip(clips, voice_stems(clips))):
         out_dir = os.path.join(work_dir, "voices", os.path.basename(os.path.dirname(path)))
         os.makedirs(out_dir, exist_ok=True)
-        jobs.append((path, out_dir, voices_per_clip, seed, i))
+        jobs.append((path, out_dir, stem, voices_per_clip, seed, i))
     with Pool(workers) as pool:
         return int(sum(pool.imap_unordered(_job, jobs, chunksize=8)))
