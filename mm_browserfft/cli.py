@@ -21,7 +21,7 @@ import os
 import pathlib
 import sys
 import tempfile
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from . import __version__
 from .errors import BrowserFftError, InvalidInputError
@@ -33,39 +33,26 @@ __all__ = ["main", "build_parser"]
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _checked(kind: Callable[[str], Any], accept: Callable[[Any], bool], what: str) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)``, refused with "must be <what>" unless ``accept`` takes it (NaN never is)."""
+
+    def parse(text: str):
+        value = kind(text)
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value: 'x'"
+    return parse
 
 
-def _seed(text: str) -> int:
-    value = int(text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32), got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number in [0, 65535], got {text}")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+_positive_int = _checked(int, lambda v: v > 0, "a positive integer")
+_seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
+_port = _checked(int, lambda v: 0 <= v <= 65535, "a port number in [0, 65535]")
+_positive = _checked(float, lambda v: 0 < v < math.inf, "a finite number > 0")
+_fraction = _checked(float, lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+_probability = _checked(float, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+_non_negative = _checked(float, lambda v: 0 <= v < math.inf, "a finite number >= 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,20 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("model", type=pathlib.Path, help=".tflite file")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     return parser
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
 
 
 def _add_listening_options(p: argparse.ArgumentParser) -> None:
