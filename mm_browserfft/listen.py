@@ -322,10 +322,14 @@ class Recognizer:
             raise InvalidInputError(f"sample_rate must be an integer of at least 8000 Hz, got {sample_rate}")
         self.predictor = as_predictor(model, labels=labels)
         self.labels = list(self.predictor.labels)
-        self.options = options
         self.sample_rate = int(sample_rate)
         self.rule = DecisionRule(self.labels, options)
         self.reset()
+
+    @property
+    def options(self) -> ListeningOptions:
+        """The options listened with (its decision rule's: :meth:`set_options` changes them)."""
+        return self.rule.options
 
     def set_options(self, options: Optional[ListeningOptions] = None, **overrides) -> None:
         """Listen on with other options: the stream goes on (its time, buffered audio, resampler).
@@ -339,9 +343,7 @@ class Recognizer:
         apart); the decision keeps its history (:meth:`DecisionRule.set_options`). A page's
         slider can thus move while it listens without losing audio or time.
         """
-        options = dataclasses.replace(options or self.options, **overrides)
-        self.rule.set_options(options)
-        self.options = options
+        self.rule.set_options(dataclasses.replace(options or self.options, **overrides))
 
     def reset(self) -> None:
         """Start a new stream (time 0, empty buffer, no history)."""
@@ -381,8 +383,8 @@ class Recognizer:
         """
         self.reset()
         out: List[Detection] = []
-        for block in iter_audio_blocks(path, sample_rate=SAMPLE_RATE):
-            out += self._consume(_mono(block))
+        for block in iter_audio_blocks(path, sample_rate=SAMPLE_RATE):  # mono, finite (or a decode error)
+            out += self._consume(block)
         return out + self.finish()
 
     def finish(self) -> List[Detection]:
