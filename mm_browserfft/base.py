@@ -109,9 +109,7 @@ def bundled_base_dir() -> str:
 
 def default_cache_dir() -> str:
     """The package's cache folder (:func:`mm_browserfft.cache.default_cache_dir`), where downloads go too."""
-    from .cache import default_cache_dir as cache_folder
-
-    return os.fspath(cache_folder())
+    return os.fspath(cache.default_cache_dir())
 
 
 def _offline(offline: Optional[bool]) -> bool:

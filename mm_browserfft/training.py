@@ -197,7 +197,7 @@ def evaluate_folder(predictor, data_dir, *, pad_short: bool = False) -> Dict:
       file, true, predicted, score of the true label).
     """
     from .audio import load_audio, split_windows
-    from .data import list_audio_files
+    from .data.files import sort_entries
     from .metrics import classification_metrics
 
     root = pathlib.Path(data_dir)
@@ -215,10 +215,10 @@ def evaluate_folder(predictor, data_dir, *, pad_short: bool = False) -> Dict:
         if folder.name not in index:
             raise DatasetError(f"label folder {folder.name!r} is not one of the model's labels {predictor.labels}", path=folder)
     files, skipped = [], [os.fspath(p) for p in sorted(root.iterdir()) if not p.is_dir() and not p.name.startswith(".")]
-    for folder in folders:
-        audio_files = list_audio_files(folder)
+    for folder in folders:  # the entries the training loader reads, and the others (DataLoader.from_folder)
+        audio_files, others = sort_entries(folder)
         files += [(path, folder.name) for path in audio_files]
-        skipped += sorted(set(os.path.join(folder, n) for n in os.listdir(folder) if not n.startswith(".")) - set(audio_files))
+        skipped += [p for p in others if not os.path.basename(p).startswith(".")]
     for path, label in progress.bar(files, desc="evaluating", unit="file"):
         windows = split_windows(load_audio(path), pad_short=pad_short)
         if not len(windows):

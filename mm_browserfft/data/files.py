@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import unicodedata
 import warnings
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from .. import audio
 from ..errors import DatasetError
 from .waveforms import PathLike
 
-__all__ = ["is_audio_name", "list_audio_files", "warn_case_clashes"]
+__all__ = ["is_audio_name", "sort_entries", "list_audio_files", "warn_case_clashes"]
 
 
 def is_audio_name(name: str) -> bool:
@@ -19,12 +19,29 @@ def is_audio_name(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(audio.AUDIO_EXTENSIONS)
 
 
-def list_audio_files(folder: PathLike) -> List[str]:
-    """The audio files directly inside ``folder`` (sorted, hidden files skipped)."""
+def sort_entries(folder: PathLike) -> Tuple[List[str], List[str]]:
+    """``(audio files, every other entry)`` directly inside ``folder``, as sorted paths.
+
+    The audio files are what the loaders read (:func:`is_audio_name`); the others (sub-folders,
+    other extensions, hidden files) are what they skip and count.
+
+    Raises:
+      DatasetError: ``folder`` is not a folder.
+    """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise DatasetError("folder not found", path=folder)
-    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if is_audio_name(n) and os.path.isfile(os.path.join(folder, n)))
+    audio_files: List[str] = []
+    others: List[str] = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        (audio_files if is_audio_name(name) and os.path.isfile(path) else others).append(path)
+    return audio_files, others
+
+
+def list_audio_files(folder: PathLike) -> List[str]:
+    """The audio files directly inside ``folder`` (sorted, hidden files skipped)."""
+    return sort_entries(folder)[0]
 
 
 def warn_case_clashes(labels: Sequence[str], where: PathLike) -> None:

@@ -16,7 +16,7 @@ from ..errors import AudioDecodeError, DatasetError
 from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 from ..metadata import is_single_line
 from ..speakers import speaker_id
-from .files import is_audio_name, warn_case_clashes
+from .files import sort_entries, warn_case_clashes
 from .report import LoadReport
 from .waveforms import Cache, Item, PathLike, WaveformCache
 
@@ -98,22 +98,18 @@ class DataLoader:
         if not os.path.isdir(root):
             raise DatasetError("data folder not found", path=root)
         wanted = set(categories) if categories is not None else None
+        entries = sorted(os.listdir(root))
+        folders = {e for e in entries if os.path.isdir(os.path.join(root, e))}
         if wanted is not None:
-            _check_categories(wanted, {e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e))}, root)
+            _check_categories(wanted, folders, root)
         pairs, skipped = [], []
-        for entry in sorted(os.listdir(root)):
-            folder = os.path.join(root, entry)
-            if not os.path.isdir(folder):
-                skipped.append(folder)
-                continue
-            if entry.startswith(".") or (wanted is not None and entry not in wanted):
-                continue
-            for name in sorted(os.listdir(folder)):
-                path = os.path.join(folder, name)
-                if is_audio_name(name) and os.path.isfile(path):
-                    pairs.append((path, entry))
-                else:
-                    skipped.append(path)
+        for entry in entries:
+            if entry not in folders:
+                skipped.append(os.path.join(root, entry))
+            elif not entry.startswith(".") and (wanted is None or entry in wanted):
+                audio_files, others = sort_entries(os.path.join(root, entry))
+                pairs += [(path, entry) for path in audio_files]
+                skipped += others
         return cls._from_pairs(spec, pairs, shuffle, cache, seed, skip_bad_files, skipped, where=root)
 
     @classmethod

@@ -14,7 +14,8 @@ import numpy as np
 from .. import __version__
 from ..errors import ExportError, ModelFormatError
 from .builder import _dims, _keras
-from .schema import METADATA_JSON, MODEL_JSON, SUPPORTED_LAYERS, _MODEL_CLASSES, _check, _is_int
+from .reader import read_model_json, shard_paths
+from .schema import METADATA_JSON, MODEL_JSON, SEPARATE_MANIFESTS, SUPPORTED_LAYERS, _MODEL_CLASSES, _check, _is_int
 
 
 def _class_name(layer) -> str:
@@ -194,21 +195,18 @@ def _replace_folder(tmp: str, folder: str) -> None:
 def _not_tfjs_files(folder: str) -> List[str]:
     """The entries of ``folder`` that no TF.js layers model there accounts for (sorted; ``[]``: safe to replace).
 
-    A TF.js model folder holds ``model.json`` (with ``modelTopology`` and ``weightsManifest``),
-    the weight shards it names and perhaps ``metadata.json``. Anything else (an export's
-    ``model.tflite``, or Model Maker's ``model.json`` sidecar, which is not a TF.js model) is not
-    ours to delete.
+    A TF.js model folder holds ``model.json`` (as :func:`~mm_browserfft.tfjs.read_model_json`
+    reads it), the weight shards it names, perhaps a separate manifest and ``metadata.json``.
+    Anything else (an export's ``model.tflite``, or Model Maker's ``model.json`` sidecar, which
+    is not a TF.js model) is not ours to delete.
     """
     entries = sorted(os.listdir(folder))
     try:
-        with open(os.path.join(folder, MODEL_JSON), encoding="utf-8") as handle:
-            doc = json.load(handle)
-        shards = {p for group in doc["weightsManifest"] for p in group["paths"]} if "modelTopology" in doc else None
-    except (OSError, ValueError, KeyError, TypeError):
-        shards = None
-    if shards is None:
+        spec = read_model_json(folder)
+        shards = {os.path.relpath(p, folder) for p in shard_paths(spec, folder)}
+    except (ModelFormatError, OSError):
         return entries
-    return [e for e in entries if e not in {MODEL_JSON, METADATA_JSON} | shards]
+    return [e for e in entries if e not in {MODEL_JSON, METADATA_JSON, *SEPARATE_MANIFESTS} | shards]
 
 
 def _new_folder_beside(folder: str) -> str:
