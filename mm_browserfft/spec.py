@@ -362,13 +362,18 @@ class BrowserFftSpec:
         return self._rng
 
     def _noise(self):
-        """The background-noise recordings, concatenated: a float32 tensor ``[n]`` at 44.1 kHz."""
+        """The background-noise recordings, concatenated: a float32 tensor ``[n]`` at 44.1 kHz.
+
+        Made eagerly even when first asked for inside a traced function (tf.data's map): a
+        constant of one trace's graph cannot be captured by the next trace.
+        """
         import tensorflow as tf
 
         if self._noise_tensor is None:
             if self._noise_bank is None:  # background_noise was set after the spec was made
                 self._noise_bank = _load_noise_bank(self.background_noise)
-            self._noise_tensor = tf.constant(self._noise_bank)
+            with tf.init_scope():
+                self._noise_tensor = tf.constant(self._noise_bank)
         return self._noise_tensor
 
     def featurize(self, waveforms, *, is_training: bool = False):

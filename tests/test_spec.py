@@ -210,6 +210,11 @@ def test_augmentation_time_shift_masks_and_background(tmp_path):
     mixed = BrowserFftSpec(background_noise=tmp_path / "noise", background_snr_db=(10, 10), background_prob=1.0, seed=0)
     at_3k = lambda spectrograms: np.asarray(spectrograms)[:, :, 138:142, 0].mean(axis=(1, 2))  # noqa: E731  (21.5 Hz bins)
     assert at_3k(mixed.featurize(tone, is_training=True)).min() > 2.0 > 0.0 > at_3k(mixed.featurize(tone)).max()
+    # the same through tf.data, the path of whole-model training and of Model Maker's own pipeline, on a fresh
+    # spec: its recording is first asked for inside a traced map function
+    fresh = BrowserFftSpec(background_noise=tmp_path / "noise", background_snr_db=(10, 10), background_prob=1.0, seed=0)
+    clips = tf.data.Dataset.from_tensor_slices((tone[:4], [0, 1, 0, 1]))
+    assert at_3k(np.stack([x for x, _ in fresh.preprocess_ds(clips, is_training=True)])).min() > 2.0
     with pytest.raises(InvalidInputError):
         BrowserFftSpec(background_snr_db=(20, 5))
 
