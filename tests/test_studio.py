@@ -120,6 +120,27 @@ def test_requests_without_the_token_are_refused(studio):
     assert studio.workspace.joinpath("p").is_dir()
 
 
+def test_the_token_cookie_is_the_ports_own_so_two_studios_keep_theirs(studio, tmp_path):
+    other = Studio(tmp_path / "other")
+    try:
+        cookies = {}
+        for running in (studio, other):
+            req = urllib.request.Request(f"{running.base}/?token={running.token}")
+            with urllib.request.urlopen(req, timeout=60) as response:
+                name, value = response.headers["set-cookie"].split(";")[0].split("=", 1)
+            port = running.base.rsplit(":", 1)[1]
+            assert name == f"mm_studio_token_{port}" and value == running.token
+            cookies[running] = f"{name}={value}"
+        # each studio's page (its audio players and downloads carry only the cookie) sends both cookies:
+        # each takes its own and ignores the other's
+        both = "; ".join(cookies.values())
+        for running in (studio, other):
+            assert running.request("GET", "/api/projects", token=None, headers={"Cookie": both})[0] == 200
+        assert studio.request("GET", "/api/projects", token=None, headers={"Cookie": cookies[other]})[0] == 403
+    finally:
+        other.stop()
+
+
 def test_the_live_listening_controls_start_at_the_recognisers_defaults(studio):
     from mm_browserfft.listen import ListeningOptions
 
@@ -134,7 +155,7 @@ def test_the_live_listening_controls_start_at_the_recognisers_defaults(studio):
 
 def test_a_path_traversal_upload_name_is_refused_and_nothing_is_written_outside(studio, tmp_path):
     assert studio.post_json("/api/projects", {"name": "p", "words": ["yes"]})[0] == 201
-    for name in ("../../evil.wav", "..\\evil.wav", "/tmp/evil.wav", ".hidden.wav"):
+    for name in ("../../evil.wav", "..\\evil.wav", "/tmp/evil.wav", "../.hidden.txt"):
         status, body = studio.upload("/api/projects/p/clips?label=yes", [(name, _wav_bytes())])
         assert status == 400 and "refused file name" in body["error"], (name, body)
     status, body = studio.upload("/api/projects/p/clips?label=..", [("ok.wav", _wav_bytes())])
@@ -175,6 +196,21 @@ def test_uploads_are_validated_limited_and_kept_as_ordinary_audio_folders(studio
     assert not (data / "yes" / "c.wav").exists()
     status, body = studio.post_json("/api/projects/p/train", {"epochs": 0})
     assert status == 400 and "epochs" in body["error"]
+
+
+def test_a_folder_upload_skips_and_names_what_is_not_audio(studio):
+    assert studio.post_json("/api/projects", {"name": "p", "words": ["yes"]})[0] == 201
+    folder = [(".DS_Store", b"\0\0\0\1Bud1"), ("notes.txt", b"said by Ann"), ("a.wav", _wav_bytes()), ("b.wav", _wav_bytes()),
+              (".a.wav", _wav_bytes())]  # fmt: skip
+    status, body = studio.upload("/api/projects/p/clips?label=yes", folder)
+    assert status == 201 and body["added"] == {"yes": 2} and body["skipped"] == [".DS_Store", "notes.txt", ".a.wav"]
+    assert sorted(p.name for p in (studio.workspace / "p" / "data" / "yes").iterdir()) == ["a.wav", "b.wav"]
+    status, body = studio.upload("/api/projects/p/clips?label=yes", folder[:2])
+    assert status == 400 and body["error"] == "no audio file to add; skipped .DS_Store, notes.txt"
+    # a plain file goes to a label the project has; only a zip's folders make new ones
+    status, body = studio.upload("/api/projects/p/clips?label=no", folder[2:])
+    assert status == 400 and "has no label 'no'" in body["error"]
+    assert not (studio.workspace / "p" / "data" / "no").exists()
 
 
 def test_an_unreadable_zip_member_is_refused_by_name(studio):
@@ -273,6 +309,11 @@ def test_a_project_deleted_while_it_trains_stays_deleted(studio):
         seen.pop(0, None)
     assert len(seen) >= 2, state
     epoch_s = max(seen.values()) - min(seen.values())
+    # the run reads its clips again after its last epoch: none may go while it trains (adding is harmless)
+    first = sorted((studio.workspace / "p" / "data" / WORDS[0]).iterdir())[0]
+    status, body = studio.request("DELETE", f"/api/projects/p/clips/{WORDS[0]}/{first.name}")
+    assert status == 409 and "is training" in body["error"] and first.exists()
+    assert studio.upload(f"/api/projects/p/clips?label={WORDS[0]}", [("more.wav", _wav_bytes())])[0] == 201
     assert studio.request("DELETE", "/api/projects/p")[0] == 200
     time.sleep(max(5.0, 3 * epoch_s))  # time for several more epochs, had it gone on
     assert "p" not in studio.request("GET", "/api/projects")[1]["projects"]
@@ -306,6 +347,10 @@ def test_epoch_lines_of_the_command_line_are_parsed_as_progress():
     assert parse_epoch_line("epoch 3/10 - 0.4s - acc 0.9355 - loss 0.4621\n") == {
         "epoch": 3, "epochs": 10, "acc": 0.9355, "loss": 0.4621}  # fmt: skip
     assert parse_epoch_line("decoding audio: 100%") is None
+    # JSON has no NaN: a diverged epoch reaches the page as null, and its status still serialises
+    diverged = parse_epoch_line("epoch 4/10 - 0.4s - acc 0.2500 - loss nan\n")
+    assert diverged == {"epoch": 4, "epochs": 10, "acc": 0.25, "loss": None}
+    assert json.loads(json.dumps(diverged, allow_nan=False)) == diverged
 
 
 # ---------------------------------------------------------------------------------------------- the page

@@ -10,6 +10,7 @@ comes; the result is the export's ``report.json``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import re
@@ -25,12 +26,19 @@ _METRIC = re.compile(r"([A-Za-z_]+) (-?[\d.]+(?:e-?\d+)?|nan|inf)")
 
 
 def parse_epoch_line(line: str) -> Optional[Dict]:
-    """``{"epoch": n, "epochs": total, "acc": ..., "loss": ...}`` of an epoch line, else None."""
+    """``{"epoch": n, "epochs": total, "acc": ..., "loss": ...}`` of an epoch line, else None.
+
+    A metric that is not finite (``nan``, ``inf``) is None: JSON has no such numbers.
+    """
     match = _EPOCH.match(line.strip())
     if not match:
         return None
-    metrics = {name: float(value) for name, value in _METRIC.findall(match.group(3))}
+    metrics = {name: _finite_or_none(float(value)) for name, value in _METRIC.findall(match.group(3))}
     return {"epoch": int(match.group(1)), "epochs": int(match.group(2)), **metrics}
+
+
+def _finite_or_none(value: Optional[float]) -> Optional[float]:
+    return value if value is None or math.isfinite(value) else None
 
 
 class TrainingJob:
@@ -119,8 +127,9 @@ def read_report(export_dir: pathlib.Path) -> Optional[Dict]:
     for w in report.get("worst") or []:
         path = pathlib.Path(w["file"])
         worst.append({**w, "label_dir": path.parent.name, "name": path.name})
+    accuracy = metrics.get("accuracy")
     return {
-        "accuracy": metrics.get("accuracy"),
+        "accuracy": _finite_or_none(float(accuracy)) if isinstance(accuracy, (int, float)) else None,
         "labels": metrics.get("labels"),
         "confusion_matrix": metrics.get("confusion_matrix"),
         "test_clips": metrics.get("num_examples"),

@@ -8,7 +8,9 @@ Every request must carry the run's token: ``?token=`` (the URL printed at start,
 Jupyter does), the ``X-Studio-Token`` header (the page's requests) or the cookie the
 page gets when it is opened with the token (its audio players and download links).
 The cookie is ``SameSite=Strict`` and ``HttpOnly``, so another web page can neither
-read it nor send it. Anything else gets 403.
+read it nor send it, and named after the port (:func:`token_cookie`): cookies are shared
+by every port of a host, and two studios side by side must not take each other's.
+Anything else gets 403.
 """
 
 from __future__ import annotations
@@ -28,20 +30,28 @@ import numpy as np
 from ..errors import BrowserFftError, InvalidInputError
 from ..listen import NOISE_LABELS, ListeningOptions, read_listening_options
 from .jobs import TrainingJob, read_report
-from .workspace import Limits, StudioError, Workspace, safe_name
+from .workspace import Limits, StudioBusy, StudioError, Workspace, safe_name
 
-__all__ = ["create_app", "serve", "STATIC_DIR", "TOKEN_COOKIE"]
+__all__ = ["create_app", "serve", "STATIC_DIR", "token_cookie"]
 
 STATIC_DIR = pathlib.Path(__file__).with_name("static")
-TOKEN_COOKIE = "mm_studio_token"
 _MAX_LISTENERS = 8
 _MAX_LISTEN_BODY = 4 * 48000 * 10  # 10 s of float32 at 48 kHz per request
 
 
+def token_cookie(port: Optional[int]) -> str:
+    """The name of the token cookie of the studio on ``port``: ``mm_studio_token_<port>``."""
+    return f"mm_studio_token_{port or 0}"
+
+
+def _port_of(request) -> Optional[int]:
+    server = request.scope.get("server")
+    return server[1] if server else None
+
+
 def _token_of(request) -> str:
     return (request.headers.get("x-studio-token") or request.query_params.get("token")
-            or request.cookies.get(TOKEN_COOKIE) or "")  # fmt: skip
-
+            or request.cookies.get(token_cookie(_port_of(request))) or "")  # fmt: skip
 
 
 def _listening_settings(tflite: pathlib.Path) -> Optional[Dict]:
@@ -76,7 +86,8 @@ class _Studio:
 
     def summary(self, name: str) -> Dict:
         project = self.workspace.project(name)
-        labels = [{"name": label, "clips": project.clips(label)} for label in project.labels()]
+        labels = [{"name": label, "clips": project.clips(label), "noise": label in NOISE_LABELS}
+                  for label in project.labels()]  # fmt: skip
         model = project.model_dir
         job = self.jobs.get(name)
         return {
@@ -133,6 +144,12 @@ class _Studio:
         detections = recognizer.feed(samples)
         return {"detections": [d.as_dict() for d in detections]}
 
+    def require_idle(self, name: str, action: str) -> None:
+        """:class:`StudioError` (409) while project ``name`` trains: its run reads the clips it listed until it ends."""
+        job = self.jobs.get(name)
+        if job is not None and job.state == "running":
+            raise StudioBusy(f"project {name!r} is training: {action} when it has finished")
+
     def delete(self, name: str) -> None:
         """Delete a project: its training is stopped first and its listeners dropped."""
         project = self.workspace.project(name)
@@ -183,7 +200,7 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
 
     async def index(request):
         response = FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
-        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(token_cookie(_port_of(request)), token, httponly=True, samesite="strict")
         return response
 
     async def projects(request):
@@ -231,6 +248,7 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
         p = request.path_params
         project = studio.workspace.project(p["project"])
         if request.method == "DELETE":
+            studio.require_idle(project.name, "delete clips")
             project.delete_clip(p["label"], p["name"])
             return JSONResponse(studio.summary(project.name))
         return FileResponse(project.clip_path(p["label"], p["name"]))
@@ -284,7 +302,7 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
                         headers={"Content-Disposition": _attachment(f"{project.name}-{what}.zip")})  # fmt: skip
 
     async def refused(request, exc):
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"error": str(exc)}, status_code=409 if isinstance(exc, StudioBusy) else 400)
 
     async def failed(request, exc):
         return JSONResponse({"error": str(exc)}, status_code=500)

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..audio import AUDIO_EXTENSIONS, load_audio
 from ..errors import InvalidInputError
 
-__all__ = ["StudioError", "Limits", "safe_name", "Workspace", "Project", "NOISE_LABEL", "UNKNOWN_LABEL"]
+__all__ = ["StudioError", "StudioBusy", "Limits", "safe_name", "Workspace", "Project", "NOISE_LABEL", "UNKNOWN_LABEL"]
 
 NOISE_LABEL = "_background_noise_"
 """The background class of a new project (the name the browser recogniser and Teachable Machine use)."""
@@ -41,6 +41,10 @@ _NAME = re.compile(r"^[^\x00-\x1f/\\:*?\"<>|]{1,64}$")
 
 class StudioError(InvalidInputError):
     """A request the studio refuses: a bad name, a file that is not audio, a limit passed."""
+
+
+class StudioBusy(StudioError):
+    """A request the studio refuses for now: the project is training."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,9 +81,19 @@ def safe_name(name: str, *, what: str) -> str:
 
 def _audio_name(name: str) -> str:
     safe_name(name, what="file")
-    if pathlib.PurePath(name).suffix.lower() not in AUDIO_EXTENSIONS:
+    if not _is_audio_name(name):
         raise StudioError(f"refused file {name!r}: not an audio file ({', '.join(sorted(AUDIO_EXTENSIONS))})")
     return name
+
+
+def _is_plain_name(name: str) -> bool:
+    """Whether ``name`` names a file in no folder (no separator, not ``.`` or ``..``): one to skip, not refuse."""
+    return "/" not in name and "\\" not in name and name not in (".", "..")
+
+
+def _is_audio_name(name: str) -> bool:
+    """Whether an uploaded file (a base name) is audio to keep: not hidden, an audio extension."""
+    return not name.startswith(".") and pathlib.PurePath(name).suffix.lower() in AUDIO_EXTENSIONS
 
 
 class Project:
@@ -127,25 +141,36 @@ class Project:
     def add_clips(self, label: Optional[str], uploads: Sequence[Tuple[str, bytes]], *, limits: Limits) -> Dict:
         """Keep uploaded audio files and zips of them; all or nothing.
 
+        Hidden files and files without an audio extension (a folder's ``.DS_Store`` or
+        ``notes.txt``, a zip's ``__MACOSX``) are skipped and named in the result; a file with
+        an audio extension that does not decode is an error.
+
         Args:
-          label: where plain files go; a zip's members go by their folder (``<label>/<file>``,
-            any depth: the last folder names the label) or, without one, here too.
+          label: an existing label, where plain files go; a zip's members go by their folder
+            (``<label>/<file>``, any depth: the last folder names the label, made if new) or,
+            without one, here too.
           uploads: ``(file name, bytes)`` pairs.
           limits: the request's :class:`Limits`.
 
         Returns:
-          ``{"added": {label: count}}``.
+          ``{"added": {label: count}, "skipped": [file names]}``.
 
         Raises:
-          StudioError: a bad name, a file that does not decode (named), a limit passed.
+          StudioError: a bad name, an unknown label, a file that does not decode (named), a
+            limit passed, or nothing to add.
         """
         files: List[Tuple[str, str, bytes]] = []  # (label, name, bytes)
+        skipped: List[str] = []
         total = 0
+        if label is not None:
+            self._label_dir(label)
         for name, content in uploads:
             if len(content) > limits.file_bytes:
                 raise StudioError(f"refused {name!r}: {len(content)} bytes, over the {limits.file_bytes} allowed")
             if name.lower().endswith(".zip"):
-                files += self._zip_members(name, content, label, limits=limits)
+                files += self._zip_members(name, content, label, limits=limits, skipped=skipped)
+            elif not _is_audio_name(name) and _is_plain_name(name):
+                skipped.append(name)
             else:
                 if label is None:
                     raise StudioError(f"{name!r}: no label to put it in")
@@ -153,6 +178,8 @@ class Project:
             total += len(content)
             if len(files) > limits.files or total > limits.total_bytes:
                 raise StudioError(f"refused: over {limits.files} files or {limits.total_bytes} bytes in one request")
+        if not files:
+            raise StudioError("no audio file to add" + (f"; skipped {', '.join(skipped)}" if skipped else ""))
         for lab, name, content in files:
             safe_name(lab, what="label")
             _check_audio(name, content)
@@ -162,10 +189,12 @@ class Project:
             folder.mkdir(parents=True, exist_ok=True)
             _write_new(folder, name, content)
             added[lab] = added.get(lab, 0) + 1
-        return {"added": added}
+        return {"added": added, "skipped": skipped}
 
     @staticmethod
-    def _zip_members(name: str, content: bytes, label: Optional[str], *, limits: Limits) -> List[Tuple[str, str, bytes]]:
+    def _zip_members(name: str, content: bytes, label: Optional[str], *, limits: Limits,
+                     skipped: List[str]) -> List[Tuple[str, str, bytes]]:  # fmt: skip
+        """The audio members of a zip as ``(label, file name, bytes)``; the others' names go to ``skipped``."""
         try:
             archive = zipfile.ZipFile(io.BytesIO(content))
         except zipfile.BadZipFile as exc:
@@ -178,9 +207,8 @@ class Project:
             if any(p in ("..", "") or p.startswith("/") for p in parts) or info.filename.startswith("/"):
                 raise StudioError(f"refused zip member {info.filename!r} of {name!r}: it leaves its folder")
             base = parts[-1]
-            if base.startswith(".") or "__MACOSX" in parts:
-                continue  # hidden files and macOS resource forks
-            if pathlib.PurePath(base).suffix.lower() not in AUDIO_EXTENSIONS:
+            if not _is_audio_name(base) or "__MACOSX" in parts:  # hidden files, notes, macOS resource forks
+                skipped.append(f"{name}/{info.filename}")
                 continue
             member_label = parts[-2] if len(parts) >= 2 else label
             if member_label is None:

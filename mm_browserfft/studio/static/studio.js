@@ -5,8 +5,9 @@ const token = new URLSearchParams(location.search).get("token") || sessionStorag
 sessionStorage.setItem("studio-token", token);
 const $ = (id) => document.getElementById(id);
 const RECORD_SECONDS = { word: 1.0, noise: 5.0 };
-const NOISE_LABELS = ["_background_noise_", "_silence_", "background_noise", "Background Noise"];
-let project = null; // current project's summary
+const MIC_IDLE_MS = 20000; // the microphone is released after this long unused
+let project = null; // the summary of the project shown
+let selected = null; // the name of the project the user chose: replies about another one are dropped
 let poller = null;
 
 // ------------------------------------------------------------------ server
@@ -19,7 +20,16 @@ async function api(path, options = {}) {
   if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
   return body;
 }
-const projectPath = (suffix = "") => `/api/projects/${encodeURIComponent(project.name)}${suffix}`;
+const pathOf = (name, suffix = "") => `/api/projects/${encodeURIComponent(name)}${suffix}`;
+const projectPath = (suffix = "") => pathOf(project.name, suffix);
+
+// A reply's project summary is shown only if that project is still the one chosen.
+function adopt(summary) {
+  if (!summary || summary.name !== selected) return false;
+  project = summary;
+  render();
+  return true;
+}
 
 function say(text, ok = false) {
   const box = $("message");
@@ -29,28 +39,55 @@ function say(text, ok = false) {
 }
 
 // ------------------------------------------------------------------ microphone
-const mic = { context: null, stream: null, source: null, analyser: null, node: null, listeners: new Set() };
+const mic = { context: null, stream: null, analyser: null, opening: null, idle: null, listeners: new Set() };
 
-async function openMic() {
-  if (mic.context) return mic;
-  mic.stream = await navigator.mediaDevices.getUserMedia({
+// One microphone for the page, opened once however many buttons ask at the same time; set up
+// whole or not at all (a failed open leaves nothing half-built behind).
+function openMic() {
+  clearTimeout(mic.idle);
+  if (mic.context) return Promise.resolve(mic);
+  if (!mic.opening) mic.opening = setUpMic().finally(() => { mic.opening = null; });
+  return mic.opening;
+}
+
+async function setUpMic() {
+  const stream = await navigator.mediaDevices.getUserMedia({
     audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
   });
   // The device's own rate (44.1 or 48 kHz), or the page's ?rate=
   const rate = Number(new URLSearchParams(location.search).get("rate")) || 0;
-  mic.context = rate ? new AudioContext({ sampleRate: rate }) : new AudioContext();
-  await mic.context.audioWorklet.addModule("/static/capture-worklet.js");
-  mic.source = mic.context.createMediaStreamSource(mic.stream);
-  mic.analyser = mic.context.createAnalyser();
-  mic.analyser.fftSize = 1024; // the browser-FFT model's frame
-  mic.analyser.smoothingTimeConstant = 0;
-  mic.node = new AudioWorkletNode(mic.context, "capture");
-  mic.node.port.onmessage = (event) => mic.listeners.forEach((fn) => fn(event.data));
-  mic.source.connect(mic.analyser);
-  mic.source.connect(mic.node);
+  const context = rate ? new AudioContext({ sampleRate: rate }) : new AudioContext();
+  try {
+    await context.audioWorklet.addModule(`/static/capture-worklet.js?token=${encodeURIComponent(token)}`);
+    const source = context.createMediaStreamSource(stream);
+    const analyser = context.createAnalyser();
+    analyser.fftSize = 1024; // the browser-FFT model's frame
+    analyser.smoothingTimeConstant = 0;
+    const node = new AudioWorkletNode(context, "capture");
+    node.port.onmessage = (event) => mic.listeners.forEach((fn) => fn(event.data));
+    source.connect(analyser);
+    source.connect(node);
+    Object.assign(mic, { context, stream, analyser });
+  } catch (e) {
+    stream.getTracks().forEach((t) => t.stop());
+    context.close();
+    throw e;
+  }
   $("scope-caption").textContent = `microphone at ${mic.context.sampleRate} Hz: AnalyserNode, FFT 1024`;
   drawSpectrogram();
   return mic;
+}
+
+// Release the microphone (the browser's recording indicator goes off) once nothing has used it for a while.
+function releaseMicWhenIdle() {
+  clearTimeout(mic.idle);
+  mic.idle = setTimeout(() => {
+    if (!mic.context || mic.listeners.size) return;
+    mic.stream.getTracks().forEach((t) => t.stop());
+    mic.context.close();
+    Object.assign(mic, { context: null, stream: null, analyser: null });
+    $("scope-caption").textContent = "The browser's own AnalyserNode spectrogram shows here while the microphone is on.";
+  }, MIC_IDLE_MS);
 }
 
 function drawSpectrogram() {
@@ -59,7 +96,7 @@ function drawSpectrogram() {
   const bins = new Float32Array(mic.analyser.frequencyBinCount);
   const shown = 232; // the model's 232 bins (0-10 kHz at 44.1 kHz)
   const step = () => {
-    if (!mic.context) return;
+    if (!mic.context || mic.analyser === null) return;
     mic.analyser.getFloatFrequencyData(bins);
     const image = g.getImageData(1, 0, canvas.width - 1, canvas.height);
     g.putImageData(image, 0, 0);
@@ -108,20 +145,35 @@ function wav(samples, rate) {
 }
 
 // ------------------------------------------------------------------ projects and examples
-async function loadProjects(select) {
+async function loadProjects(choose) {
   const { projects } = await api("/api/projects");
   const box = $("project-select");
-  box.innerHTML = projects.map((p) => `<option>${escapeHtml(p)}</option>`).join("") || "<option value=''>(none yet)</option>";
-  const name = select || (project && project.name) || projects[0];
+  box.innerHTML = projects.map((p) => `<option value="${escapeHtml(p)}">${escapeHtml(p)}</option>`).join("")
+    || "<option value=''>(none yet)</option>";
+  const name = choose || selected || projects[0];
   if (name) { box.value = name; await openProject(name); }
 }
 
 async function openProject(name) {
-  project = await api(`/api/projects/${encodeURIComponent(name)}`);
+  if (name !== selected) leaveProject();
+  selected = name;
+  const summary = await api(pathOf(name));
+  if (!adopt(summary)) return;
   $("empty").hidden = true;
   $("workspace").hidden = false;
-  render();
-  if (project.training && project.training.state === "running") watchTraining();
+  if (summary.training && summary.training.state === "running") watchTraining();
+}
+
+// What the page shows of one project is not carried over to the next.
+function leaveProject() {
+  clearInterval(poller);
+  $("train").disabled = false;
+  if (live.on) stopLive();
+  showTraining({ state: "none", epochs: [] });
+  applyListening(null);
+  $("detections").innerHTML = "";
+  $("heard").textContent = "…";
+  say("");
 }
 
 function escapeHtml(s) {
@@ -136,7 +188,7 @@ function render() {
   const labels = $("labels");
   labels.innerHTML = "";
   for (const label of project.labels) {
-    const noise = NOISE_LABELS.includes(label.name);
+    const noise = label.noise;
     const card = document.createElement("div");
     card.className = "label-card";
     card.dataset.label = label.name;
@@ -150,12 +202,17 @@ function render() {
       <ul class="clip-list">${label.clips.map((c) => `<li data-name="${escapeHtml(c)}"><span>${escapeHtml(c)}</span>
         <button class="play" title="play">▶</button><button class="delete" title="delete">✕</button></li>`).join("")}</ul>`;
     card.querySelector(".record").onclick = (e) => record(label.name, noise ? RECORD_SECONDS.noise : RECORD_SECONDS.word, e.target);
-    card.querySelectorAll(".upload").forEach((input) => (input.onchange = () => upload(input.files, label.name)));
+    card.querySelectorAll(".upload").forEach((input) => (input.onchange = () => upload(input, label.name)));
     card.querySelectorAll(".clip-list li").forEach((li) => {
-      li.querySelector(".play").onclick = () => new Audio(clipUrl(label.name, li.dataset.name)).play();
-      li.querySelector(".delete").onclick = async () => {
-        project = await api(clipUrl(label.name, li.dataset.name), { method: "DELETE" });
-        render();
+      li.querySelector(".play").onclick = () => play(clipUrl(label.name, li.dataset.name));
+      li.querySelector(".delete").onclick = async (e) => {
+        e.target.disabled = true;
+        try {
+          adopt(await api(clipUrl(label.name, li.dataset.name), { method: "DELETE" }));
+        } catch (err) {
+          say(err.message);
+          e.target.disabled = false;
+        }
       };
     });
     labels.appendChild(card);
@@ -169,52 +226,62 @@ function render() {
   }
   showReport(model.report);
   applyListening(model.listening);
-  if (project.training) showTraining(project.training);
+  showTraining(project.training || { state: "none", epochs: [] });
+}
+
+function play(url) {
+  new Audio(url).play().catch((e) => say(`Cannot play it: ${e.message}`));
 }
 
 // The settings `train` calibrated for the model (its model.json) become the live controls' values,
 // once per trained model, so that what the page hears is what an app reading the sidecar hears.
+// A project without them (never trained, or trained before calibration) gets the page's defaults back.
 function applyListening(settings) {
   const key = JSON.stringify(settings || null);
-  if (!settings || key === live.appliedSettings) return;
+  if (key === live.appliedSettings) return;
   live.appliedSettings = key;
-  for (const [id, value] of [["threshold", settings.probability_threshold], ["overlap", settings.overlap_factor],
-                             ["suppression", settings.suppression_ms]]) {
-    $(id).value = value;
+  const value = (id, v) => (settings ? v : $(id).defaultValue);
+  for (const [id, v] of [["threshold", settings && settings.probability_threshold],
+                         ["overlap", settings && settings.overlap_factor],
+                         ["suppression", settings && settings.suppression_ms]]) {
+    $(id).value = value(id, v);
     $(id).oninput();
   }
 }
 
 async function record(label, seconds, button) {
+  const name = selected; // the clip belongs to the project it was recorded for, whatever is chosen meanwhile
+  button.disabled = true;
   try {
     await openMic();
     button.classList.add("recording");
-    button.disabled = true;
     const samples = await capture(seconds);
     const form = new FormData();
     form.append("files", wav(samples, mic.context.sampleRate), `rec-${Date.now()}.wav`);
-    const result = await api(projectPath(`/clips?label=${encodeURIComponent(label)}`), { method: "POST", body: form });
-    project = result.project;
-    render();
+    const result = await api(pathOf(name, `/clips?label=${encodeURIComponent(label)}`), { method: "POST", body: form });
+    adopt(result.project);
   } catch (e) {
     say(`Recording failed: ${e.message}`);
   } finally {
     button.classList.remove("recording");
     button.disabled = false;
+    releaseMicWhenIdle();
   }
 }
 
-async function upload(files, label) {
+async function upload(input, label) {
+  const files = [...input.files];
+  input.value = ""; // choosing the same files again uploads them again
   if (!files.length) return;
+  const name = selected;
   const form = new FormData();
   for (const f of files) form.append("files", f, f.name);
   try {
     const query = label ? `?label=${encodeURIComponent(label)}` : "";
-    const result = await api(projectPath(`/clips${query}`), { method: "POST", body: form });
-    project = result.project;
+    const result = await api(pathOf(name, `/clips${query}`), { method: "POST", body: form });
     const added = Object.entries(result.added).map(([l, n]) => `${n} to ${l}`).join(", ");
-    say(`Added ${added}.`, true);
-    render();
+    const skipped = result.skipped.length ? ` Skipped (not audio): ${result.skipped.join(", ")}.` : "";
+    if (adopt(result.project)) say(`Added ${added}.${skipped}`, true);
   } catch (e) {
     say(e.message);
   }
@@ -223,6 +290,7 @@ async function upload(files, label) {
 // ------------------------------------------------------------------ training
 async function train(event) {
   event.preventDefault();
+  $("train").disabled = true; // a second click would only be told it is training already
   try {
     const status = await api(projectPath("/train"), {
       method: "POST", headers: { "Content-Type": "application/json" },
@@ -234,24 +302,33 @@ async function train(event) {
     watchTraining();
   } catch (e) {
     say(e.message);
+    $("train").disabled = false;
   }
 }
 
 function watchTraining() {
   clearInterval(poller);
   $("train").disabled = true;
+  const name = selected;
+  const stop = () => { clearInterval(poller); $("train").disabled = false; };
   poller = setInterval(async () => {
-    const status = await api(projectPath("/train"));
-    showTraining(status);
-    if (status.state !== "running") {
-      clearInterval(poller);
-      $("train").disabled = false;
-      project = await api(projectPath());
-      render();
-      if (status.state === "failed") say(`Training failed:\n${status.error}`);
+    try {
+      const status = await api(pathOf(name, "/train"));
+      if (name !== selected) return;
+      showTraining(status);
+      if (status.state !== "running") {
+        stop();
+        adopt(await api(pathOf(name)));
+        if (status.state === "failed") say(`Training failed:\n${status.error}`);
+      }
+    } catch (e) {
+      stop();
+      say(`Lost track of the training: ${e.message}`);
     }
   }, 1000);
 }
+
+const shown = (v) => (v == null ? "–" : v.toFixed(3)); // a metric that was not finite comes as null
 
 function showTraining(status) {
   const done = status.epochs ? status.epochs.length : 0;
@@ -259,7 +336,7 @@ function showTraining(status) {
   $("progress-bar").style.width = `${status.state === "done" ? 100 : (100 * done) / total}%`;
   const last = done ? status.epochs[done - 1] : null;
   $("train-state").textContent = status.state === "running"
-    ? (done ? `epoch ${done}/${total} · accuracy ${last.acc.toFixed(3)} · loss ${last.loss.toFixed(3)}` : "preparing: decoding and embedding the clips…")
+    ? (done ? `epoch ${done}/${total} · accuracy ${shown(last.acc)} · loss ${shown(last.loss)}` : "preparing: decoding and embedding the clips…")
     : status.state === "done" ? `trained ${total} epochs` : status.state === "failed" ? "training failed" : "";
   drawCurves(status.epochs || []);
 }
@@ -273,11 +350,17 @@ function drawCurves(epochs) {
   g.fillStyle = "#6b7280"; g.font = "12px system-ui";
   g.fillText("accuracy", pad, pad - 10); g.fillText("loss (scaled)", pad + 80, pad - 10);
   if (!epochs.length) return;
-  const maxLoss = Math.max(...epochs.map((e) => e.loss), 1e-6);
+  const maxLoss = Math.max(...epochs.map((e) => e.loss ?? 0), 1e-6);
   const x = (i) => pad + (epochs.length === 1 ? w : (i * w) / (epochs.length - 1));
   for (const [key, color, scale] of [["acc", "#2f9e44", 1], ["loss", "#e8590c", maxLoss]]) {
     g.strokeStyle = color; g.lineWidth = 2; g.beginPath();
-    epochs.forEach((e, i) => { const y = pad + h - (h * e[key]) / scale; i ? g.lineTo(x(i), y) : g.moveTo(x(i), y); });
+    let drawing = false; // a gap where a value was not finite
+    epochs.forEach((e, i) => {
+      if (e[key] == null) { drawing = false; return; }
+      const y = pad + h - (h * e[key]) / scale;
+      drawing ? g.lineTo(x(i), y) : g.moveTo(x(i), y);
+      drawing = true;
+    });
     g.stroke();
   }
 }
@@ -296,7 +379,7 @@ function showReport(report) {
     <span>${escapeHtml(w.name)}: ${escapeHtml(w.label)} heard as ${escapeHtml(w.predicted)} (${w.score.toFixed(2)})</span>
     <button class="play" title="play">▶</button></li>`).join("");
   $("worst").querySelectorAll("li").forEach((li) => {
-    li.querySelector(".play").onclick = () => new Audio(clipUrl(li.dataset.label, li.dataset.name)).play();
+    li.querySelector(".play").onclick = () => play(clipUrl(li.dataset.label, li.dataset.name));
   });
 }
 
@@ -310,6 +393,7 @@ async function startLive() {
     say(`No microphone: ${e.message}`);
     return;
   }
+  if (live.on) return;
   live.on = true;
   live.pending = [];
   live.session = `page-${Math.random().toString(36).slice(2)}`;
@@ -355,6 +439,7 @@ function stopLive() {
   mic.listeners.delete(collect);
   $("live-start").disabled = false;
   $("live-stop").disabled = true;
+  releaseMicWhenIdle();
 }
 
 // ------------------------------------------------------------------ wiring
@@ -376,15 +461,14 @@ $("new-project").onsubmit = async (e) => {
 $("new-label").onsubmit = async (e) => {
   e.preventDefault();
   try {
-    project = await api(projectPath("/labels"), { method: "POST", headers: { "Content-Type": "application/json" },
-                                                  body: JSON.stringify({ name: $("new-label-name").value.trim() }) });
-    render();
+    adopt(await api(projectPath("/labels"), { method: "POST", headers: { "Content-Type": "application/json" },
+                                              body: JSON.stringify({ name: $("new-label-name").value.trim() }) }));
   } catch (err) {
     say(err.message);
   }
 };
-$("upload-any").onchange = () => upload($("upload-any").files, null);
-$("project-select").onchange = () => $("project-select").value && openProject($("project-select").value);
+$("upload-any").onchange = () => upload($("upload-any"), null);
+$("project-select").onchange = () => $("project-select").value && openProject($("project-select").value).catch((e) => say(e.message));
 $("train-form").onsubmit = train;
 $("live-start").onclick = startLive;
 $("live-stop").onclick = stopLive;
