@@ -15,6 +15,7 @@ module that fails is recorded with its error while the others go on.
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import importlib
 import importlib.metadata
@@ -206,11 +207,24 @@ def run_child(name: str, quick: bool, out: str) -> None:
         json.dump(result, handle, default=_json_default)
 
 
+def module_timeout_s(name: str) -> float:
+    """The ``TIMEOUT_S`` that ``bench_<name>.py`` assigns at its top level, else :data:`MODULE_TIMEOUT_S`.
+
+    Read from the source, not by importing it: a benchmark module sets its thread
+    settings in ``os.environ`` when imported, and every later child would inherit them.
+    """
+    tree = ast.parse((BENCH_DIR / f"bench_{name}.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "TIMEOUT_S" for t in node.targets):
+            return float(ast.literal_eval(node.value))
+    return float(MODULE_TIMEOUT_S)
+
+
 def run_module(name: str, *, quick: bool, log_dir: pathlib.Path) -> Dict:
     """Run one module in a fresh process; its entry for the results, errors included."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
-    timeout_s = getattr(importlib.import_module(f"benchmarks.bench_{name}"), "TIMEOUT_S", MODULE_TIMEOUT_S)
+    timeout_s = module_timeout_s(name)
     start = time.perf_counter()
     entry: Dict = {"name": name, "module": f"benchmarks/bench_{name}.py", "quick": quick, "commit": _git_commit(),
                    "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}  # fmt: skip

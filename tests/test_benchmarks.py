@@ -51,6 +51,16 @@ def test_discover_finds_every_benchmark_module():
     assert {"data", "frontend", "models", "training"} <= set(run.discover())
 
 
+def test_the_runner_reads_each_timeout_without_importing_the_module_and_its_thread_settings():
+    import os
+
+    before = dict(os.environ)
+    timeouts = {name: run.module_timeout_s(name) for name in run.discover()}
+    assert timeouts["listen"] == 5400 and timeouts["scale"] == 3000 and timeouts["data"] == run.MODULE_TIMEOUT_S
+    # bench_frontend pins TensorFlow to one thread when imported: the children of later modules must not inherit it
+    assert dict(os.environ) == before and "benchmarks.bench_frontend" not in sys.modules
+
+
 def test_speaker_split_folders_keep_each_speaker_on_one_side(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(SPEECH_DIR.parent))  # the benchmarks' data set: here the suite's own clips
     train_dir, test_dir = common.speaker_split_folders(tmp_path, ["yes", "_unknown_"], train_per_label=20)
