@@ -7,8 +7,9 @@ as a user's run would:
 * ``head``: head-only training (the default) on every clip of the ten shared
   classes (about 2,300, >= 2,000), ``cache=True``, 5 epochs of batch 32; the
   embeddings are computed once before the first epoch, so every epoch runs on a
-  warm embedding cache; the median epoch (the checkpoint save included) is
-  reported, scaled to 2,000 clips;
+  warm embedding cache; the median of the epochs after the first (the checkpoint
+  save included) is reported, scaled to 2,000 clips; the time before the first epoch
+  (decoding the files and embedding the clips) is reported too;
 * ``whole``: whole-model training on a subset (32 clips per class), 2 epochs;
   the second epoch (the first traces the graph) is extrapolated to 2,000 clips;
 * ``demo``: :func:`mm_browserfft.training.run_demo` (train on the bundled clips,
@@ -175,11 +176,11 @@ def _rows(m: Dict[str, Dict]) -> List[Dict]:
             ratio=whole_epoch / head_epoch, ratio_of="whole time / head time",
         ),
         row(
-            "head-only training: one-off embedding of the clips before epoch 1, s per 2,000 clips",
+            "head-only training: one-off decoding and embedding of the clips before epoch 1, s per 2,000 clips",
             head["before_first_epoch_s"] * PER_CLIPS / head["clips"], "s", reference=whole_epoch,
             reference_label="whole-model epoch, same run",
             ratio=head["before_first_epoch_s"] * PER_CLIPS / head["clips"] / whole_epoch,
-            ratio_of="embedding time / whole-model epoch",
+            ratio_of="decoding and embedding time / whole-model epoch (clips decoded already)",
         ),
         row(
             "time to a trained, exported model: `run_demo` in a fresh process (bundled clips)",

@@ -2,7 +2,7 @@
 
 usage (from the repository root)::
 
-    python -m benchmarks.run            # everything (under 20 minutes on 2 cores)
+    python -m benchmarks.run            # everything (about an hour on 2 cores)
     python -m benchmarks.run --quick    # a smoke run (under 3 minutes); writes *-quick files, not docs/
     python -m benchmarks.run --only models --only data   # some; their entries replace those of the last run
 
@@ -103,7 +103,9 @@ def _adapt_frontend(raw: Dict) -> Dict:
 
 def _training_clips(raw: Dict, key: str) -> str:
     """What a transfer row trained on: every training clip, or K per class."""
-    return f"all {raw['train_clips']} clips" if key == "full" else f"{key} clips per class"
+    if key != "full":
+        return f"{key} clips per class"
+    return f"all {raw['train_clips']} clips" + (f" ({raw['full_epochs']} epochs, one draw)" if "full_epochs" in raw else "")
 
 
 def _percent(stats: Dict[str, float]) -> str:
@@ -128,7 +130,7 @@ def _adapt_transfer(raw: Dict) -> Dict:
         cells.append([key, _percent(acc["bundled"][key]), _percent(acc["random"][key]), round(100 * (bundled - random), 1)])
     detail = table(
         f"Transfer curve: accuracy (%) vs clips per class, mean +- std over {raw['draws']} draws, "
-        f"{raw['epochs']} head epochs",
+        f"{raw['epochs']} head epochs" + (f" (every clip: one draw, {raw['full_epochs']} epochs)" if "full_epochs" in raw else ""),
         ["clips per class", "bundled base", "random init", "difference (points)"],
         cells,
     )
@@ -358,12 +360,14 @@ def render_markdown(results: Dict) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Last written by `python -m benchmarks.run{' --quick' if results['quick'] else ''}` on {m['date_utc']} "
+        f"Last written by `python -m benchmarks.run{' --quick' if results['quick'] else ''}"
+        f"{''.join(f' --only {n}' for n in results.get('modules_run') or ())}` on {m['date_utc']} "
         f"(commit {m['git_commit']}; a run of some modules keeps the others' earlier figures, each row says "
         f"where and when it was measured), {m['cpu_model']}, {m['cores_usable']} cores, load average at start "
         f"{m['load_average_1_5_15']}; TensorFlow {m['versions'].get('tensorflow') or m['versions'].get('tensorflow-cpu')}, "
         f"NumPy {m['versions'].get('numpy')}, ai-edge-litert {m['versions'].get('ai-edge-litert')}. "
-        f"Total wall time {results['total_seconds'] / 60:.1f} min.",
+        f"Total wall time {results['total_seconds'] / 60:.1f} min"
+        f"{' (those modules; the machine above is the one they ran on)' if results.get('modules_run') else ''}.",
         "",
         "The machines are shared and noisy, so every figure stands beside a reference **measured in the same run** "
         "(and usually in the same process), and the ratio between them is the number to read. The only exceptions "
@@ -475,7 +479,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     total = time.perf_counter() - start
     previous = _load_previous(json_path) if args.only else {}
     entries = merge_entries(names, fresh, previous)
-    results = {"quick": args.quick, "machine": machine, "total_seconds": total, "entries": entries}
+    results = {"quick": args.quick, "machine": machine, "total_seconds": total, "entries": entries,
+               "modules_run": selected if args.only else None}  # fmt: skip
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1, default=_json_default) + "\n", encoding="utf-8")
     markdown_path.write_text(render_markdown(results), encoding="utf-8")
