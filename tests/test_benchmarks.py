@@ -74,6 +74,29 @@ def test_speaker_split_folders_keep_each_speaker_on_one_side(tmp_path, monkeypat
     assert train_dir == str(tmp_path / "train") and test_dir == str(tmp_path / "test")
 
 
+def test_listening_is_tuned_on_some_held_out_speakers_and_judged_on_the_others(tmp_path, monkeypatch):
+    from benchmarks import bench_listen
+    from mm_browserfft.speakers import speaker_bucket
+
+    monkeypatch.setenv(DATA_ENV, str(SPEECH_DIR.parent))
+    _, test_dir = common.speaker_split_folders(tmp_path / "split", ["yes", "no", "_unknown_"])
+    tuning, judging = bench_listen._halves(test_dir, str(tmp_path / "halves"))
+    for label in ("yes", "no", "_unknown_"):
+        held = sorted(p.name for p in (tmp_path / "split" / "test" / label).iterdir())
+        tune = sorted(p.name for p in (tmp_path / "halves" / "tuning" / label).iterdir())
+        judge = sorted(p.name for p in (tmp_path / "halves" / "judging" / label).iterdir())
+        assert sorted(tune + judge) == held and tune and judge  # every held-out clip, once
+        assert all(speaker_bucket(speaker_id(c)) < bench_listen.TUNING_BUCKET for c in tune)
+        assert {speaker_id(c) for c in tune}.isdisjoint({speaker_id(c) for c in judge})
+    assert tuning.endswith("tuning") and judging.endswith("judging")
+    # the threshold passed most often over every background; a tie keeps the default, else goes to the lower one
+    counts = lambda passed: [{"threshold": t, "passed": n} for t, n in passed.items()]  # noqa: E731
+    familiar, unheard = counts({0.6: 3, 0.7: 5, 0.8: 6}), counts({0.6: 4, 0.7: 4, 0.8: 2})
+    assert bench_listen._chosen_threshold({"a": familiar, "b": unheard}, 0.7) == (0.7, {0.6: 7, 0.7: 9, 0.8: 8})
+    assert bench_listen._chosen_threshold({"a": familiar}, 0.7) == (0.8, {0.6: 3, 0.7: 5, 0.8: 6})
+    assert bench_listen._chosen_threshold({"a": counts({0.6: 2, 0.7: 1, 0.8: 2})}, 0.7)[0] == 0.6
+
+
 def test_frontend_adapter_judges_the_2x_target_and_explains_a_miss():
     fast = run.normalise("frontend", frontend_result(keras_tf_data_s=0.008))  # 1.6x the bare FFT
     slow = run.normalise("frontend", frontend_result(keras_tf_data_s=0.015))  # 3x the bare FFT
