@@ -210,14 +210,16 @@ def test_whole_model_training_leaves_the_cached_base_alone(cat_dog, spec, tmp_pa
     assert (tmp_path / "checkpoint.weights.h5").is_file()
 
 
-def test_augmented_head_training_runs(cat_dog, random_base_dir, tmp_path):
+@pytest.mark.parametrize("whole", [False, True], ids=["head", "whole model"])
+def test_augmented_training_runs(cat_dog, random_base_dir, tmp_path, whole):
+    # the whole model trains through tf.data, where the background recording is first needed inside a traced map
     write_random_wav(str(tmp_path / "noise" / "hum.wav"), 2.0, seed=9)
     spec = BrowserFftSpec(
         base_model=str(random_base_dir), background_noise=tmp_path / "noise", time_shift_s=0.1,
         time_masks=1, freq_masks=1, seed=0,
     )  # fmt: skip
     data = DataLoader.from_folder(spec, cat_dog)
-    model = audio_classifier.create(data, spec, batch_size=2, epochs=2, model_dir=str(tmp_path))
+    model = audio_classifier.create(data, spec, batch_size=2, epochs=2, model_dir=str(tmp_path), train_whole_model=whole)
     assert len(model.history.history["acc"]) == 2 and np.isfinite(model.history.history["loss"]).all()
 
 
