@@ -107,6 +107,27 @@ def test_model_maker_data_loader_yields_our_spectrograms(mm, wav_folders):
     np.testing.assert_array_equal(labels[0].numpy(), [1.0, 0.0, 0.0])
 
 
+def test_model_maker_training_windows_carry_our_augmentation(mm, wav_folders, tmp_path):
+    import soundfile as sf
+
+    from mm_browserfft.spec import BrowserFftSpec
+
+    # a background recording that whistles at 3 kHz, mixed into every training window at 0 dB; Model Maker's
+    # pipeline first asks for it inside a traced map function
+    t = np.arange(2 * frontend.SAMPLE_RATE) / frontend.SAMPLE_RATE
+    hiss = 0.01 * np.random.default_rng(2).standard_normal(t.size)
+    (tmp_path / "noise").mkdir()
+    sf.write(tmp_path / "noise" / "whistle.wav", (hiss + 0.1 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32),
+             frontend.SAMPLE_RATE, subtype="PCM_16")  # fmt: skip
+    spec = BrowserFftSpec(background_noise=tmp_path / "noise", background_prob=1.0, background_snr_db=(0, 0), seed=0)
+    loader = mm.audio_classifier.DataLoader.from_folder(spec, str(wav_folders[0]), shuffle=False)
+    at_3k = lambda batch: batch.numpy()[:, :, 138:142, 0].mean(axis=(1, 2))  # noqa: E731  (21.5 Hz bins)
+    training = np.concatenate([at_3k(x) for x, _ in loader.gen_dataset(batch_size=16, is_training=True)])
+    evaluation = np.concatenate([at_3k(x) for x, _ in loader.gen_dataset(batch_size=16, is_training=False)])
+    assert len(training) and len(evaluation)
+    assert training.min() > 1.5 > 0.5 > evaluation.max()  # our own DataLoader on the suite's clips: 2.55 and 0.27
+
+
 def _interpreter(path: pathlib.Path):
     from ai_edge_litert.interpreter import Interpreter
 
