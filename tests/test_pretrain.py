@@ -145,6 +145,29 @@ def test_unlabelled_rows_weigh_nothing_in_the_word_loss():
     assert word_weight.tolist() == [1, 0, 1, 0] and teacher_weight.tolist() == [1, 1, 1, 1]
 
 
+def test_a_resumed_run_draws_each_epoch_as_an_uninterrupted_run_does():
+    rng = np.random.default_rng(1)
+    x, t = rng.normal(size=(12, 43, 232)).astype(np.float16), rng.normal(size=(12, 192)).astype(np.float32)
+    y = rng.integers(0, 3, size=12)
+    made = lambda: batches.SpectrogramBatches(x, y, t, 3, batch_size=4, seed=0, freq_warp=1.2)  # noqa: E731
+    run = made()
+    first = [run[i][0] for i in range(len(run))]
+    run.on_epoch_end()  # as Keras ends epoch 1
+    second = [run[i][0] for i in range(len(run))]
+    resumed = made()
+    resumed.set_epoch(1)  # as the training loop begins epoch 2 after a restart
+    for a, b, c in zip(second, [resumed[i][0] for i in range(len(resumed))], first):
+        np.testing.assert_array_equal(a, b)  # the same rows, warps and masks
+        assert not np.array_equal(a, c)  # and not epoch 1's again
+
+
+def test_the_history_of_a_resumed_run_holds_every_epoch_once(tmp_path):
+    log = tmp_path / train.HISTORY_FILE
+    # epoch 1 logged twice: stopped after its row and before its backup, then run again
+    log.write_text("epoch,loss,val_loss\n0,2.0,2.5\n1,1.5,2.2\n1,1.4,2.1\n2,1.1,1.9\n")
+    assert train.read_history(str(log)) == {"loss": [2.0, 1.4, 1.1], "val_loss": [2.5, 2.1, 1.9]}
+
+
 def test_teacher_targets_pool_the_spans_or_keep_them_in_time_order():
     rng = np.random.default_rng(0)
     spans = rng.normal(size=(3, teacher.SPANS, teacher.EMBEDDING_DIM)).astype(np.float16)
@@ -199,6 +222,7 @@ def test_train_runs_both_stages_on_a_tiny_prepared_set_and_writes_the_18w_weight
     model = build_18w()
     model.load_weights(str(tmp_path / "base.weights.h5"))  # exactly the 18w topology
     assert model.count_params() == metrics["params"] == 1468684
+    assert len(metrics["history"]["loss"]) == 1 and (tmp_path / train.HISTORY_FILE).is_file()
 
 
 def test_load_prepared_pools_every_part_when_an_older_pooled_part_is_among_them(tmp_path):

@@ -70,6 +70,9 @@ def spectrogram_batches():
         ``(0, 1]``, a labelled row's word target is ``(1 - a) * one-hot + a * soft`` and an unlabelled
         row's is ``soft`` with word weight ``a`` (the training word accuracy then counts those rows
         too, at that weight; the held-out accuracy is on one-hot words only).
+
+        Each epoch's order and augmentation are drawn from ``(seed, epoch)`` alone (:meth:`set_epoch`), so
+        a run resumed at epoch *k* draws what an uninterrupted run draws there.
         """
 
         def __init__(
@@ -82,8 +85,14 @@ def spectrogram_batches():
             self.x, self.y, self.t, self.num_classes, self.batch_size = x, y, t, num_classes, batch_size
             self.freq_warp, self.relations = freq_warp, relations
             self.soft, self.soft_weight = (soft, float(soft_weight)) if soft_weight else (None, 0.0)
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(x))
+            self.seed = seed
+            self.set_epoch(0)
+
+        def set_epoch(self, epoch: int) -> None:
+            """Draw epoch ``epoch``'s order of the rows and the generator of its augmentation (0-based)."""
+            self.epoch = epoch
+            self.rng = np.random.default_rng([self.seed, epoch])
+            self.order = self.rng.permutation(len(self.x))
 
         def __len__(self) -> int:
             return len(self.x) // self.batch_size
@@ -106,7 +115,7 @@ def spectrogram_batches():
             return xb[..., None], (yb, self.t[idx]), (word_weight, every)
 
         def on_epoch_end(self) -> None:
-            self.order = self.rng.permutation(len(self.x))
+            self.set_epoch(self.epoch + 1)
 
     return SpectrogramBatches
 

@@ -14,7 +14,8 @@ Two stages:
    ``distill_weight``, :data:`DISTILL_WEIGHT` = 30 by default: the teacher leads and
    the words steer); Adam, a cosine learning-rate decay and SpecAugment-style masks (``batches.py``).
    It starts from the weights of a base (``init``: the bundled one by default) or
-   from scratch, and resumes after an interruption (Keras ``BackupAndRestore`` in ``<work>/backup``);
+   from scratch, and resumes after an interruption (Keras ``BackupAndRestore`` in ``<work>/backup``)
+   with the draws and the history (``<work>/history.csv``) an uninterrupted run would have;
 2. the 20-unit ``dense_2`` of the 18w vocabulary (:data:`mm_browserfft.base.BASE_LABELS_18W`:
    ``_silence_`` -> ``_background_noise_``, words outside the vocabulary -> ``_unknown_``)
    fitted on the frozen ``dense_1`` embeddings, so the shipped model is exactly
@@ -48,7 +49,7 @@ from .targets import TARGET_SPACES, TARGETS, scale_targets, soft_word_targets, t
 
 __all__ = [
     "DISTILL_WEIGHT", "EPOCHS", "COSINE_SCALE", "COSINE_MARGIN", "map_to_18w", "load_prepared", "drop_words",
-    "train_body", "fit_18w_head", "train",
+    "train_body", "fit_18w_head", "train", "read_history",
 ]  # fmt: skip
 
 DISTILL_WEIGHT = 30.0
@@ -59,6 +60,8 @@ COSINE_SCALE = 20.0
 """Default scale of the cosine word head's logits (``word_head="cosine"``)."""
 COSINE_MARGIN = 0.25
 """Default additive cosine margin of the true word (``word_head="cosine"``)."""
+HISTORY_FILE = "history.csv"
+"""Stage 1's per-epoch metrics in the work folder, kept across a resume (:func:`read_history`)."""
 
 SILENCE = "_silence_"
 _BACKGROUND, _UNKNOWN = BASE_LABELS_18W[0], BASE_LABELS_18W[1]
@@ -179,11 +182,16 @@ def train_body(
     batches = spectrogram_batches()(x, y, t, num_classes, **options)
     schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * len(batches), alpha=0.02)
     student = compiled(schedule)
-    callbacks = []
+    # Keras starts a resumed run at the epoch it stopped in; the batches draw that epoch's order and masks
+    callbacks = [tf.keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: batches.set_epoch(epoch))]
     if work_dir:
-        callbacks = [
+        backup, log = os.path.join(work_dir, "backup"), os.path.join(work_dir, HISTORY_FILE)
+        if not os.path.isdir(backup) and os.path.exists(log):
+            os.remove(log)  # a finished run's: this one starts from epoch 1
+        callbacks += [
             tf.keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "pretrain.weights.h5"), save_weights_only=True),
-            tf.keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),
+            tf.keras.callbacks.CSVLogger(log, append=True),  # before the backup: a row may repeat, never go missing
+            tf.keras.callbacks.BackupAndRestore(backup),
         ]
     val_onehot = np.eye(num_classes, dtype=np.float32)[val_y]
     history = student.fit(
@@ -193,7 +201,24 @@ def train_body(
         callbacks=callbacks,
         verbose=2,
     )
+    if work_dir:  # every epoch's, those before a resume too
+        return student, read_history(os.path.join(work_dir, HISTORY_FILE)), epochs, epoch_seconds
     return student, {k: [float(v) for v in vals] for k, vals in history.history.items()}, epochs, epoch_seconds
+
+
+def read_history(path: str) -> Dict[str, List[float]]:
+    """The per-epoch metrics a ``CSVLogger`` wrote (``{metric: [value per epoch]}``, in epoch order).
+
+    An epoch logged twice (a run stopped after its row and before its backup) counts once, its
+    last row.
+    """
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = {int(r["epoch"]): r for r in csv.DictReader(handle)}
+    ordered = [rows[e] for e in sorted(rows)]
+    names = [k for k in (ordered[0] if ordered else {}) if k != "epoch"]
+    return {name: [float(r[name]) for r in ordered] for name in names}
 
 
 def fit_18w_head(body, x: np.ndarray, words: np.ndarray, labels: Sequence[str], *, seed: int = 0, epochs: int = 30):
