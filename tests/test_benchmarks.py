@@ -56,9 +56,12 @@ def test_the_runner_reads_each_timeout_without_importing_the_module_and_its_thre
 
     before = dict(os.environ)
     timeouts = {name: run.module_timeout_s(name) for name in run.discover()}
-    assert timeouts["listen"] == 5400 and timeouts["scale"] == 3000 and timeouts["data"] == run.MODULE_TIMEOUT_S
     # bench_frontend pins TensorFlow to one thread when imported: the children of later modules must not inherit it
     assert dict(os.environ) == before and "benchmarks.bench_frontend" not in sys.modules
+    from benchmarks import bench_data, bench_listen, bench_scale  # these set nothing when imported
+
+    assert timeouts["listen"] == bench_listen.TIMEOUT_S and timeouts["scale"] == bench_scale.TIMEOUT_S
+    assert not hasattr(bench_data, "TIMEOUT_S") and timeouts["data"] == run.MODULE_TIMEOUT_S
 
 
 def test_speaker_split_folders_keep_each_speaker_on_one_side(tmp_path, monkeypatch):

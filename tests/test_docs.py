@@ -40,8 +40,11 @@ def _param(page: pathlib.Path):
 @pytest.mark.slow
 @pytest.mark.parametrize("page", [_param(p) for p in PAGES if examples(p)])
 def test_page_examples_run(page, tmp_path, monkeypatch):
+    import tempfile
+
     (tmp_path / "speech_commands").symlink_to(SPEECH_DIR, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # checkpoints of a spec made without model_dir go here
     namespace = {"__name__": f"docs_{page.stem}"}
     for i, code in enumerate(examples(page)):
         exec(compile(code, f"{page.name}[example {i}]", "exec"), namespace)  # noqa: S102

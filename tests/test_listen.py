@@ -109,7 +109,7 @@ def test_suppression_keeps_detections_apart_and_without_it_a_word_fires_in_sever
 @pytest.mark.parametrize("threshold", [0.5, 0.9, 0.99])
 def test_the_threshold_is_honoured(model, spoken_file, threshold):
     found = listen_file(model, spoken_file, probability_threshold=threshold, suppression_ms=0)
-    assert all(d.score >= threshold for d in found)
+    assert found and all(d.score >= threshold for d in found)
     looser = listen_file(model, spoken_file, probability_threshold=threshold - 0.2, suppression_ms=0)
     assert len(looser) >= len(found) and {(d.label, d.end_s) for d in found} <= {(d.label, d.end_s) for d in looser}
 
@@ -338,8 +338,12 @@ def test_listen_cli_uses_the_models_calibrated_settings_unless_told(cli_trained,
     model = cli_trained[0] / "model.tflite"
     calibrated = read_listening_options(model)
     code, stdout, _ = run_cli("listen", model, spoken_file, "--json")
-    assert code == 0
-    assert all(d["score"] >= calibrated.probability_threshold for d in json.loads(stdout)["detections"])
+    heard = [{k: v for k, v in d.items() if k != "file"} for d in json.loads(stdout)["detections"]]
+    assert code == 0 and heard and heard == [d.as_dict() for d in listen_file(model, spoken_file, options=calibrated)]
+    code, stdout, _ = run_cli("listen", model, spoken_file, "--json", "--threshold", "0.3", "--suppression-ms", "0")
+    told = [{k: v for k, v in d.items() if k != "file"} for d in json.loads(stdout)["detections"]]
+    assert told == [d.as_dict() for d in listen_file(model, spoken_file, options=calibrated, probability_threshold=0.3,
+                                                     suppression_ms=0)] and len(told) > len(heard)  # fmt: skip
     for bad in (["--threshold", "1.5"], ["--overlap", "1"], ["--suppression-ms", "-5"], ["--decision", "loudest"]):
         assert run_cli("listen", model, spoken_file, *bad)[0] == 2
     code, _, stderr = run_cli("listen", model, spoken_file.with_name("missing.wav"))

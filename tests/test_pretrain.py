@@ -67,10 +67,13 @@ def test_map_to_18w_sends_silence_to_background_and_other_words_to_unknown():
 def test_spec_augment_zeroes_at_most_one_time_and_one_frequency_band():
     x = np.ones((64, 43, 232), np.float32)
     out = batches._spec_augment(x.copy(), np.random.default_rng(4), max_time=6, max_freq=24)
-    zero_frames = (out == 0).all(axis=2).sum(axis=1)
-    zero_bins = (out == 0).all(axis=1).sum(axis=1)
-    assert zero_frames.max() <= 6 and zero_bins.max() <= 24
-    assert (out == 0).any() and (out == 1).any()
+    for one in out:
+        frames, bins = (one == 0).all(axis=1), (one == 0).all(axis=0)
+        for band, widest in ((frames, 6), (bins, 24)):
+            starts = np.flatnonzero(np.diff(np.concatenate([[0], band.astype(int)])) == 1)
+            assert len(starts) <= 1 and band.sum() <= widest  # one contiguous band at most, no wider than asked
+        np.testing.assert_array_equal(one == 0, frames[:, None] | bins[None, :])  # nothing zeroed outside them
+    assert (out == 0).all(axis=2).any() and (out == 0).all(axis=1).any() and (out == 1).any()
 
 
 def _clip(seconds: float, freq: float = 440.0) -> np.ndarray:

@@ -476,12 +476,12 @@ def test_record_train_listen_and_download_in_the_browser(tmp_path):
             # Try it live: the microphone says "yes" (a clip no training saw) every 2.5 s.
             browser.execute_script("arguments[0].value = 0.7; arguments[0].dispatchEvent(new Event('input'))", threshold)
             browser.find_element(By.ID, "live-start").click()
-            _wait(browser, "return document.querySelectorAll('#detections li').length >= 2", timeout=60, what="detections")
+            _wait(browser, "return document.querySelectorAll('#detections li').length >= 3", timeout=60, what="detections")
             browser.find_element(By.ID, "live-stop").click()
             heard = [li.text.split(" · ")[0] for li in browser.find_elements(By.CSS_SELECTOR, "#detections li")]
             browser.execute_script("document.getElementById('detections').scrollIntoView()")
             browser.save_screenshot(str(shots / "06-listening.png"))
-            assert heard.count("yes") >= 0.5 * len(heard), heard
+            assert heard.count("yes") >= 0.75 * len(heard), heard  # a model naming one of its 3 words at random: 1 in 27
             # Download the .tflite from the page's own link.
             href = browser.find_element(By.ID, "download-tflite").get_attribute("href")
             encoded = browser.execute_async_script("""

@@ -37,10 +37,10 @@ def tfjs_export(cli_words, tmp_path_factory):
     from mm_browserfft.audio_classifier import BrowserFftSpec, DataLoader
 
     tf.keras.utils.set_random_seed(0)
-    spec = BrowserFftSpec(seed=0)
+    out = tmp_path_factory.mktemp("tfjs_listen")
+    spec = BrowserFftSpec(model_dir=str(out / "checkpoints"), seed=0)
     data = DataLoader.from_folder(spec, cli_words / "train", seed=0)
     model = audio_classifier.create(data, spec, epochs=20, batch_size=16)
-    out = tmp_path_factory.mktemp("tfjs_listen")
     model.export(str(out), export_format=config.ExportFormat.TFJS)
     return out / "tfjs", model
 
