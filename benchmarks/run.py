@@ -103,9 +103,7 @@ def _adapt_frontend(raw: Dict) -> Dict:
 
 def _training_clips(raw: Dict, key: str) -> str:
     """What a transfer row trained on: every training clip, or K per class."""
-    if key != "full":
-        return f"{key} clips per class"
-    return f"all {raw['train_clips']} clips" + (f" ({raw['full_epochs']} epochs, one draw)" if "full_epochs" in raw else "")
+    return f"all {raw['train_clips']} clips" if key == "full" else f"{key} clips per class"
 
 
 def _percent(stats: Dict[str, float]) -> str:
@@ -122,6 +120,8 @@ def _adapt_transfer(raw: Dict) -> Dict:
     for key in keys:
         bundled, random = acc["bundled"][key]["mean"], acc["random"][key]["mean"]
         clips = _training_clips(raw, key)
+        if key == "full" and "full_epochs" in raw:  # the head's epochs; the probe's rows have none
+            clips += f" ({raw['full_epochs']} epochs, one draw)"
         rows.append(row(
             f"transfer: 10-class accuracy, head on {clips}, {raw['test_clips']} clips of held-out speakers",
             100 * bundled, "%", reference=100 * random, reference_label="randomly initialised base, same run",
