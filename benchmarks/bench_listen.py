@@ -154,8 +154,9 @@ def _real_time_factor(tflite: str, recording, *, seconds: float) -> Tuple[float,
     the model alone (LiteRT, one thread) on the same windows, one at a time: ``(listening, model alone)``."""
     import numpy as np
 
+    from mm_browserfft.frontend import WAVEFORM_LENGTH
     from mm_browserfft.listen import Recognizer
-    from mm_browserfft.predict import TFLitePredictor
+    from mm_browserfft.predict import TFLitePredictor, predict_windows
 
     audio = recording.waveform[: int(seconds * 44100)]
     predictor = TFLitePredictor(tflite, num_threads=1)
@@ -166,11 +167,9 @@ def _real_time_factor(tflite: str, recording, *, seconds: float) -> Tuple[float,
         recognizer.feed(audio[i : i + chunk])
     recognizer.finish()
     listening = time.perf_counter() - start
-    hop = recognizer.options.hop_samples
-    windows = [audio[i : i + 44032][None] for i in range(0, audio.size - 44032 + 1, hop)]
+    offsets = np.arange(0, audio.size - WAVEFORM_LENGTH + 1, recognizer.options.hop_samples)
     start = time.perf_counter()
-    for window in windows:
-        predictor.predict(np.ascontiguousarray(window, dtype=np.float32))
+    predict_windows(predictor, audio, offsets, batch=1)
     model = time.perf_counter() - start
     return listening / (audio.size / 44100), model / (audio.size / 44100)
 

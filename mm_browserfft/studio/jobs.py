@@ -37,8 +37,8 @@ def parse_epoch_line(line: str) -> Optional[Dict]:
     return {"epoch": int(match.group(1)), "epochs": int(match.group(2)), **metrics}
 
 
-def _finite_or_none(value: Optional[float]) -> Optional[float]:
-    return value if value is None or math.isfinite(value) else None
+def _finite_or_none(value: float) -> Optional[float]:
+    return value if math.isfinite(value) else None
 
 
 class TrainingJob:

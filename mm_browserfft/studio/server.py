@@ -145,7 +145,7 @@ class _Studio:
         return {"detections": [d.as_dict() for d in detections]}
 
     def require_idle(self, name: str, action: str) -> None:
-        """:class:`StudioError` (409) while project ``name`` trains: its run reads the clips it listed until it ends."""
+        """:class:`StudioBusy` (answered 409) while project ``name`` trains: its run reads the clips it listed until it ends."""
         job = self.jobs.get(name)
         if job is not None and job.state == "running":
             raise StudioBusy(f"project {name!r} is training: {action} when it has finished")

@@ -27,6 +27,7 @@ import zlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..audio import AUDIO_EXTENSIONS, load_audio
+from ..data.files import is_audio_name
 from ..errors import InvalidInputError
 
 __all__ = ["StudioError", "StudioBusy", "Limits", "safe_name", "Workspace", "Project", "NOISE_LABEL", "UNKNOWN_LABEL"]
@@ -81,7 +82,7 @@ def safe_name(name: str, *, what: str) -> str:
 
 def _audio_name(name: str) -> str:
     safe_name(name, what="file")
-    if not _is_audio_name(name):
+    if not is_audio_name(name):
         raise StudioError(f"refused file {name!r}: not an audio file ({', '.join(sorted(AUDIO_EXTENSIONS))})")
     return name
 
@@ -89,11 +90,6 @@ def _audio_name(name: str) -> str:
 def _is_plain_name(name: str) -> bool:
     """Whether ``name`` names a file in no folder (no separator, not ``.`` or ``..``): one to skip, not refuse."""
     return "/" not in name and "\\" not in name and name not in (".", "..")
-
-
-def _is_audio_name(name: str) -> bool:
-    """Whether an uploaded file (a base name) is audio to keep: not hidden, an audio extension."""
-    return not name.startswith(".") and pathlib.PurePath(name).suffix.lower() in AUDIO_EXTENSIONS
 
 
 class Project:
@@ -169,7 +165,7 @@ class Project:
                 raise StudioError(f"refused {name!r}: {len(content)} bytes, over the {limits.file_bytes} allowed")
             if name.lower().endswith(".zip"):
                 files += self._zip_members(name, content, label, limits=limits, skipped=skipped)
-            elif not _is_audio_name(name) and _is_plain_name(name):
+            elif not is_audio_name(name) and _is_plain_name(name):
                 skipped.append(name)
             else:
                 if label is None:
@@ -207,7 +203,7 @@ class Project:
             if any(p in ("..", "") or p.startswith("/") for p in parts) or info.filename.startswith("/"):
                 raise StudioError(f"refused zip member {info.filename!r} of {name!r}: it leaves its folder")
             base = parts[-1]
-            if not _is_audio_name(base) or "__MACOSX" in parts:  # hidden files, notes, macOS resource forks
+            if not is_audio_name(base) or "__MACOSX" in parts:  # hidden files, notes, macOS resource forks
                 skipped.append(f"{name}/{info.filename}")
                 continue
             member_label = parts[-2] if len(parts) >= 2 else label
