@@ -92,12 +92,28 @@ def test_listening_is_tuned_on_some_held_out_speakers_and_judged_on_the_others(t
         assert all(speaker_bucket(speaker_id(c)) < bench_listen.TUNING_BUCKET for c in tune)
         assert {speaker_id(c) for c in tune}.isdisjoint({speaker_id(c) for c in judge})
     assert tuning.endswith("tuning") and judging.endswith("judging")
-    # the threshold passed most often over every background; a tie keeps the default, else goes to the lower one
-    counts = lambda passed: [{"threshold": t, "passed": n} for t, n in passed.items()]  # noqa: E731
-    familiar, unheard = counts({0.6: 3, 0.7: 5, 0.8: 6}), counts({0.6: 4, 0.7: 4, 0.8: 2})
-    assert bench_listen._chosen_threshold({"a": familiar, "b": unheard}, 0.7) == (0.7, {0.6: 7, 0.7: 9, 0.8: 8})
-    assert bench_listen._chosen_threshold({"a": familiar}, 0.7) == (0.8, {0.6: 3, 0.7: 5, 0.8: 6})
-    assert bench_listen._chosen_threshold({"a": counts({0.6: 2, 0.7: 1, 0.8: 2})}, 0.7)[0] == 0.6
+    # the threshold passed most often over every background, compared with the default on the same recordings
+    check = lambda t, *passes: {"threshold": t, "passed": sum(passes), "passes": list(passes)}  # noqa: E731
+    one_better = {"a": [check(0.6, 0, 0, 0, 0), check(0.7, 1, 0, 0, 0), check(0.8, 1, 1, 0, 0)]}
+    assert bench_listen._chosen_threshold(one_better, 0.7) == (0.7, {0.6: 0, 0.7: 1, 0.8: 2},
+                                                               {0.6: (0, 1), 0.7: (0, 0), 0.8: (1, 0)})
+    # 4 more than the default, none fewer: 4 > sqrt(4); the other background's recordings count beside the first's
+    clearly = {"a": [check(0.7, 0, 0, 0), check(0.8, 1, 1, 1)], "b": [check(0.7, 1, 0), check(0.8, 1, 1)]}
+    assert bench_listen._chosen_threshold(clearly, 0.7)[:2] == (0.8, {0.7: 1, 0.8: 5})
+    # recordings traded, not only gained: 6 gained and 2 lost moves (4 > sqrt(8)); 4 and 2 does not (2 < sqrt(6))
+    traded = lambda gained: {"a": [check(0.7, *[0] * 6, 1, 1), check(0.75, *[1] * gained, *[0] * (6 - gained), 0, 0)]}  # noqa: E731
+    assert bench_listen._chosen_threshold(traded(6), 0.7)[0] == 0.75
+    assert bench_listen._chosen_threshold(traded(4), 0.7)[0] == 0.7
+    # two clearly better: the one passed most often, a tie to the lower
+    two = {"a": [check(0.6, 1, 1, 1, 1), check(0.7, 0, 0, 0, 0), check(0.8, 1, 1, 1, 1)]}
+    assert bench_listen._chosen_threshold(two, 0.7)[0] == 0.6
+    # the check's flags are per recording, in the report's order, of the long enough word recordings only
+    recording = lambda minutes, events, frr, fa: {"minutes": minutes, "events": events, "false_reject_rate": frr,  # noqa: E731
+                                                   "false_accepts_per_hour": fa}
+    report = {"per_recording": [recording(4.5, 60, 0.1, 40), recording(4.5, 60, 0.25, 40), recording(2, 20, 0, 0),
+                                recording(60, 0, 0, 90), recording(4.5, 60, 0.1, 61)]}
+    assert bench_listen._default_check(report)["passes"] == [True, False, False]
+    assert bench_listen._default_check(report)["passed"] == 1
 
 
 def test_frontend_adapter_judges_the_2x_target_and_explains_a_miss():
