@@ -222,14 +222,20 @@ def module_timeout_s(name: str) -> float:
     return float(MODULE_TIMEOUT_S)
 
 
+def new_entry(name: str, *, quick: bool) -> Dict:
+    """A module's entry before it runs: its name and file, and where, when and on what it is measured."""
+    return {"name": name, "module": f"benchmarks/bench_{name}.py", "quick": quick, "commit": _git_commit(),
+            "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine_line(machine_info())}  # fmt: skip
+
+
 def run_module(name: str, *, quick: bool, log_dir: pathlib.Path) -> Dict:
     """Run one module in a fresh process; its entry for the results, errors included."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
     timeout_s = module_timeout_s(name)
     start = time.perf_counter()
-    entry: Dict = {"name": name, "module": f"benchmarks/bench_{name}.py", "quick": quick, "commit": _git_commit(),
-                   "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}  # fmt: skip
+    entry = new_entry(name, quick=quick)
     with tempfile.TemporaryDirectory(prefix="bench_run_") as tmp:
         out = os.path.join(tmp, "result.json")
         command = [sys.executable, "-m", "benchmarks.run", "--child", name, "--result", out] + (["--quick"] if quick else [])
@@ -285,6 +291,11 @@ def _git_commit() -> Optional[str]:
     return (commit + ("+changes" if status.stdout.strip() else "")) if commit else None
 
 
+def machine_line(machine: Dict) -> str:
+    """``"<CPU model>, <usable cores> cores"`` of a :func:`machine_info`."""
+    return f"{machine['cpu_model']}, {machine['cores_usable']} cores"
+
+
 def machine_info() -> Dict:
     """CPU, cores, load, Python and package versions, date."""
     return {
@@ -321,8 +332,9 @@ def _cell(text) -> str:
 
 
 def _stamp(entry: Dict) -> str:
-    """Where and when an entry was measured: ``commit, date`` (entries of older runs kept their own)."""
-    return f"{entry.get('commit') or 'unknown commit'}, {entry.get('date_utc') or 'unknown date'}"
+    """Where, when and on what an entry was measured: ``commit, date, machine`` (entries of older runs kept their own)."""
+    return (f"{entry.get('commit') or 'unknown commit'}, {entry.get('date_utc') or 'unknown date'}, "
+            f"{entry.get('machine') or 'machine not recorded'}")
 
 
 def _row_cells(r: Dict, entry: Dict) -> List[str]:
@@ -363,11 +375,11 @@ def render_markdown(results: Dict) -> str:
         f"Last written by `python -m benchmarks.run{' --quick' if results['quick'] else ''}"
         f"{''.join(f' --only {n}' for n in results.get('modules_run') or ())}` on {m['date_utc']} "
         f"(commit {m['git_commit']}; a run of some modules keeps the others' earlier figures, each row says "
-        f"where and when it was measured), {m['cpu_model']}, {m['cores_usable']} cores, load average at start "
+        f"where, when and on what machine it was measured), {machine_line(m)}, load average at start "
         f"{m['load_average_1_5_15']}; TensorFlow {m['versions'].get('tensorflow') or m['versions'].get('tensorflow-cpu')}, "
         f"NumPy {m['versions'].get('numpy')}, ai-edge-litert {m['versions'].get('ai-edge-litert')}. "
         f"Total wall time {results['total_seconds'] / 60:.1f} min"
-        f"{' (those modules; the machine above is the one they ran on)' if results.get('modules_run') else ''}.",
+        f"{' (those modules)' if results.get('modules_run') else ''}.",
         "",
         "The machines are shared and noisy, so every figure stands beside a reference **measured in the same run** "
         "(and usually in the same process), and the ratio between them is the number to read. The only exceptions "
@@ -420,12 +432,21 @@ def render_markdown(results: Dict) -> str:
 
 
 def _load_previous(path: pathlib.Path) -> Dict[str, Dict]:
+    """The entries of an earlier results file, by name.
+
+    An entry written before entries recorded their machine, but measured in the run that wrote the
+    file (dated at or after its start), takes that run's machine.
+    """
     if not path.exists():
         return {}
     try:
-        return {e["name"]: e for e in json.loads(path.read_text(encoding="utf-8"))["entries"]}
-    except (ValueError, KeyError):
+        results = json.loads(path.read_text(encoding="utf-8"))
+        entries = {e["name"]: e for e in results["entries"]}
+        started, machine = results["machine"]["date_utc"], machine_line(results["machine"])
+    except (ValueError, KeyError, TypeError):
         return {}
+    return {name: e if e.get("machine") or (e.get("date_utc") or "") < started else {**e, "machine": machine}
+            for name, e in entries.items()}
 
 
 def merge_entries(names: Sequence[str], fresh: Dict[str, Dict], previous: Dict[str, Dict]) -> List[Dict]:

@@ -141,7 +141,7 @@ def test_markdown_page_shows_rows_misses_with_their_reason_and_failures():
     results = {"quick": False, "machine": run.machine_info(), "total_seconds": 90.0, "entries": [ok, failed]}
     page = run.render_markdown(results)
     assert "| figure | measured | reference (same run) | ratio | target | met? | measured at |" in page
-    assert "unknown commit, unknown date" in page  # an entry without its stamp says so, never borrows the run's
+    assert "unknown commit, unknown date, machine not recorded" in page  # a missing stamp says so, never borrows the run's
     assert "**no** (why: below)" in page
     why = page.split("## Why targets were missed", 1)[1]
     assert "Keras layer in tf.data" in why and "0.375 ms per clip on top" in why
@@ -168,7 +168,7 @@ def test_a_module_that_fails_keeps_the_figures_of_its_last_run_and_the_page_says
     failures = page.split("## Benchmarks that failed", 1)[1].split("## Details", 1)[0]
     assert "failed at bbbbbbb, 2026-12-06 10:00 UTC" in failures and "aaaaaaa, 2026-12-01 10:00 UTC" in failures
     assert "TimeoutExpired: 900 s" in failures and "benchmarks/bench_listen.py" in failures
-    assert "aaaaaaa, 2026-12-01 10:00 UTC |" in page.split("## Headline figures", 1)[1]  # the old rows, with their stamp
+    assert "aaaaaaa, 2026-12-01 10:00 UTC, machine not recorded |" in page.split("## Headline figures", 1)[1]  # the old rows, with their stamp
 
 
 def test_transfer_adapter_judges_the_probe_against_the_teacher_of_the_same_run():
@@ -242,3 +242,22 @@ def test_figures_are_stamped_with_the_commit_and_any_change_to_its_tree(tmp_path
     (tmp_path / "bench_new.py").unlink()
     (tmp_path / "module.py").write_text("x = 2\n")
     assert run._git_commit() == clean + "+changes"
+
+
+def test_each_entry_records_the_machine_it_was_measured_on(tmp_path):
+    import json
+
+    entry = run.new_entry("data", quick=True)
+    assert entry["machine"] == run.machine_line(run.machine_info()) and "cores" in entry["machine"]
+    assert entry["machine"] in run._stamp(entry)
+    # an earlier file's entries: those measured in the run that wrote it take its machine, older ones stay unknown
+    machine = {**run.machine_info(), "cpu_model": "Some CPU", "cores_usable": 3, "date_utc": "2026-12-07 10:00 UTC"}
+    older = {"name": "frontend", "date_utc": "2026-12-01 10:00 UTC"}
+    same_run = {"name": "listen", "date_utc": "2026-12-07 10:45 UTC"}
+    recorded = {"name": "models", "date_utc": "2026-12-07 11:00 UTC", "machine": "Other CPU, 8 cores"}
+    path = tmp_path / "latest.json"
+    path.write_text(json.dumps({"machine": machine, "entries": [older, same_run, recorded]}))
+    previous = run._load_previous(path)
+    assert "machine" not in previous["frontend"]
+    assert previous["listen"]["machine"] == "Some CPU, 3 cores"
+    assert previous["models"]["machine"] == "Other CPU, 8 cores"
