@@ -176,7 +176,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                    help="share of each word's clips that also give a window holding only its start or end, taught "
                         "as _unknown_ (else the background class): fewer false accepts when listening, a little "
                         "lower clip accuracy; 0.5 is measured in docs/listening.md (default %(default)s: off)")  # fmt: skip
-    p.add_argument("--base-model", default="bundled", help="'bundled', a TF.js model folder, or a model.json URL")
+    p.add_argument("--base-model", default="bundled", help="'bundled', a TF.js model folder, or a model.json URL (default %(default)s: the base in the package)")
     p.add_argument("--pad-short-clips", action="store_true", help="pad clips under 44032 samples instead of dropping")
     p.add_argument("--skip-bad-files", action="store_true", help="warn and count unreadable files instead of failing")
     p.add_argument("--cache-dir", type=pathlib.Path,

@@ -563,7 +563,7 @@ def test_resume_continues_a_backup_of_the_very_same_run(bad_data, tmp_path):
 
 
 def _arguments(parser, command=""):
-    """``(command, argument, help)`` of every argument of ``parser`` and its subcommands (not -h)."""
+    """``(command, argument, action)`` of every argument of ``parser`` and its subcommands (not -h)."""
     import argparse
 
     for action in parser._actions:  # argparse keeps no public list of its arguments
@@ -571,13 +571,19 @@ def _arguments(parser, command=""):
             for name, sub in action.choices.items():
                 yield from _arguments(sub, f"{command} {name}".strip())
         elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
-            yield command, "/".join(action.option_strings) or action.dest, action.help
+            yield command, "/".join(action.option_strings) or action.dest, action
 
 
-def test_every_argument_of_every_command_has_help():
+def test_every_argument_of_every_command_has_help_that_gives_its_default():
+    import argparse
+
     arguments = list(_arguments(cli.build_parser()))
     assert len({c for c, _, _ in arguments}) == 8 and len(arguments) > 50
-    assert [(c, a) for c, a, text in arguments if not text] == []
+    assert [(c, a) for c, a, action in arguments if not action.help] == []
+    defaults = [(c, a, action) for c, a, action in arguments
+                if action.default not in (None, False, [], argparse.SUPPRESS)]  # fmt: skip
+    assert len(defaults) >= 15
+    assert [(c, a) for c, a, action in defaults if "(default" not in action.help] == []
 
 
 @pytest.mark.parametrize("command", ["train", "demo", "evaluate", "predict", "listen", "cache", "inspect", "studio"])
@@ -585,5 +591,12 @@ def test_help_of_each_command_describes_its_arguments_and_defaults(command, caps
     assert cli.main([command, "--help"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("usage: mm-browserfft " + command)
+    flat = " ".join(text.split())  # argparse wraps lines
+    options = [(name, action) for c, name, action in _arguments(cli.build_parser()) if c == command and action.option_strings]
+    assert options
+    for name, action in options:  # each option is listed, and its default is the one the parser uses
+        assert action.option_strings[-1] in flat, name
+        if "%(default)s" in action.help:
+            assert f"(default {action.default}" in flat, name
     if command == "train":
         assert "passes over the training data (default 5)" in text and "(default none)" in text

@@ -26,9 +26,8 @@ import numpy as np
 import pytest
 
 from mm_browserfft import frontend as fe
-from mm_browserfft.audio import load_audio
+from mm_browserfft.audio import NOISE_FLOOR_PERIOD, load_audio, noise_floor
 from mm_browserfft.errors import InvalidInputError
-from mm_browserfft.audio import noise_floor
 from mm_browserfft.layers import BrowserFftLayer, NoiseFloorLayer
 
 DATA = pathlib.Path(__file__).resolve().parent / "data" / "speech_commands"
@@ -239,7 +238,7 @@ def test_noise_floor_layer_costs_an_export_one_period_not_a_window(tf):
         return len(convert_to_tflite(tf.keras.Sequential([tf.keras.Input(shape=(fe.WAVEFORM_LENGTH,)), *layers, head])))
 
     added = size(NoiseFloorLayer()) - size()
-    assert 4 * 2753 <= added < 16_000, added  # one period of float32 (a whole window would be 176 KB)
+    assert 4 * NOISE_FLOOR_PERIOD <= added < 16_000, added  # one period of float32 (a whole window would be 176 KB)
 
 
 def test_keras_layer_matches_reference_on_speech(tf, speech):

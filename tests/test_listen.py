@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from conftest import SPEECH_DIR, speaker_clips
-from mm_browserfft.audio import load_audio, resample, split_windows
+from mm_browserfft.audio import load_audio, pad_to_window, resample, split_windows
 from mm_browserfft.errors import InvalidInputError
 from mm_browserfft.frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 from mm_browserfft.listen import DecisionRule, ListeningOptions, Recognizer, is_word, listen_file, read_listening_options
@@ -222,7 +222,13 @@ def test_a_recording_shorter_than_one_window_is_heard_once_centred(model):
     recognizer = Recognizer(model, probability_threshold=0.0, include_non_words=True)
     assert recognizer.feed(clip) == []
     (only,) = recognizer.finish()
-    assert only.start_s == 0.0
+    assert (only.start_s, only.end_s) == (0.0, WAVEFORM_LENGTH / SAMPLE_RATE)
+    predictor = TFLitePredictor(model)
+    centred = predictor.predict(pad_to_window(clip)[np.newaxis])[0]
+    at_start = predictor.predict(np.pad(clip, (0, WAVEFORM_LENGTH - clip.size))[np.newaxis])[0]
+    assert not np.allclose(centred, at_start, atol=1e-3)  # where the clip sits in the window shows
+    assert only.label == predictor.labels[int(np.argmax(centred))]
+    assert only.score == pytest.approx(float(centred.max()), abs=1e-5)
 
 
 def _rule(**options):
