@@ -211,6 +211,10 @@ def test_a_folder_upload_skips_and_names_what_is_not_audio(studio):
     status, body = studio.upload("/api/projects/p/clips?label=no", folder[2:])
     assert status == 400 and "has no label 'no'" in body["error"]
     assert not (studio.workspace / "p" / "data" / "no").exists()
+    # a file put in the folder by hand is listed as the loaders read it: a hidden one is not a clip
+    (studio.workspace / "p" / "data" / "yes" / "._a.wav").write_bytes(b"\0\5\26\7AppleDouble")
+    listed = {label["name"]: label["clips"] for label in studio.request("GET", "/api/projects/p")[1]["labels"]}
+    assert listed["yes"] == ["a.wav", "b.wav"]
 
 
 def test_an_unreadable_zip_member_is_refused_by_name(studio):
@@ -313,6 +317,8 @@ def test_a_project_deleted_while_it_trains_stays_deleted(studio):
     first = sorted((studio.workspace / "p" / "data" / WORDS[0]).iterdir())[0]
     status, body = studio.request("DELETE", f"/api/projects/p/clips/{WORDS[0]}/{first.name}")
     assert status == 409 and "is training" in body["error"] and first.exists()
+    status, body = studio.post_json("/api/projects/p/train", {"epochs": 5})
+    assert status == 409 and "is training" in body["error"]  # busy, as deleting is, not a bad request
     assert studio.upload(f"/api/projects/p/clips?label={WORDS[0]}", [("more.wav", _wav_bytes())])[0] == 201
     assert studio.request("DELETE", "/api/projects/p")[0] == 200
     time.sleep(max(5.0, 3 * epoch_s))  # time for several more epochs, had it gone on

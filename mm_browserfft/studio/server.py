@@ -105,9 +105,7 @@ class _Studio:
     def train(self, name: str, *, epochs: int, whole_model: bool, for_listening: bool) -> Dict:
         project = self.workspace.project(name)
         with self.lock:
-            job = self.jobs.get(name)
-            if job is not None and job.state == "running":
-                raise StudioError(f"project {name!r} is training already")
+            self.require_idle(name, "train again")
             labels = [label for label in project.labels() if project.clips(label)]
             if len(labels) < 2:
                 raise StudioError("training needs clips of at least two labels")

@@ -120,9 +120,9 @@ class Project:
         return folder
 
     def clips(self, label: str) -> List[str]:
-        """The audio files of one label, sorted."""
+        """The audio files of one label, sorted: those the loaders read (:func:`~mm_browserfft.data.files.is_audio_name`)."""
         folder = self._label_dir(label)
-        return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and is_audio_name(p.name))
 
     def clip_path(self, label: str, name: str) -> pathlib.Path:
         """The path of an existing clip; :class:`StudioError` if there is none."""
