@@ -61,7 +61,7 @@ async function setUpMic() {
     await context.audioWorklet.addModule(`/static/capture-worklet.js?token=${encodeURIComponent(token)}`);
     const source = context.createMediaStreamSource(stream);
     const analyser = context.createAnalyser();
-    analyser.fftSize = 1024; // the browser-FFT model's frame
+    analyser.fftSize = 2048; // as the recogniser sets it (twice its fftSize of 1024): 21.5 Hz bins at 44.1 kHz
     analyser.smoothingTimeConstant = 0;
     const node = new AudioWorkletNode(context, "capture");
     node.port.onmessage = (event) => mic.listeners.forEach((fn) => fn(event.data));
@@ -73,7 +73,7 @@ async function setUpMic() {
     context.close();
     throw e;
   }
-  $("scope-caption").textContent = `microphone at ${mic.context.sampleRate} Hz: AnalyserNode, FFT 1024`;
+  $("scope-caption").textContent = `microphone at ${mic.context.sampleRate} Hz: AnalyserNode, FFT 2048`;
   drawSpectrogram();
   return mic;
 }
@@ -94,7 +94,7 @@ function drawSpectrogram() {
   const canvas = $("spectrogram");
   const g = canvas.getContext("2d");
   const bins = new Float32Array(mic.analyser.frequencyBinCount);
-  const shown = 232; // the model's 232 bins (0-10 kHz at 44.1 kHz)
+  const shown = 232; // the model's 232 bins (0-5 kHz at 44.1 kHz)
   const step = () => {
     if (!mic.context || mic.analyser === null) return;
     mic.analyser.getFloatFrequencyData(bins);
