@@ -30,12 +30,15 @@ __all__ = [
     "NOISE_FLOOR_STDDEV",
     "NOISE_FLOOR_PERIOD",
     "noise_floor",
+    "MIN_SAMPLE_RATE",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 """File name endings treated as audio by the data loaders (case-insensitive)."""
 
 _STREAM_BLOCK_SECONDS = 30
+MIN_SAMPLE_RATE = 1000
+"""Hz; a header giving less is refused (a broken header: 200 samples at 1 Hz would be 200 s of audio)."""
 NOISE_FLOOR_STDDEV = 1e-5
 """Standard deviation of the faint noise under every window (Model Maker's 1e-5; -100 dB under full scale)."""
 NOISE_FLOOR_PERIOD = 2753
@@ -69,7 +72,7 @@ def audio_info(path: "os.PathLike[str] | str") -> AudioInfo:
 
     try:
         with sf.SoundFile(os.fspath(path)) as handle:
-            _check_complete(handle, path)
+            _check_header(handle, path)
             return AudioInfo(int(handle.samplerate), int(handle.channels), int(handle.frames))
     except AudioDecodeError:
         raise
@@ -116,12 +119,16 @@ def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -
 _SHORT_DATA_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
-def _check_complete(handle, path) -> None:
-    """Raise if the header promises more sample bytes than the file holds (a cut-off WAV).
+def _check_header(handle, path) -> None:
+    """Raise if the header gives a rate under :data:`MIN_SAMPLE_RATE`, or promises more sample bytes than the
+    file holds (a cut-off WAV).
 
     libsndfile silently reads what is there; a data size of 0 or 0xFFFFFFFF means
     "unknown" (streamed writers) and is not a truncation.
     """
+    if handle.samplerate < MIN_SAMPLE_RATE:
+        raise AudioDecodeError(f"a sample rate of {handle.samplerate} Hz is not audio this package reads "
+                               f"(at least {MIN_SAMPLE_RATE} Hz)", path=path)  # fmt: skip
     match = _SHORT_DATA_CHUNK.search(handle.extra_info or "")
     if match:
         declared, present = int(match.group(1)), int(match.group(2))
@@ -153,7 +160,7 @@ def load_audio(path: "os.PathLike[str] | str", *, sample_rate: int = SAMPLE_RATE
 
     try:
         with sf.SoundFile(os.fspath(path)) as handle:
-            _check_complete(handle, path)
+            _check_header(handle, path)
             data, sr = handle.read(dtype="float32", always_2d=True), handle.samplerate
     except AudioDecodeError:
         raise
@@ -191,7 +198,7 @@ def iter_audio_blocks(
     except Exception as exc:
         raise AudioDecodeError(f"not a readable audio file ({_reason(exc)})", path=path) from None
     with handle:
-        _check_complete(handle, path)
+        _check_header(handle, path)
         rate = int(handle.samplerate)
         block = max(1, int(block_seconds * rate))
         stream, seen = None, 0

@@ -89,12 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--background", type=pathlib.Path,
                           help="folder of background recordings for --streaming (default: the folder's noise class: "
                                "_background_noise_, _silence_, background, ...)")  # fmt: skip
-    evaluate.add_argument("--minutes", type=_non_negative, default=0.0,
-                          help="--streaming: add background-only audio until the recordings last this long")
-    evaluate.add_argument("--budget", type=_non_negative, default=CALIBRATION_BUDGET,
-                          help="--streaming: false accepts per hour allowed (default %(default)s, as train's --listen-budget)")
+    evaluate.add_argument("--minutes", type=_non_negative,
+                          help="--streaming: add background-only audio until the recordings last this long (default none)")
+    evaluate.add_argument("--budget", type=_non_negative,
+                          help=f"--streaming: false accepts per hour allowed (default {CALIBRATION_BUDGET}, as train's "
+                               "--listen-budget)")  # fmt: skip
     evaluate.add_argument("--det-plot", type=pathlib.Path, help="--streaming: write the DET curve here (PNG)")
-    evaluate.add_argument("--seed", type=_seed, default=0, help="--streaming: seed of the recordings")
+    evaluate.add_argument("--seed", type=_seed, help="--streaming: seed of the recordings (default 0)")
     _add_listening_options(evaluate)
 
     listen = sub.add_parser("listen", help="detect words in recordings as the browser recogniser does")
@@ -109,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=_positive_int, default=3, help="classes shown per window (default %(default)s)")
     predict.add_argument("--hop", type=_positive, default=0.5,
                          help="seconds between windows of long recordings (default %(default)s)")
-    predict.add_argument("--threshold", type=float, default=0.0, help="only report windows whose best score >= this")
+    predict.add_argument("--threshold", type=_probability, default=0.0,
+                         help="only report windows whose best score >= this, in [0, 1] (default %(default)s)")
     predict.add_argument("--json", action="store_true", help="print JSON")
 
     cache = sub.add_parser("cache", help="where the cache of embeddings and decoded audio is, its size; --clear empties it")
@@ -291,6 +293,12 @@ def _cmd_evaluate(args) -> int:
     from .report import format_metrics
     from .training import evaluate_folder
 
+    if not args.streaming:
+        streaming_only = ("background", "minutes", "budget", "det_plot", "seed", "overlap", "threshold", "suppression_ms",
+                          "average_ms", "min_count", "decision")  # fmt: skip
+        given = ["--" + name.replace("_", "-") for name in streaming_only if getattr(args, name) is not None]
+        if given:
+            raise InvalidInputError(f"{', '.join(given)}: only with --streaming")
     predictor = load_predictor(args.model)
     if args.streaming:
         return _evaluate_streaming(args, predictor)
@@ -309,9 +317,10 @@ def _evaluate_streaming(args, predictor) -> int:
         raise InvalidInputError("the folder of --det-plot does not exist", path=args.det_plot.parent)
     keywords = [label for label in predictor.labels if is_word(label)]
     recordings = build_test_recordings_from_folder(
-        args.data_dir, keywords, background_dir=args.background, minutes=args.minutes, seed=args.seed
+        args.data_dir, keywords, background_dir=args.background, minutes=args.minutes or 0.0, seed=args.seed or 0
     )
-    result = streaming_report(predictor, recordings, options=options, false_accepts_per_hour_budget=args.budget)
+    budget = CALIBRATION_BUDGET if args.budget is None else args.budget
+    result = streaming_report(predictor, recordings, options=options, false_accepts_per_hour_budget=budget)
     if args.det_plot:
         plot_det(result, args.det_plot)
         result["det_plot"] = os.fspath(args.det_plot)
@@ -386,6 +395,8 @@ def _cmd_cache(args) -> int:
     from .cache import cache_usage, clear_cache, default_cache_dir
 
     folder = args.cache_dir or default_cache_dir()
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise InvalidInputError("the cache must be a folder, and this is a file", path=folder)
     usage = clear_cache(folder) if args.clear else cache_usage(folder)
     payload = {"cache_dir": os.fspath(folder), "files": usage["files"], "bytes": usage["bytes"], "cleared": args.clear}
     verb = "cleared" if args.clear else "holds"

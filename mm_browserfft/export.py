@@ -17,10 +17,14 @@ destroys it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pathlib
 import secrets
+import shutil
+import tempfile
 import warnings
-from typing import List, Mapping, Optional, Tuple, Union
+from typing import Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -30,7 +34,7 @@ from .errors import ExportError, InvalidInputError
 from .frontend import WAVEFORM_LENGTH
 from .metadata import INPUT_NAME, read_operators
 
-__all__ = ["convert_to_tflite", "write_files_atomically", "write_tflite_atomically", "save_saved_model", "run_tflite"]
+__all__ = ["convert_to_tflite", "write_files_atomically", "staged_folder", "write_tflite_atomically", "save_saved_model", "run_tflite"]
 
 ModelSource = Union[bytes, bytearray, str, "os.PathLike[str]"]
 
@@ -193,6 +197,54 @@ def write_tflite_atomically(data: bytes, path: "os.PathLike[str] | str") -> None
         ``path`` is then untouched and no temporary file is left behind.
     """
     write_files_atomically({path: data})
+
+
+@contextlib.contextmanager
+def staged_folder(target: "os.PathLike[str] | str") -> Iterator[pathlib.Path]:
+    """A hidden folder inside ``target`` to write a whole export into; its entries replace ``target``'s at the end.
+
+    When the block ends normally, each entry of the staging folder is renamed over the entry of
+    ``target`` of the same name (a folder there is first renamed aside, then removed); other
+    entries of ``target`` stay. When it raises, ``target`` is as it was. Either way the staging
+    folder is removed.
+
+    Raises:
+      ExportError: ``target`` cannot be made, or an entry cannot be moved into it (names the path):
+        a file where the export has a folder, or a folder where it has a file, is found before
+        anything is moved.
+    """
+    target = pathlib.Path(target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        stage = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=target))
+    except OSError as exc:
+        raise ExportError(f"cannot write the folder ({exc.strerror or exc})", path=target) from None
+    try:
+        yield stage
+        entries = sorted(stage.iterdir())
+        for entry in entries:
+            there = target / entry.name
+            if there.exists() and there.is_dir() != entry.is_dir():
+                kind = ("a folder", "a file") if entry.is_dir() else ("a file", "a folder")
+                raise ExportError(f"cannot write {kind[0]} here: {kind[1]} is in its place", path=there)
+        for entry in entries:
+            _move_over(entry, target / entry.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _move_over(new: pathlib.Path, old: pathlib.Path) -> None:
+    """Rename ``new`` to ``old``, replacing what is there (file or folder)."""
+    try:
+        if old.is_dir() and not old.is_symlink():
+            aside = old.with_name(f".{old.name}.old-{secrets.token_hex(4)}")
+            os.rename(old, aside)
+            os.rename(new, old)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(new, old)
+    except OSError as exc:
+        raise ExportError(f"cannot move the new export into place ({exc.strerror or exc})", path=old) from None
 
 
 def save_saved_model(serving_model, path: str, *, labels: Optional[List[str]] = None) -> None:

@@ -133,6 +133,7 @@ def _load_splits(data_dir, opts: TrainingOptions, spec):
     data = load(data_dir)
     if data.num_classes < 2:
         raise DatasetError(f"training needs at least 2 label folders, found {data.index_to_label}", path=data_dir)
+    _require_clips_of_every_label(data, data_dir)
     test = load(opts.test_dir) if opts.test_dir else None
     validation = load(opts.validation_dir) if opts.validation_dir else None
     for folder, other in ((opts.test_dir, test), (opts.validation_dir, validation)):
@@ -160,7 +161,30 @@ def _load_splits(data_dir, opts: TrainingOptions, spec):
         else:
             validation = rest
         validation, test = (_clips_or_none(split, what) for split, what in ((validation, "validation"), (test, "test")))
+        _require_clips_of_every_label(train, data_dir, split=True)
     return data, train, validation, test
+
+
+def _require_clips_of_every_label(loader, data_dir, *, split: bool = False) -> None:
+    """Refuse to train a label that has no clip: the model would name a class it never heard.
+
+    Raises:
+      DatasetError: naming the first such label's folder, and why it has none (its files all
+        short or unreadable; with ``split``, all held out for validation or testing).
+    """
+    report = loader.report
+    for label in loader.index_to_label:
+        if report.clips_per_class[label]:
+            continue
+        folder = os.path.join(os.fspath(data_dir), label)
+        if split:
+            raise DatasetError("the training split holds no clip of this label: its files all went to the validation "
+                               "or test split (give it more files, or lower the splits)", path=folder)  # fmt: skip
+        mine = lambda paths: sum(os.path.dirname(os.path.abspath(p)) == os.path.abspath(folder) for p in paths)  # noqa: E731
+        short, unreadable = mine(report.dropped_short), mine(report.unreadable)
+        raise DatasetError(f"no clip of this label to train on: of its {short + unreadable} files, {short} are shorter "
+                           f"than {WAVEFORM_LENGTH} samples (--pad-short-clips pads them) and {unreadable} are "
+                           "unreadable", path=folder)  # fmt: skip
 
 
 def _clips_or_none(split, what: str):
@@ -334,7 +358,9 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
 
     Writes ``model.tflite`` (with metadata and labels), ``model.json``, ``labels.txt``,
     ``saved_model/`` (with ``opts.saved_model``), ``tfjs/`` (with ``opts.tfjs``), ``report.md``, ``report.json`` and
-    ``report_images/``; checkpoints go to ``checkpoints/``.
+    ``report_images/``; checkpoints go to ``checkpoints/``. The export and its report are written
+    aside and moved in together at the end (:func:`~mm_browserfft.export.staged_folder`): a run that
+    fails (a bad test file, a full disk) leaves an earlier run's export as it was.
 
     Returns:
       dict with ``test`` (metrics of the exported .tflite on the test data, or None),
@@ -342,9 +368,13 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
     """
     from . import audio_classifier
     from .config import ExportFormat
+    from .export import staged_folder
     from .report import write_report
+    from .tfjs import check_replaceable
 
     export_dir = pathlib.Path(export_dir)
+    if opts.tfjs:
+        check_replaceable(export_dir / "tfjs")  # before training, not after
     spec = _make_spec(opts, model_dir=os.fspath(export_dir / "checkpoints"))
     data, train, validation, test = _load_splits(data_dir, opts, spec)
     _prepare_backup(spec, train, validation, opts)
@@ -356,21 +386,35 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
     formats = [ExportFormat.TFLITE, ExportFormat.LABEL] + ([ExportFormat.SAVED_MODEL] if opts.saved_model else []) + (
         [ExportFormat.TFJS] if opts.tfjs else [])
     representative = train if opts.quantization == "int8" else None
-    model.export(os.fspath(export_dir), export_format=formats,
-                 quantization_config=_quantization_config(opts.quantization, representative))
-    _remove_stale_exports(export_dir, saved_model=opts.saved_model, tfjs=opts.tfjs)
-    tflite_path = export_dir / "model.tflite"
+    with staged_folder(export_dir) as stage:
+        model.export(os.fspath(stage), export_format=formats,
+                     quantization_config=_quantization_config(opts.quantization, representative))
+        tflite_path = stage / "model.tflite"
 
-    metrics, worst, examples, titles = None, [], None, []
-    if test is not None and len(test):
-        metrics, worst, examples, titles = _test_results(test, tflite_path, model.index_to_label)
-    summaries = {"all": _summary(data), "train": _summary(train)}
-    for name, loader in (("validation", validation), ("test", test)):
-        if loader is not None:
-            summaries[name] = _summary(loader)
-    listening, not_calibrated = (_calibrate_listening(test, data_dir, tflite_path, opts) if test is not None and len(test)
-                                 else (None, "no test data"))  # fmt: skip
-    history = getattr(model.history, "history", model.history)
+        metrics, worst, examples, titles = None, [], None, []
+        if test is not None and len(test):
+            metrics, worst, examples, titles = _test_results(test, tflite_path, model.index_to_label)
+        summaries = {"all": _summary(data), "train": _summary(train)}
+        for name, loader in (("validation", validation), ("test", test)):
+            if loader is not None:
+                summaries[name] = _summary(loader)
+        listening, not_calibrated = (_calibrate_listening(test, data_dir, tflite_path, opts) if test is not None and len(test)
+                                     else (None, "no test data"))  # fmt: skip
+        history = getattr(model.history, "history", model.history)
+        model_info = _model_info(tflite_path, opts, listening, not_calibrated)
+        report = write_report(stage, data_summary=summaries, history=history, metrics=metrics, worst=worst,
+                              examples=examples, example_titles=titles, model_info=model_info)
+    _remove_stale_exports(export_dir, saved_model=opts.saved_model, tfjs=opts.tfjs)
+    report = export_dir / pathlib.Path(report).name
+    written = [export_dir / name for name in ("model.tflite", "labels.txt", "model.json")]
+    written += ([export_dir / "saved_model"] if opts.saved_model else []) + ([export_dir / "tfjs"] if opts.tfjs else [])
+    return {"test": metrics, "history": history, "export_dir": os.fspath(export_dir), "report": os.fspath(report),
+            "listening": listening, "written": [os.fspath(p) for p in written + [pathlib.Path(report)]]}  # fmt: skip
+
+
+def _model_info(tflite_path: pathlib.Path, opts: TrainingOptions, listening: Optional[Dict],
+                not_calibrated: Optional[str]) -> Dict:  # fmt: skip
+    """The report's model section: size, latency, options, and the listening calibration or why there is none."""
     model_info = {
         "tflite_bytes": tflite_path.stat().st_size,
         "latency_ms_per_clip (1 thread)": round(_latency_ms(tflite_path), 3),
@@ -393,12 +437,7 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
             + (f"{cal['start_threshold']:g} kept)" if cal["moved"] == "kept"
                else f"moved {cal['moved']} from {cal['start_threshold']:g})")  # fmt: skip
         )
-    report = write_report(export_dir, data_summary=summaries, history=history, metrics=metrics, worst=worst,
-                          examples=examples, example_titles=titles, model_info=model_info)
-    written = [export_dir / name for name in ("model.tflite", "labels.txt", "model.json")]
-    written += ([export_dir / "saved_model"] if opts.saved_model else []) + ([export_dir / "tfjs"] if opts.tfjs else [])
-    return {"test": metrics, "history": history, "export_dir": os.fspath(export_dir), "report": os.fspath(report),
-            "listening": listening, "written": [os.fspath(p) for p in written + [pathlib.Path(report)]]}  # fmt: skip
+    return model_info
 
 
 def _remove_stale_exports(export_dir: pathlib.Path, *, saved_model: bool, tfjs: bool) -> None:

@@ -3,6 +3,8 @@ of the front end, with property tests (hypothesis) where the rule is arithmetic.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -177,7 +179,8 @@ def _wav_bytes(tmp_path) -> bytes:
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("case", ["missing", "empty_file", "text", "truncated", "header_only", "no_frames", "nan"])
+@pytest.mark.parametrize("case", ["missing", "empty_file", "text", "truncated", "header_only", "no_frames", "nan",
+                                  "rate_1_hz"])
 def test_load_audio_errors_name_the_file(tmp_path, case):
     path = tmp_path / f"{case}.wav"
     if case == "empty_file":
@@ -195,9 +198,19 @@ def test_load_audio_errors_name_the_file(tmp_path, case):
         data = _tone(16000, 1)
         data[100] = np.nan
         sf.write(path, data, 16000, subtype="FLOAT")
+    elif case == "rate_1_hz":  # 200 samples that would be 200 s of audio, 8.8 million samples at 44.1 kHz
+        wav = bytearray(_wav_bytes(tmp_path)[: 44 + 400])  # a 44-byte header, then 200 16-bit samples
+        wav[4:8] = struct.pack("<I", 36 + 400)  # RIFF size
+        wav[24:32] = struct.pack("<II", 1, 2)  # the fmt chunk's sample rate and byte rate
+        wav[40:44] = struct.pack("<I", 400)  # the data chunk's size
+        path.write_bytes(bytes(wav))
     with pytest.raises(AudioDecodeError) as info:
         audio.load_audio(path)
     assert str(path) in str(info.value) and info.value.path == str(path)
+    if case == "rate_1_hz":
+        assert "a sample rate of 1 Hz is not audio this package reads (at least 1000 Hz)" in str(info.value)
+        with pytest.raises(AudioDecodeError, match="sample rate of 1 Hz"):
+            audio.audio_info(path)
 
 
 def test_truncated_flac_is_an_error(tmp_path):

@@ -78,8 +78,19 @@ def bad_data(tmp_path):
         samples, rate = sf.read(clip, dtype="float32")
         (short / clip.parent.name).mkdir(parents=True, exist_ok=True)
         sf.write(short / clip.parent.name / clip.name, samples[: rate // 2], rate)
+    half_short = tmp_path / "half_short"  # every clip of `no` too short
+    shutil.copytree(good / "yes", half_short / "yes")
+    shutil.copytree(short / "no", half_short / "no")
+    with_empty = tmp_path / "with_empty"  # a label folder holding no audio file
+    shutil.copytree(good, with_empty)
+    (with_empty / "maybe").mkdir()
+    (with_empty / "maybe" / "notes.txt").write_text("to record\n")
+    not_utf8 = tmp_path / "not_utf8"
+    shutil.copytree(good, not_utf8)
+    os.rename(not_utf8 / "no", os.fsencode(not_utf8) + b"/n\xffo")
     return {"good": good, "one_class": one_class, "corrupt": corrupt, "text_wav": corrupt / "no" / "notes.wav",
-            "empty": empty, "short": short}
+            "empty": empty, "short": short, "half_short": half_short, "short_no": half_short / "no",
+            "with_empty": with_empty, "maybe": with_empty / "maybe", "not_utf8": not_utf8}
 
 
 # ---------------------------------------------------------------- real subprocesses
@@ -406,6 +417,11 @@ def test_quantized_training_without_test_data(bad_data, tmp_path):
         (("train", "{good}", "--export", "{tmp}/out", "--test-dir", "{one_class}"), "{one_class}"),
         (("train", "{good}", "--export", "{tmp}/out", "--test-dir", "{short}"), "{short}"),
         (("train", "{good}", "--export", "{tmp}/out", "--categories", "yes,no,mabye"), "{good}"),
+        (("train", "{half_short}", "--export", "{tmp}/out"), "{short_no}"),
+        (("train", "{with_empty}", "--export", "{tmp}/out", "--categories", "yes,no,maybe"), "{maybe}"),
+        (("train", "{not_utf8}", "--export", "{tmp}/out"), "{not_utf8}"),
+        (("train", "{good}", "--export", "{tmp}/out", "--test-split", "0.5", "--validation-split", "0", "--batch-size", "1",
+          "--seed", "5"), "{good}/yes"),  # this seed's shuffle holds both clips of `yes` out
         (("train", "{good}", "--export", "{tmp}/out", "--background-noise", "{missing}"), "{missing}"),
         (("train", "{good}", "--export", "{tmp}/out", "--background-noise", "{empty}"), "{empty}"),
         (("evaluate", "{model}", "{missing}"), "{missing}"),
@@ -415,12 +431,15 @@ def test_quantized_training_without_test_data(bad_data, tmp_path):
         (("predict", "{model}", "{text_wav}"), "{text_wav}"),
         (("inspect", "{text_wav}"), "{text_wav}"),
         (("inspect", "{missing}/model.tflite", "--json"), "{missing}/model.tflite"),
+        (("cache", "--cache-dir", "{text_wav}"), "{text_wav}"),
+        (("cache", "--cache-dir", "{text_wav}", "--clear"), "{text_wav}"),
     ],
     ids=["train-missing", "train-one-class", "train-corrupt", "train-export-is-file", "train-test-labels-differ",
-         "train-test-without-clips", "train-unknown-category", "train-background-missing", "train-background-empty",
+         "train-test-without-clips", "train-unknown-category", "train-label-without-clips", "train-empty-category",
+         "train-label-not-utf8", "train-split-without-a-label", "train-background-missing", "train-background-empty",
          "evaluate-missing",
          "evaluate-corrupt", "evaluate-no-model", "predict-missing", "predict-corrupt", "inspect-not-tflite",
-         "inspect-missing"],  # fmt: skip
+         "inspect-missing", "cache-is-a-file", "cache-clear-a-file"],  # fmt: skip
 )
 def test_bad_input_exits_2_naming_the_path(args, culprit, bad_data, trained, tmp_path):
     names = {key: os.fspath(value) for key, value in bad_data.items()}
@@ -440,6 +459,10 @@ def test_bad_input_exits_2_naming_the_path(args, culprit, bad_data, trained, tmp
     (("predict", "model.tflite", "a.wav", "--hop", "inf"), "--hop: must be a finite number > 0, got inf"),
     (("predict", "model.tflite", "a.wav", "--hop", "nan"), "--hop: must be a finite number > 0, got nan"),
     (("studio", "--port", "70000"), "--port: must be a port number in [0, 65535], got 70000"),
+    (("predict", "model.tflite", "a.wav", "--threshold", "nan"), "--threshold: must be in [0, 1], got nan"),
+    (("predict", "model.tflite", "a.wav", "--threshold", "2"), "--threshold: must be in [0, 1], got 2"),
+    (("evaluate", "model.tflite", "clips", "--minutes", "5", "--det-plot", "x.png"), "--minutes, --det-plot: only with --streaming"),
+    (("evaluate", "model.tflite", "clips", "--threshold", "0.5"), "--threshold: only with --streaming"),
 ])  # fmt: skip
 def test_bad_options_exit_2_before_anything_runs(args, message):
     code, _, stderr = run_cli(*args)
@@ -525,6 +548,39 @@ def test_training_again_into_an_export_folder_leaves_no_format_of_the_old_model(
     assert wrote.startswith("wrote ") and "saved_model" not in wrote and os.fspath(out / "model.tflite") in wrote
 
 
+def test_a_run_that_fails_after_training_leaves_the_earlier_export_as_it_was(bad_data, tmp_path):
+    out = tmp_path / "out"
+    args = ("train", bad_data["good"], "--export", out, "--epochs", "1", "--batch-size", "2", "--validation-split", "0",
+            "--no-cache")  # fmt: skip
+    code, _, stderr = run_cli(*args, "--test-split", "0")
+    assert code == 0, stderr
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and "checkpoints" not in p.parts}
+    assert {pathlib.Path("model.tflite"), pathlib.Path("report.md")} <= set(before)
+    # a test folder whose clip is NaN from its 100th sample: its header reads, the clip fails only once the model is made
+    test_dir = tmp_path / "test"
+    shutil.copytree(bad_data["good"], test_dir)
+    clip, rate = sf.read(next((test_dir / "no").iterdir()), dtype="float32")
+    clip[100:] = np.nan
+    sf.write(test_dir / "no" / "nan.wav", clip, rate, subtype="FLOAT")
+    code, stdout, stderr = run_cli(*args, "--test-dir", test_dir)
+    assert code == 2 and "epoch 1/1" in stdout
+    assert stderr.strip().splitlines()[-1].startswith(f"mm-browserfft: error: {test_dir / 'no' / 'nan.wav'}: ")
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and "checkpoints" not in p.parts}
+    assert after == before  # the old model, labels, sidecar and report, whole; nothing of the new one
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_a_tfjs_folder_holding_other_files_is_refused_before_training(bad_data, tmp_path):
+    out = tmp_path / "out"
+    (out / "tfjs").mkdir(parents=True)
+    (out / "tfjs" / "notes.txt").write_text("mine")
+    code, stdout, stderr = run_cli("train", bad_data["good"], "--export", out, "--tfjs", "--epochs", "1", "--no-cache")
+    assert code == 1 and "epoch" not in stdout
+    assert stderr.strip().splitlines()[-1] == (f"mm-browserfft: failed: {out / 'tfjs'}: holds files that are not part "
+                                               "of a TF.js model (['notes.txt']); refusing to replace it")  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["tfjs"] and (out / "tfjs" / "notes.txt").read_text() == "mine"
+
+
 def test_train_resumes_only_when_asked_and_only_the_same_run(bad_data, tmp_path):
     from mm_browserfft.classifier import BACKUP_FOLDER
 
@@ -582,7 +638,7 @@ def test_every_argument_of_every_command_has_help_that_gives_its_default():
     assert [(c, a) for c, a, action in arguments if not action.help] == []
     defaults = [(c, a, action) for c, a, action in arguments
                 if action.default not in (None, False, [], argparse.SUPPRESS)]  # fmt: skip
-    assert len(defaults) >= 15
+    assert len(defaults) >= 10
     assert [(c, a) for c, a, action in defaults if "(default" not in action.help] == []
 
 

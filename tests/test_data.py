@@ -84,10 +84,11 @@ def test_every_audio_extension_any_case_and_skips_the_rest(tmp_path, spec):
     (tmp_path / "b" / "notes.txt").write_text("not audio")
     write_noise(str(tmp_path / "root.wav"), 1.0)
     write_noise(str(tmp_path / "b" / "nested" / "deep.wav"), 1.0)
+    write_noise(str(tmp_path / ".git" / "x.wav"), 1.0)
     loader = DataLoader.from_folder(spec, tmp_path, shuffle=False)
     assert sorted(os.path.basename(p) for p, _ in loader.files) == ["four.wav", "one.WAV", "three.ogg", "two.flac"]
     skipped = sorted(os.path.basename(p) for p in loader.report.skipped)
-    assert skipped == [".hidden.wav", "nested", "notes.txt", "root.wav"]
+    assert skipped == [".git", ".hidden.wav", "nested", "notes.txt", "root.wav"]
     assert list_audio_files(tmp_path / "b") == [str(tmp_path / "b" / "four.wav")]
 
 
@@ -274,6 +275,26 @@ def test_categories_that_name_no_folder_are_refused(tmp_path, spec):
         DataLoader.from_folder(spec, tmp_path, categories=["yes", "no", "mabye"])
 
 
+def test_a_label_folder_without_audio_is_no_class_and_is_counted_or_refused_when_named(tmp_path, spec):
+    write_noise(str(tmp_path / "yes" / "a.wav"), 1.0)
+    write_noise(str(tmp_path / "no" / "b.wav"), 1.0)
+    (tmp_path / "maybe").mkdir()
+    (tmp_path / "maybe" / "todo.txt").write_text("record these")
+    loader = DataLoader.from_folder(spec, tmp_path)
+    assert loader.index_to_label == ["no", "yes"] and loader.report.skipped == [str(tmp_path / "maybe")]
+    assert "not audio, skipped: 1" in str(loader.report)
+    with pytest.raises(DatasetError, match="maybe: the category holds no audio file"):
+        DataLoader.from_folder(spec, tmp_path, categories=["yes", "maybe"])
+
+
+def test_a_label_folder_not_named_in_utf8_is_refused(tmp_path, spec):
+    write_noise(str(tmp_path / "yes" / "a.wav"), 1.0)
+    write_noise(str(tmp_path / "no" / "b.wav"), 1.0)
+    os.rename(tmp_path / "no", os.fsencode(tmp_path) + b"/n\xffo")
+    with pytest.raises(DatasetError, match=r"the label folders 'n\\udcffo' are not named in UTF-8"):
+        DataLoader.from_folder(spec, tmp_path)
+
+
 # ---------------------------------------------------------------- long files and files that fail when decoded
 
 
@@ -368,6 +389,44 @@ def test_a_disk_cache_that_cannot_be_written_costs_speed_not_results(tmp_path, s
     with caplog.at_level("WARNING", logger="mm_browserfft"):
         np.testing.assert_array_equal(loader.waveforms()[0], expected)
     assert sum("cannot be written" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_an_mp3_cut_after_its_header_gives_the_windows_it_promised_or_an_error(tmp_path, spec):
+    """An MP3 whose header (a LAME/Xing frame count) promises 3 s, cut to a third: the header reads, the
+    clip count comes from it, and decoding gives 1 s. It must not give fewer windows than were counted."""
+    for word in ("yes", "no"):
+        os.makedirs(tmp_path / word)
+        for clip in real_clips(word, 3):
+            x, rate = sf.read(clip, dtype="float32")
+            sf.write(tmp_path / word / f"{clip.stem}.mp3", np.tile(x, 3), rate, format="MP3", subtype="MPEG_LAYER_III")
+    cut = sorted((tmp_path / "yes").iterdir())[0]
+    whole = cut.read_bytes()
+    cut.write_bytes(whole[: len(whole) // 3])
+    assert sf.info(cut).frames == 48000  # the header still promises 3 s
+    with pytest.raises(AudioDecodeError, match=f"{cut.name}: truncated: decoding gave [1-4][0-9]{{4}} samples at 44100 Hz, "
+                                               "the header promises 132300"):  # fmt: skip
+        DataLoader.from_folder(spec, tmp_path, shuffle=False).waveforms()
+    loader = DataLoader.from_folder(spec, tmp_path, shuffle=False, skip_bad_files=True)
+    with pytest.warns(UserWarning, match="skipping .*truncated"):
+        windows, labels, _ = loader.waveforms()
+    assert loader.report.unreadable == [str(cut)] and len(windows) == loader.report.num_clips == 5 * 3
+    assert loader.labels().tolist() == labels.tolist()
+
+
+def test_a_waveform_cache_entry_that_does_not_read_back_is_decoded_again(tmp_path, spec):
+    for word in ("yes", "no"):
+        os.makedirs(tmp_path / "data" / word)
+        for clip in real_clips(word, 2):
+            shutil.copy(clip, tmp_path / "data" / word)
+    cache = tmp_path / "cache"
+    expected = DataLoader.from_folder(spec, tmp_path / "data", shuffle=False, cache=cache).waveforms()[0]
+    entries = sorted(cache.iterdir())
+    assert len(entries) == 4
+    entries[0].write_bytes(entries[0].read_bytes()[:1000])  # cut off
+    np.save(entries[1], np.zeros(10, np.float32))  # another array under its name
+    again = DataLoader.from_folder(spec, tmp_path / "data", shuffle=False, cache=cache).waveforms()[0]
+    np.testing.assert_array_equal(again, expected)
+    assert [np.load(e).size > 40_000 for e in entries] == [True] * 4  # the two bad entries written anew, whole
 
 
 def test_a_flac_cut_short_found_when_decoded_is_skipped_and_counted(tmp_path, spec, monkeypatch):

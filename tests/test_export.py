@@ -12,7 +12,7 @@ import pytest
 from mm_browserfft import audio
 from mm_browserfft.config import QuantizationConfig
 from mm_browserfft.errors import ExportError, InvalidInputError
-from mm_browserfft.export import convert_to_tflite, run_tflite, write_tflite_atomically
+from mm_browserfft.export import convert_to_tflite, run_tflite, staged_folder, write_tflite_atomically
 from mm_browserfft.frontend import WAVEFORM_LENGTH
 
 NUM_CLASSES = 3
@@ -190,3 +190,42 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
 def test_write_into_a_missing_folder_is_an_export_error(tmp_path):
     with pytest.raises(ExportError, match="missing"):
         write_tflite_atomically(b"data", tmp_path / "missing" / "model.tflite")
+
+
+def _tree(folder) -> dict:
+    return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
+            for d, _, files in os.walk(folder) for f in files}  # fmt: skip
+
+
+def test_a_staged_export_replaces_its_entries_together_and_keeps_the_others(tmp_path):
+    out = tmp_path / "out"
+    (out / "report_images").mkdir(parents=True)
+    (out / "report_images" / "old_plot.png").write_bytes(b"old")
+    (out / "model.tflite").write_bytes(b"old model")
+    (out / "notes.txt").write_bytes(b"mine")
+    with staged_folder(out) as stage:
+        assert stage.parent == out and stage.name.startswith(".")
+        (stage / "model.tflite").write_bytes(b"new model")
+        (stage / "report_images").mkdir()
+        (stage / "report_images" / "plot.png").write_bytes(b"new")
+        assert (out / "model.tflite").read_bytes() == b"old model"  # nothing moves before the block ends
+    assert _tree(out) == {"model.tflite": b"new model", "report_images/plot.png": b"new", "notes.txt": b"mine"}
+
+
+def test_a_staged_export_that_fails_leaves_the_folder_as_it_was(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.tflite").write_bytes(b"old model")
+    with pytest.raises(RuntimeError, match="a test clip"):
+        with staged_folder(out) as stage:
+            (stage / "model.tflite").write_bytes(b"new model")
+            raise RuntimeError("a test clip does not decode")
+    assert _tree(out) == {"model.tflite": b"old model"}
+    # an entry of the other kind in the way is found before anything moves
+    (out / "report_images").write_bytes(b"a file where the export puts a folder")
+    with pytest.raises(ExportError, match="cannot write a folder here: a file is in its place") as caught:
+        with staged_folder(out) as stage:
+            (stage / "model.tflite").write_bytes(b"new model")
+            (stage / "report_images").mkdir()
+    assert caught.value.path == os.fspath(out / "report_images")
+    assert _tree(out) == {"model.tflite": b"old model", "report_images": b"a file where the export puts a folder"}

@@ -265,3 +265,16 @@ def test_evaluate_streaming_refuses_what_it_cannot_judge_before_listening(cli_tr
     for bad in (["--minutes", "inf"], ["--budget", "nan"], ["--budget", "-1"], ["--average-ms", "nan"]):
         code, _, stderr = run_cli("evaluate", model, cli_words / "test", "--streaming", *bad)
         assert code == 2 and "finite number >= 0" in stderr, bad
+
+
+def test_background_recordings_too_short_to_use_are_named_not_dropped_silently(cli_words, tmp_path, caplog):
+    import soundfile as sf
+
+    backgrounds = sorted(str(p) for p in (cli_words / "test" / "_silence_").iterdir())[:1]
+    sf.write(tmp_path / "blip.wav", np.zeros(8000, np.float32) + 0.01, 16000)  # half a second
+    clips = [(str(p), "yes") for p in sorted((cli_words / "test" / "yes").iterdir())[:2]]
+    with caplog.at_level("WARNING", logger="mm_browserfft"):
+        recordings = list(build_test_recordings(clips, backgrounds + [str(tmp_path / "blip.wav")]))
+    assert recordings and sum(len(r.events) for r in recordings) == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        f"1 background recordings shorter than one second left out: {tmp_path / 'blip.wav'}"]

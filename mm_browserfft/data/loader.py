@@ -89,8 +89,9 @@ class DataLoader:
             both when listing the folder and when a file fails to decode later.
 
         Raises:
-          DatasetError: ``data_path`` is missing, a category has no folder in it, or no audio
-            file is found.
+          DatasetError: ``data_path`` is missing, a category has no folder in it or no audio file
+            in its folder, no audio file is found, or a label folder's name is not UTF-8. (A label
+            folder without an audio file is no class, and is counted as skipped.)
           AudioDecodeError: a file is unreadable (unless ``skip_bad_files``), when
             listing, or for a cut-off FLAC/OGG when it is decoded.
         """
@@ -104,12 +105,15 @@ class DataLoader:
             _check_categories(wanted, folders, root)
         pairs, skipped = [], []
         for entry in entries:
-            if entry not in folders:
+            if entry not in folders or entry.startswith("."):  # files at the top, hidden folders
                 skipped.append(os.path.join(root, entry))
-            elif not entry.startswith(".") and (wanted is None or entry in wanted):
-                audio_files, others = sort_entries(os.path.join(root, entry))
+            elif wanted is None or entry in wanted:
+                folder = os.path.join(root, entry)
+                audio_files, others = sort_entries(folder)
+                if not audio_files and wanted is not None:
+                    raise DatasetError("the category holds no audio file", path=folder)
                 pairs += [(path, entry) for path in audio_files]
-                skipped += others
+                skipped += others if audio_files else [folder]  # a folder of no audio file is no class
         return cls._from_pairs(spec, pairs, shuffle, cache, seed, skip_bad_files, skipped, where=root)
 
     @classmethod
@@ -159,6 +163,10 @@ class DataLoader:
         if broken:
             raise DatasetError(f"the labels {broken} hold a line break; labels become the lines of labels.txt",
                                path=where)  # fmt: skip
+        undecodable = [label for label in index_to_label if not _is_unicode(label)]
+        if undecodable:
+            raise DatasetError(f"the label folders {', '.join(map(ascii, undecodable))} are not named in UTF-8; "
+                               "labels are written into the model as UTF-8", path=where)  # fmt: skip
         warn_case_clashes(index_to_label, where)
         label_index = {label: i for i, label in enumerate(index_to_label)}
         pad = bool(getattr(spec, "pad_short_clips", False))
@@ -293,7 +301,7 @@ class DataLoader:
                 for windows in self._cache.iter_windows(item.path, item.clips):
                     yield windows.reshape(-1)
             else:
-                yield self._cache.load(item.path)
+                yield self._cache.load(item.path, samples=item.samples)
         except AudioDecodeError as exc:
             if not self._skip_bad_files:
                 raise
@@ -410,6 +418,15 @@ class DataLoader:
 
     def __repr__(self) -> str:
         return f"DataLoader({len(self)} files, {self.num_classes} classes: {self.index_to_label})"
+
+
+def _is_unicode(name: str) -> bool:
+    """Whether ``name`` is text (a file name that is not UTF-8 holds surrogate escapes, which no encoding writes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_categories(wanted: Set[str], found: Set[str], where: str) -> None:

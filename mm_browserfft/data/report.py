@@ -23,7 +23,8 @@ class LoadReport:
         found when listing the folder, or later when decoding (a cut-off FLAC/OGG);
         those are left out of ``files_per_class`` and ``clips_per_class``.
       skipped: entries of the data folder that are not audio files of a label
-        folder (other extensions, hidden files, files at the top level, sub-folders).
+        folder (other extensions, hidden files, files at the top level, sub-folders, label
+        folders without an audio file).
     """
 
     files_per_class: Dict[str, int]

@@ -24,6 +24,8 @@ Cache = Union[bool, PathLike]
 LONG_FILE_SECONDS = 300
 """Files longer than this (at 44.1 kHz) are streamed in blocks and bypass the memory cache."""
 _LENGTH_TOLERANCE = 16  # samples a streamed decode may fall short of the header's length (zero-filled)
+HEADER_LENGTH_TOLERANCE_S = 0.1
+"""Seconds a decoded file may differ from the length its header gives (cut or zero-filled to it); more is an error."""
 _CHUNK_WINDOWS = 32  # windows per chunk read back from a disk cache of a long file (5.6 MB)
 _log = logging.getLogger("mm_browserfft")
 
@@ -161,14 +163,35 @@ class WaveformCache:
             _log.warning("the waveform cache %s cannot be written (%s): going on without it", self.folder, exc)
             self._warned = True
 
-    def load(self, path: str) -> np.ndarray:
-        """float32 ``[n]`` at 44.1 kHz."""
+    def load(self, path: str, *, samples: int) -> np.ndarray:
+        """float32 ``[n]`` at 44.1 kHz: the file's whole waveform, which its header says is ``samples`` long.
+
+        A disk cache entry that does not read back whole (cut off, overwritten) is decoded again.
+
+        A decode within :data:`HEADER_LENGTH_TOLERANCE_S` of ``samples`` is cut or zero-filled to it
+        (the length in the header of a lossy file may be an estimate), so that the file gives the
+        windows its header promised.
+
+        Raises:
+          AudioDecodeError: the file does not decode, or its length is further from ``samples``
+            (an MP3 or OGG cut off after its header was written).
+        """
         if self.memory is not None and path in self.memory:
             return self.memory[path]
         disk = self._disk_path(path) if self.folder is not None else None
         if disk is not None and os.path.exists(disk):
-            return np.load(disk)
+            try:
+                cached = np.load(disk)
+                if cached.dtype == np.float32 and cached.shape == (samples,):
+                    return cached
+            except (OSError, ValueError):  # cut off or not an .npy: decoded again, and written anew
+                pass
         waveform = audio.load_audio(path)
+        if abs(waveform.size - samples) > HEADER_LENGTH_TOLERANCE_S * SAMPLE_RATE:
+            raise AudioDecodeError(f"{'truncated: ' if waveform.size < samples else ''}decoding gave {waveform.size} "
+                                   f"samples at {SAMPLE_RATE} Hz, the header promises {samples}", path=path)  # fmt: skip
+        if waveform.size != samples:
+            waveform = np.pad(waveform[:samples], (0, max(0, samples - waveform.size)))
         if self.memory is not None:
             self.memory[path] = waveform
         if disk is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pathlib
 from typing import Iterator, List, Optional, Sequence, Tuple
@@ -13,6 +14,8 @@ from ..augment import trim_silence
 from ..errors import InvalidInputError
 from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 from ..listen import NOISE_LABELS
+
+log = logging.getLogger("mm_browserfft")
 
 __all__ = [
     "Event", "LongRecording", "build_test_recording", "build_test_recordings", "build_test_recordings_from_folder",
@@ -142,13 +145,19 @@ def build_test_recordings(
     made one at a time as they are consumed (a 5-minute recording is 53 MB), so that
     :func:`streaming_report` holds one at a time.
 
+    Background recordings shorter than one second are left out, with a warning naming them.
+
     Raises:
       DatasetError: no background recording of at least one second.
     """
     from ..audio import load_audio
     from ..errors import DatasetError
 
-    backgrounds = [b for b in (load_audio(p) for p in background_paths) if b.size >= SAMPLE_RATE]
+    loaded = [(p, load_audio(p)) for p in background_paths]
+    backgrounds = [b for _, b in loaded if b.size >= SAMPLE_RATE]
+    short = [os.fspath(p) for p, b in loaded if b.size < SAMPLE_RATE]
+    if short:
+        log.warning("%d background recordings shorter than one second left out: %s", len(short), ", ".join(short))
     if not backgrounds:
         where = os.path.dirname(background_paths[0]) if background_paths else None
         raise DatasetError("no background recording of at least one second", path=where)

@@ -36,7 +36,7 @@ from .schema import (
     Sha256,
 )
 from .speech_commands import read_labels, speech_commands_metadata
-from .writer import save_tfjs
+from .writer import check_replaceable, save_tfjs
 
 __all__ = [
     "MODEL_JSON",
@@ -49,6 +49,7 @@ __all__ = [
     "read_weights",
     "load_tfjs",
     "save_tfjs",
+    "check_replaceable",
     "speech_commands_metadata",
     "read_labels",
     "shard_paths",

@@ -175,12 +175,7 @@ def _replace_folder(tmp: str, folder: str) -> None:
     if not os.path.lexists(folder):
         os.rename(tmp, folder)
         return
-    if not os.path.isdir(folder) or os.path.islink(folder):
-        raise ExportError("exists and is not a folder", path=folder)
-    foreign = _not_tfjs_files(folder)
-    if foreign:
-        raise ExportError(f"holds files that are not part of a TF.js model ({foreign[:5]}); refusing to replace it",
-                          path=folder)  # fmt: skip
+    check_replaceable(folder)
     old = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.old-", dir=os.path.dirname(folder))
     os.rmdir(old)
     os.rename(folder, old)
@@ -190,6 +185,23 @@ def _replace_folder(tmp: str, folder: str) -> None:
         os.rename(old, folder)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_replaceable(folder: "os.PathLike[str] | str") -> None:
+    """Refuse to replace ``folder`` unless it is missing or a TF.js model folder and nothing else.
+
+    Raises:
+      ExportError: naming ``folder``: not a folder, or it holds other files (the first five named).
+    """
+    folder = os.fspath(folder)
+    if not os.path.lexists(folder):
+        return
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        raise ExportError("exists and is not a folder", path=folder)
+    foreign = _not_tfjs_files(folder)
+    if foreign:
+        raise ExportError(f"holds files that are not part of a TF.js model ({foreign[:5]}); refusing to replace it",
+                          path=folder)  # fmt: skip
 
 
 def _not_tfjs_files(folder: str) -> List[str]:
