@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import threading
 import time
 import urllib.error
@@ -166,6 +167,10 @@ def test_a_path_traversal_upload_name_is_refused_and_nothing_is_written_outside(
         z.writestr("../../evil.wav", _wav_bytes())
     status, body = studio.upload("/api/projects/p/clips", [("words.zip", archive.getvalue())])
     assert status == 400 and "leaves its folder" in body["error"]
+    for name in ("words/yes/../../../evil.wav", "/tmp/yes/evil.wav", "evil.wav"):  # a folder upload's paths
+        status, body = studio.upload("/api/projects/p/clips?from_folder=1", [("words/yes/good.wav", _wav_bytes()),
+                                                                              (name, _wav_bytes())])  # fmt: skip
+        assert status == 400 and "refused file" in body["error"], (name, body)
     assert studio.post_json("/api/projects", {"name": "../outside", "words": []})[0] == 400
     assert studio.request("GET", "/api/projects/..%2F..%2Fetc/download/tflite")[0] in (400, 404)
     assert not list(tmp_path.rglob("evil.wav")) and not (tmp_path / "outside").exists()
@@ -215,6 +220,23 @@ def test_a_folder_upload_skips_and_names_what_is_not_audio(studio):
     (studio.workspace / "p" / "data" / "yes" / "._a.wav").write_bytes(b"\0\5\26\7AppleDouble")
     listed = {label["name"]: label["clips"] for label in studio.request("GET", "/api/projects/p")[1]["labels"]}
     assert listed["yes"] == ["a.wav", "b.wav"]
+
+
+def test_a_folder_of_label_folders_goes_by_its_folders(studio):
+    assert studio.post_json("/api/projects", {"name": "p", "words": ["yes"]})[0] == 201
+    folder = [("words/yes/a.wav", _wav_bytes()), ("words/no/b.wav", _wav_bytes()), ("words/set 2/no/c.wav", _wav_bytes()),
+              ("words/.DS_Store", b"\0\0\0\1Bud1"), ("words/no/notes.txt", b"said by Ann")]  # fmt: skip
+    status, body = studio.upload("/api/projects/p/clips?from_folder=1", folder)
+    assert status == 201 and body["added"] == {"yes": 1, "no": 2}, body
+    assert body["skipped"] == ["words/.DS_Store", "words/no/notes.txt"]
+    data = studio.workspace / "p" / "data"
+    assert sorted(p.name for p in (data / "no").iterdir()) == ["b.wav", "c.wav"] and not (data / "set 2").exists()
+    # a file directly in the chosen folder is in no label folder
+    status, body = studio.upload("/api/projects/p/clips?from_folder=1", [("words/d.wav", _wav_bytes())])
+    assert status == 400 and "'words/d.wav' is in no label folder" in body["error"]
+    # without the flag a path is a name, and refused
+    status, body = studio.upload("/api/projects/p/clips?label=yes", folder[:1])
+    assert status == 400 and "refused file name" in body["error"]
 
 
 def test_an_unreadable_zip_member_is_refused_by_name(studio):
@@ -442,12 +464,14 @@ def test_record_train_listen_and_download_in_the_browser(tmp_path):
             info = sf.info(files[0])
             assert info.samplerate == (48000 if label == "no" else 44100) and info.frames >= (4 if label == "_background_noise_" else 0.9) * info.samplerate
             assert np.abs(sf.read(files[0])[0]).max() > 0.01  # the microphone's audio, not silence
-        # Upload more examples (a zip of label folders) and train, in one more browser.
+        # Upload more examples (a folder of the words' folders, a zip of the others) and train, in one more browser.
+        folder = tmp_path / "more_words"
+        for w in WORDS:
+            (folder / w).mkdir(parents=True)
+            for clip in words[w][:24]:
+                shutil.copy(clip, folder / w / clip.name)
         archive = tmp_path / "more.zip"
         with zipfile.ZipFile(archive, "w") as z:
-            for w in WORDS:
-                for clip in words[w][:24]:
-                    z.write(clip, f"more/{w}/{clip.name}")
             for clip in noise[1:25]:
                 z.write(clip, f"more/_background_noise_/{clip.name}")
             for clip in real_clips("_unknown_", 24):
@@ -456,9 +480,13 @@ def test_record_train_listen_and_download_in_the_browser(tmp_path):
         with _page(studio.url, _microphone(tmp_path / "mic_live.wav", listen_clip, rate=44100, gap_s=1.5)) as browser:
             browser.get(studio.url)
             _wait(browser, "return document.querySelector('[data-label=\"yes\"]') !== null", what="the project")
-            browser.find_element(By.ID, "upload-any").send_keys(str(archive))
+            browser.find_element(By.ID, "upload-folders").send_keys(str(folder))
             _wait(browser, "return document.querySelector('[data-label=\"yes\"] .count').textContent == '27'", what="upload")
-            assert _clip_count(browser, "_unknown_") == 24 and _clip_count(browser, "_background_noise_") == 25
+            assert all(_clip_count(browser, w) == 27 for w in WORDS)
+            browser.find_element(By.ID, "upload-any").send_keys(str(archive))
+            _wait(browser, "return document.querySelector('[data-label=\"_unknown_\"] .count').textContent == '24'",
+                  what="the zip")  # fmt: skip
+            assert _clip_count(browser, "_background_noise_") == 25
             browser.save_screenshot(str(shots / "03-uploaded.png"))
             epochs = browser.find_element(By.ID, "epochs")
             epochs.clear()

@@ -239,7 +239,7 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
         await form.close()
         if not uploads:
             raise StudioError("no files in the upload (multipart field 'files')")
-        result = project.add_clips(label, uploads, limits=limits)
+        result = project.add_clips(label, uploads, limits=limits, from_folder=request.query_params.get("from_folder") == "1")
         return JSONResponse({**result, "project": studio.summary(project.name)}, status_code=201)
 
     async def clip(request):

@@ -134,7 +134,8 @@ class Project:
     def delete_clip(self, label: str, name: str) -> None:
         self.clip_path(label, name).unlink()
 
-    def add_clips(self, label: Optional[str], uploads: Sequence[Tuple[str, bytes]], *, limits: Limits) -> Dict:
+    def add_clips(self, label: Optional[str], uploads: Sequence[Tuple[str, bytes]], *, limits: Limits,
+                  from_folder: bool = False) -> Dict:  # fmt: skip
         """Keep uploaded audio files and zips of them; all or nothing.
 
         Hidden files and files without an audio extension (a folder's ``.DS_Store`` or
@@ -147,6 +148,9 @@ class Project:
             without one, here too.
           uploads: ``(file name, bytes)`` pairs.
           limits: the request's :class:`Limits`.
+          from_folder: the names are paths inside one chosen folder (``<folder>/<label>/<file>``, as
+            a browser's folder upload names them): under the chosen folder, a file goes by its
+            folder as a zip's members do. Otherwise a name with a folder in it is refused.
 
         Returns:
           ``{"added": {label: count}, "skipped": [file names]}``.
@@ -163,7 +167,15 @@ class Project:
         for name, content in uploads:
             if len(content) > limits.file_bytes:
                 raise StudioError(f"refused {name!r}: {len(content)} bytes, over the {limits.file_bytes} allowed")
-            if name.lower().endswith(".zip"):
+            if from_folder:
+                if name.startswith("/") or "/" not in name:
+                    raise StudioError(f"refused file {name!r}: a folder's files are named by their path in it")
+                kept = _member(name.split("/", 1)[1], label, where=f"file {name!r}")  # under the chosen folder
+                if kept is None:
+                    skipped.append(name)
+                else:
+                    files.append((*kept, content))
+            elif name.lower().endswith(".zip"):
                 files += self._zip_members(name, content, label, limits=limits, skipped=skipped)
             elif not is_audio_name(name) and _is_plain_name(name):
                 skipped.append(name)
@@ -199,16 +211,10 @@ class Project:
         for info in archive.infolist():
             if info.is_dir():
                 continue
-            parts = pathlib.PurePosixPath(info.filename).parts
-            if any(p in ("..", "") or p.startswith("/") for p in parts) or info.filename.startswith("/"):
-                raise StudioError(f"refused zip member {info.filename!r} of {name!r}: it leaves its folder")
-            base = parts[-1]
-            if not is_audio_name(base) or "__MACOSX" in parts:  # hidden files, notes, macOS resource forks
+            kept = _member(info.filename, label, where=f"zip member {info.filename!r} of {name!r}")
+            if kept is None:
                 skipped.append(f"{name}/{info.filename}")
                 continue
-            member_label = parts[-2] if len(parts) >= 2 else label
-            if member_label is None:
-                raise StudioError(f"zip member {info.filename!r} of {name!r} is in no label folder")
             total += info.file_size
             if info.file_size > limits.file_bytes or total > limits.total_bytes:
                 raise StudioError(f"refused {name!r}: it unpacks to more than {limits.total_bytes} bytes")
@@ -216,8 +222,28 @@ class Project:
                 content = archive.read(info)
             except (RuntimeError, NotImplementedError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as exc:
                 raise StudioError(f"zip member {info.filename!r} of {name!r} cannot be read: {exc}") from exc
-            out.append((safe_name(member_label, what="label"), _audio_name(base), content))
+            out.append((*kept, content))
         return out
+
+
+def _member(path: str, label: Optional[str], *, where: str) -> Optional[Tuple[str, str]]:
+    """``(label, file name)`` of a file at ``path`` inside a zip or a chosen folder; None to skip it.
+
+    The last folder of ``path`` names the label (any depth), else ``label``. Hidden files, files
+    without an audio extension and macOS resource forks (``__MACOSX``) are skipped.
+
+    Raises:
+      StudioError: naming ``where``: a path that leaves its folder, or a file in no label folder.
+    """
+    parts = pathlib.PurePosixPath(path).parts
+    if not path or path.startswith("/") or any(p in ("..", "") for p in parts):
+        raise StudioError(f"refused {where}: it leaves its folder")
+    if not is_audio_name(parts[-1]) or "__MACOSX" in parts:
+        return None
+    folder = parts[-2] if len(parts) >= 2 else label
+    if folder is None:
+        raise StudioError(f"{where} is in no label folder")
+    return safe_name(folder, what="label"), _audio_name(parts[-1])
 
 
 def _check_audio(name: str, content: bytes) -> None:

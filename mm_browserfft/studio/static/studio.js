@@ -269,15 +269,17 @@ async function record(label, seconds, button) {
   }
 }
 
-async function upload(input, label) {
+// Upload the files chosen in `input` to `label`, or by their folders: a zip's, or with `byFolder` the
+// chosen folder's label folders (each file named by its path in it).
+async function upload(input, label, { byFolder = false } = {}) {
   const files = [...input.files];
   input.value = ""; // choosing the same files again uploads them again
   if (!files.length) return;
   const name = selected;
   const form = new FormData();
-  for (const f of files) form.append("files", f, f.name);
+  for (const f of files) form.append("files", f, byFolder ? f.webkitRelativePath : f.name);
   try {
-    const query = label ? `?label=${encodeURIComponent(label)}` : "";
+    const query = byFolder ? "?from_folder=1" : label ? `?label=${encodeURIComponent(label)}` : "";
     const result = await api(pathOf(name, `/clips${query}`), { method: "POST", body: form });
     const added = Object.entries(result.added).map(([l, n]) => `${n} to ${l}`).join(", ");
     const skipped = result.skipped.length ? ` Skipped (not audio): ${result.skipped.join(", ")}.` : "";
@@ -468,6 +470,7 @@ $("new-label").onsubmit = async (e) => {
   }
 };
 $("upload-any").onchange = () => upload($("upload-any"), null);
+$("upload-folders").onchange = () => upload($("upload-folders"), null, { byFolder: true });
 $("project-select").onchange = () => $("project-select").value && openProject($("project-select").value).catch((e) => say(e.message));
 $("train-form").onsubmit = train;
 $("live-start").onclick = startLive;
