@@ -342,7 +342,7 @@ def run(quick: bool = False) -> Dict:
     from mm_browserfft.predict import TFLitePredictor
     from mm_browserfft.streaming_eval import FALSE_ACCEPT_CAUSES, background_paths_of, build_test_recordings_from_folder
     from mm_browserfft.streaming_eval import ranked_confusions, report_on_scores, score_recordings
-    from mm_browserfft.training import evaluate_folder
+    from mm_browserfft.evaluation import evaluate_folder
 
     defaults = ListeningOptions()
     hop = defaults.hop_samples

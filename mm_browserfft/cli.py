@@ -291,7 +291,7 @@ def _json_value(value):
 def _cmd_evaluate(args) -> int:
     from .predict import load_predictor
     from .report import format_metrics
-    from .training import evaluate_folder
+    from .evaluation import evaluate_folder
 
     if not args.streaming:
         streaming_only = ("background", "minutes", "budget", "det_plot", "seed", "overlap", "threshold", "suppression_ms",

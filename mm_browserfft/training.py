@@ -6,26 +6,22 @@ built from the public API (:mod:`mm_browserfft.audio_classifier`).
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import os
 import pathlib
 import shutil
-import time
 from importlib import resources
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
-import numpy as np
-
-from . import progress
 from .errors import DatasetError, InvalidInputError
+from .evaluation import count_per_label, data_summary, model_summary, score_test_split
 from .frontend import WAVEFORM_LENGTH
 from .streaming_eval.calibration import CALIBRATION_BUDGET
 
 log = logging.getLogger("mm_browserfft")
 
-__all__ = ["TrainingOptions", "train_and_export", "run_demo", "evaluate_folder", "bundled_samples_dir", "cache_root"]
+__all__ = ["TrainingOptions", "train_and_export", "run_demo", "bundled_samples_dir", "cache_root"]
 
 
 def bundled_samples_dir() -> str:
@@ -180,8 +176,8 @@ def _require_clips_of_every_label(loader, data_dir, *, split: bool = False) -> N
         if split:
             raise DatasetError("the training split holds no clip of this label: its files all went to the validation "
                                "or test split (give it more files, or lower the splits)", path=folder)  # fmt: skip
-        mine = lambda paths: sum(os.path.dirname(os.path.abspath(p)) == os.path.abspath(folder) for p in paths)  # noqa: E731
-        short, unreadable = mine(report.dropped_short), mine(report.unreadable)
+        short = count_per_label(report.dropped_short, [label])[label]
+        unreadable = count_per_label(report.unreadable, [label])[label]
         raise DatasetError(f"no clip of this label to train on: of its {short + unreadable} files, {short} are shorter "
                            f"than {WAVEFORM_LENGTH} samples (--pad-short-clips pads them) and {unreadable} are "
                            "unreadable", path=folder)  # fmt: skip
@@ -206,151 +202,6 @@ def _quantization_config(kind: str, representative):
     if kind == "float16":
         return QuantizationConfig.for_float16()
     return QuantizationConfig.for_int8(representative)
-
-
-def evaluate_folder(predictor, data_dir, *, pad_short: bool = False) -> Dict:
-    """Run a :class:`~mm_browserfft.predict.Predictor` over ``data_dir/<label>/<clips>``.
-
-    Every label folder must name one of the model's labels. Clips are cut into
-    Model Maker windows (``pad_short`` pads clips under 44032 samples).
-
-    Returns:
-      :func:`mm_browserfft.metrics.classification_metrics` output plus ``dropped_short``
-      (files that gave no window), ``skipped`` (entries that are not audio files: other
-      extensions, sub-folders; hidden ones are not counted) and ``predictions`` (per window:
-      file, true, predicted, score of the true label).
-    """
-    from .audio import load_audio, split_windows
-    from .data.files import sort_entries
-    from .metrics import classification_metrics
-
-    root = pathlib.Path(data_dir)
-    if not root.is_dir():
-        raise DatasetError("data folder not found", path=root)
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise DatasetError("no label folders found", path=root)
-    index = {label: i for i, label in enumerate(predictor.labels)}
-    y_true: List[int] = []
-    y_pred: List[int] = []
-    rows: List[Dict] = []
-    dropped: List[str] = []
-    for folder in folders:
-        if folder.name not in index:
-            raise DatasetError(f"label folder {folder.name!r} is not one of the model's labels {predictor.labels}", path=folder)
-    files, skipped = [], [os.fspath(p) for p in sorted(root.iterdir()) if not p.is_dir() and not p.name.startswith(".")]
-    for folder in folders:  # the entries the training loader reads, and the others (DataLoader.from_folder)
-        audio_files, others = sort_entries(folder)
-        files += [(path, folder.name) for path in audio_files]
-        skipped += [p for p in others if not os.path.basename(p).startswith(".")]
-    for path, label in progress.bar(files, desc="evaluating", unit="file"):
-        windows = split_windows(load_audio(path), pad_short=pad_short)
-        if not len(windows):
-            dropped.append(path)
-            continue
-        for p in predictor.predict(windows):
-            best = int(np.argmax(p))
-            y_true.append(index[label])
-            y_pred.append(best)
-            rows.append(
-                {"file": path, "label": label, "predicted": predictor.labels[best], "score": float(p[index[label]])}
-            )
-    if not rows:
-        raise DatasetError("no clip of at least 44032 samples found (try --pad-short-clips)", path=root)
-    result = classification_metrics(np.array(y_true), np.array(y_pred), predictor.labels)
-    result["dropped_short"] = dropped
-    result["skipped"] = skipped
-    result["predictions"] = rows
-    return result
-
-
-def _latency_ms(tflite_path, runs: int = 20) -> float:
-    from .predict import TFLitePredictor
-
-    predictor = TFLitePredictor(tflite_path, num_threads=1)
-    window = np.random.default_rng(0).normal(0, 0.1, (1, WAVEFORM_LENGTH)).astype(np.float32)
-    predictor.predict(window)
-    start = time.perf_counter()
-    for _ in range(runs):
-        predictor.predict(window)
-    return (time.perf_counter() - start) / runs * 1e3
-
-
-def _per_class(paths: Sequence[str], labels: Sequence[str]) -> Dict[str, int]:
-    """How many of ``paths`` lie in each label folder (``<label>/<file>``)."""
-    counts = collections.Counter(os.path.basename(os.path.dirname(p)) for p in paths)
-    return {label: counts.get(label, 0) for label in labels}
-
-
-def _summary(loader) -> Dict:
-    """Per-class counts of a loader, plus durations and sample rates of its files.
-
-    Returns:
-      dict with ``per_class`` (label -> files, clips, padded, dropped_short, unreadable),
-      totals, ``not_audio_skipped``, ``duration_s`` (min, mean, max) and ``sample_rates_hz``.
-    """
-    from .audio import audio_info
-
-    report = loader.report
-    labels = loader.index_to_label
-    padded, dropped = _per_class(report.padded, labels), _per_class(report.dropped_short, labels)
-    unreadable = _per_class(report.unreadable, labels)
-    per_class = {
-        label: {"files": report.files_per_class[label], "clips": report.clips_per_class[label],
-                "padded": padded[label], "dropped_short": dropped[label], "unreadable": unreadable[label]}
-        for label in labels
-    }
-    infos = [audio_info(path) for path, _ in loader.files]
-    durations = np.array([i.frames / i.sample_rate for i in infos]) if infos else np.zeros(1)
-    return {
-        "per_class": per_class,
-        "files": report.num_files,
-        "clips": report.num_clips,
-        "unreadable": len(report.unreadable),
-        "not_audio_skipped": len(report.skipped),
-        "duration_s": {"min": float(durations.min()), "mean": float(durations.mean()), "max": float(durations.max())},
-        "sample_rates_hz": sorted({i.sample_rate for i in infos}),
-    }
-
-
-def _test_results(test, tflite_path, labels: Sequence[str]) -> Tuple[Dict, List[Dict], np.ndarray, List[str]]:
-    """Metrics of the exported .tflite on ``test``, its worst clips, and one spectrogram per class.
-
-    The test windows are decoded and scored file by file (bounded memory, whatever the test set's size).
-
-    Returns:
-      ``(metrics, worst (8 clips with the lowest score of their true label),
-      spectrograms [k, 43, 232, 1] (k <= 5), their titles)``.
-    """
-    from .audio import noise_floor
-    from .frontend import spectrogram
-    from .metrics import classification_metrics
-    from .predict import TFLitePredictor
-
-    predictor = TFLitePredictor(tflite_path, labels=labels)
-    truth, predicted, true_scores, owners = [], [], [], []
-    examples: Dict[int, np.ndarray] = {}
-    for index, label, windows in test.iter_waveforms():
-        if not len(windows):
-            continue
-        probs = predictor.predict(windows)
-        truth += [label] * len(windows)
-        predicted += probs.argmax(axis=1).tolist()
-        true_scores += probs[:, label].tolist()
-        owners += [index] * len(windows)
-        if label not in examples:
-            examples[label] = windows[0]
-    truth_a, scores_a = np.array(truth, np.int64), np.array(true_scores)
-    metrics = classification_metrics(truth_a, np.array(predicted, np.int64), labels)
-    files = test.files
-    worst = [
-        {"file": files[owners[i]][0], "label": labels[truth[i]], "predicted": labels[predicted[i]],
-         "score": float(scores_a[i])}
-        for i in np.argsort(scores_a, kind="stable")[:8]
-    ]
-    picks = sorted(examples)[:5]
-    shown = spectrogram(np.stack([examples[c] for c in picks]) + noise_floor()) if picks else None  # as the model hears
-    return metrics, worst, shown, [labels[c] for c in picks]
 
 
 def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
@@ -393,15 +244,18 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
 
         metrics, worst, examples, titles = None, [], None, []
         if test is not None and len(test):
-            metrics, worst, examples, titles = _test_results(test, tflite_path, model.index_to_label)
-        summaries = {"all": _summary(data), "train": _summary(train)}
+            metrics, worst, examples, titles = score_test_split(test, tflite_path, model.index_to_label)
+        summaries = {"all": data_summary(data), "train": data_summary(train)}
         for name, loader in (("validation", validation), ("test", test)):
             if loader is not None:
-                summaries[name] = _summary(loader)
+                summaries[name] = data_summary(loader)
         listening, not_calibrated = (_calibrate_listening(test, data_dir, tflite_path, opts) if test is not None and len(test)
                                      else (None, "no test data"))  # fmt: skip
         history = getattr(model.history, "history", model.history)
-        model_info = _model_info(tflite_path, opts, listening, not_calibrated)
+        settings = {"quantization": opts.quantization, "base_model": opts.base_model,
+                    "train_whole_model": opts.train_whole_model, "epochs": opts.epochs,
+                    "split": "by speaker" if opts.by_speaker else "by file"}  # fmt: skip
+        model_info = model_summary(tflite_path, settings=settings, listening=listening, not_calibrated=not_calibrated)
         report = write_report(stage, data_summary=summaries, history=history, metrics=metrics, worst=worst,
                               examples=examples, example_titles=titles, model_info=model_info)
     _remove_stale_exports(export_dir, saved_model=opts.saved_model, tfjs=opts.tfjs)
@@ -410,34 +264,6 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
     written += ([export_dir / "saved_model"] if opts.saved_model else []) + ([export_dir / "tfjs"] if opts.tfjs else [])
     return {"test": metrics, "history": history, "export_dir": os.fspath(export_dir), "report": os.fspath(report),
             "listening": listening, "written": [os.fspath(p) for p in written + [pathlib.Path(report)]]}  # fmt: skip
-
-
-def _model_info(tflite_path: pathlib.Path, opts: TrainingOptions, listening: Optional[Dict],
-                not_calibrated: Optional[str]) -> Dict:  # fmt: skip
-    """The report's model section: size, latency, options, and the listening calibration or why there is none."""
-    model_info = {
-        "tflite_bytes": tflite_path.stat().st_size,
-        "latency_ms_per_clip (1 thread)": round(_latency_ms(tflite_path), 3),
-        "quantization": opts.quantization,
-        "base_model": opts.base_model,
-        "train_whole_model": opts.train_whole_model,
-        "epochs": opts.epochs,
-        "split": "by speaker" if opts.by_speaker else "by file",
-    }
-    if listening is None:
-        model_info["listening calibration"] = f"not calibrated: {not_calibrated}"
-    else:
-        cal = listening["calibration"]
-        model_info["listening threshold"] = listening["options"]["probability_threshold"]
-        model_info["listening calibration"] = (
-            f"{cal['minutes']} min of test words over background: false-reject rate {cal['false_reject_rate']:.3f}, "
-            f"{cal['false_accepts_per_hour']:.1f} false accepts/hour, at most {cal['false_accepts_per_hour_bound']:.1f} "
-            f"at {cal['confidence']:.0%} confidence (budget {cal['false_accepts_per_hour_budget']:g}"
-            f"{'' if cal['budget_met'] else ', not met'}; threshold "
-            + (f"{cal['start_threshold']:g} kept)" if cal["moved"] == "kept"
-               else f"moved {cal['moved']} from {cal['start_threshold']:g})")  # fmt: skip
-        )
-    return model_info
 
 
 def _remove_stale_exports(export_dir: pathlib.Path, *, saved_model: bool, tfjs: bool) -> None:

@@ -13,7 +13,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = [
     "audio_classifier", "model_spec", "spec", "data", "classifier", "config", "frontend", "layers", "audio", "base",
-    "tfjs", "export", "metadata", "predict", "listen", "streaming_eval", "augment", "cache", "distributed", "inspection", "metrics", "speakers", "datasets", "training", "report",
+    "tfjs", "export", "metadata", "predict", "listen", "streaming_eval", "augment", "cache", "distributed", "inspection", "metrics", "speakers", "datasets", "training", "evaluation", "report",
     "errors",
     "model_maker", "cli", "studio",
 ]  # fmt: skip
