@@ -64,6 +64,8 @@ class TrainingOptions:
         values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
         if isinstance(values.get("categories"), str):
             values["categories"] = [c.strip() for c in values["categories"].split(",") if c.strip()]
+            if not values["categories"]:
+                raise InvalidInputError(f"--categories: names no label ({args.categories!r})")
         return cls(**values)
 
 

@@ -463,6 +463,7 @@ def test_bad_input_exits_2_naming_the_path(args, culprit, bad_data, trained, tmp
     (("predict", "model.tflite", "a.wav", "--threshold", "2"), "--threshold: must be in [0, 1], got 2"),
     (("evaluate", "model.tflite", "clips", "--minutes", "5", "--det-plot", "x.png"), "--minutes, --det-plot: only with --streaming"),
     (("evaluate", "model.tflite", "clips", "--threshold", "0.5"), "--threshold: only with --streaming"),
+    (("train", "somewhere", "--export", "out", "--categories", " , "), "--categories: names no label (' , ')"),
 ])  # fmt: skip
 def test_bad_options_exit_2_before_anything_runs(args, message):
     code, _, stderr = run_cli(*args)
