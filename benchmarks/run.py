@@ -442,9 +442,12 @@ def _load_previous(path: pathlib.Path) -> Dict[str, Dict]:
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
         entries = {e["name"]: e for e in results["entries"]}
-        started, machine = results["machine"]["date_utc"], machine_line(results["machine"])
     except (ValueError, KeyError, TypeError):
         return {}
+    try:
+        started, machine = results["machine"]["date_utc"], machine_line(results["machine"])
+    except (KeyError, TypeError):  # no machine to give: the entries as they are
+        return entries
     return {name: e if e.get("machine") or (e.get("date_utc") or "") < started else {**e, "machine": machine}
             for name, e in entries.items()}
 

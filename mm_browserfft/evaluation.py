@@ -29,33 +29,29 @@ def evaluate_folder(predictor, data_dir, *, pad_short: bool = False) -> Dict:
 
     Returns:
       :func:`mm_browserfft.metrics.classification_metrics` output plus ``dropped_short``
-      (files that gave no window), ``skipped`` (entries that are not audio files: other
-      extensions, sub-folders; hidden ones are not counted) and ``predictions`` (per window:
+      (files that gave no window), ``skipped`` (what the training loader skips too:
+      :func:`~mm_browserfft.data.files.label_folder_files`) and ``predictions`` (per window:
       file, true, predicted, score of the true label).
     """
     from .audio import load_audio, split_windows
-    from .data.files import sort_entries
+    from .data.files import label_folder_files
     from .metrics import classification_metrics
 
     root = pathlib.Path(data_dir)
     if not root.is_dir():
         raise DatasetError("data folder not found", path=root)
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise DatasetError("no label folders found", path=root)
+    files, skipped = label_folder_files(root)
+    if not files:
+        raise DatasetError("no label folder here holds an audio file", path=root)
     index = {label: i for i, label in enumerate(predictor.labels)}
+    for label in sorted({label for _, label in files}):
+        if label not in index:
+            raise DatasetError(f"label folder {label!r} is not one of the model's labels {predictor.labels}",
+                               path=root / label)  # fmt: skip
     y_true: List[int] = []
     y_pred: List[int] = []
     rows: List[Dict] = []
     dropped: List[str] = []
-    for folder in folders:
-        if folder.name not in index:
-            raise DatasetError(f"label folder {folder.name!r} is not one of the model's labels {predictor.labels}", path=folder)
-    files, skipped = [], [os.fspath(p) for p in sorted(root.iterdir()) if not p.is_dir() and not p.name.startswith(".")]
-    for folder in folders:  # the entries the training loader reads, and the others (DataLoader.from_folder)
-        audio_files, others = sort_entries(folder)
-        files += [(path, folder.name) for path in audio_files]
-        skipped += [p for p in others if not os.path.basename(p).startswith(".")]
     for path, label in progress.bar(files, desc="evaluating", unit="file"):
         windows = split_windows(load_audio(path), pad_short=pad_short)
         if not len(windows):

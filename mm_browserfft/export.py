@@ -199,24 +199,31 @@ def write_tflite_atomically(data: bytes, path: "os.PathLike[str] | str") -> None
     write_files_atomically({path: data})
 
 
+_STAGE_PREFIX = ".staging-"
+
+
 @contextlib.contextmanager
 def staged_folder(target: "os.PathLike[str] | str") -> Iterator[pathlib.Path]:
     """A hidden folder inside ``target`` to write a whole export into; its entries replace ``target``'s at the end.
 
     When the block ends normally, each entry of the staging folder is renamed over the entry of
     ``target`` of the same name (a folder there is first renamed aside, then removed); other
-    entries of ``target`` stay. When it raises, ``target`` is as it was. Either way the staging
-    folder is removed.
+    entries of ``target`` stay. When the block raises, ``target`` is as it was. Either way the
+    staging folder is removed; one a killed process left behind is removed by the next export into
+    ``target``. Only a rename failing while the entries are moved (a fault of the file system,
+    not of the export) could leave some entries new and others old.
 
     Raises:
       ExportError: ``target`` cannot be made, or an entry cannot be moved into it (names the path):
-        a file where the export has a folder, or a folder where it has a file, is found before
-        anything is moved.
+        a file or a link where the export has a folder, or a folder where it has a file, is found
+        before anything is moved.
     """
     target = pathlib.Path(target)
     try:
         target.mkdir(parents=True, exist_ok=True)
-        stage = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=target))
+        for left in target.glob(f"{_STAGE_PREFIX}*"):  # a killed run's (SIGTERM, SIGKILL: no `finally`)
+            shutil.rmtree(left, ignore_errors=True)
+        stage = pathlib.Path(tempfile.mkdtemp(prefix=_STAGE_PREFIX, dir=target))
     except OSError as exc:
         raise ExportError(f"cannot write the folder ({exc.strerror or exc})", path=target) from None
     try:
@@ -224,9 +231,10 @@ def staged_folder(target: "os.PathLike[str] | str") -> Iterator[pathlib.Path]:
         entries = sorted(stage.iterdir())
         for entry in entries:
             there = target / entry.name
-            if there.exists() and there.is_dir() != entry.is_dir():
-                kind = ("a folder", "a file") if entry.is_dir() else ("a file", "a folder")
-                raise ExportError(f"cannot write {kind[0]} here: {kind[1]} is in its place", path=there)
+            if (there.is_symlink() and entry.is_dir()) or (there.exists() and there.is_dir() != entry.is_dir()):
+                found = "a link" if there.is_symlink() else "a file" if entry.is_dir() else "a folder"
+                raise ExportError(f"cannot write {'a folder' if entry.is_dir() else 'a file'} here: {found} is in its "
+                                  "place", path=there)  # fmt: skip
         for entry in entries:
             _move_over(entry, target / entry.name)
     finally:

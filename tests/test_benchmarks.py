@@ -261,3 +261,5 @@ def test_each_entry_records_the_machine_it_was_measured_on(tmp_path):
     assert "machine" not in previous["frontend"]
     assert previous["listen"]["machine"] == "Some CPU, 3 cores"
     assert previous["models"]["machine"] == "Other CPU, 8 cores"
+    path.write_text(json.dumps({"entries": [older, same_run]}))  # a file without its machine keeps its entries
+    assert run._load_previous(path) == {"frontend": older, "listen": same_run}

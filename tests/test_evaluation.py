@@ -49,8 +49,10 @@ def test_short_clips_and_other_entries_are_counted_and_unknown_labels_refused(pr
     assert len({r["file"] for r in result["predictions"]}) == CLI_TEST_PER_LABEL
     padded = evaluate_folder(predictor, data, pad_short=True)
     assert padded["dropped_short"] == [] and str(data / "yes" / "short.wav") in {r["file"] for r in padded["predictions"]}
-    (data / "maybe").mkdir()
-    with pytest.raises(DatasetError, match=r"label folder 'maybe' is not one of the model's labels"):
+    (data / "maybe").mkdir()  # no audio in it: no class, as when training
+    assert evaluate_folder(predictor, data)["skipped"] == [str(data / "maybe"), str(data / "yes" / "notes.txt")]
+    shutil.copy(clip, data / "maybe")
+    with pytest.raises(DatasetError, match=r"maybe: label folder 'maybe' is not one of the model's labels"):
         evaluate_folder(predictor, data)
 
 

@@ -229,3 +229,32 @@ def test_a_staged_export_that_fails_leaves_the_folder_as_it_was(tmp_path):
             (stage / "report_images").mkdir()
     assert caught.value.path == os.fspath(out / "report_images")
     assert _tree(out) == {"model.tflite": b"old model", "report_images": b"a file where the export puts a folder"}
+    (out / "report_images").unlink()
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", out / "report_images")  # a link to a folder: not replaced by renames either
+    with pytest.raises(ExportError, match="cannot write a folder here: a link is in its place"):
+        with staged_folder(out) as stage:
+            (stage / "model.tflite").write_bytes(b"new model")
+            (stage / "report_images").mkdir()
+    assert (out / "model.tflite").read_bytes() == b"old model"
+
+
+def test_a_staging_folder_a_killed_run_left_is_removed_by_the_next_export(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    killed = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from mm_browserfft.export import staged_folder\n"
+        "with staged_folder(sys.argv[1]) as stage:\n"
+        "    (stage / 'model.tflite').write_bytes(b'half')\n"
+        "    print('staged', flush=True)\n"
+        "    time.sleep(60)\n"), str(out)], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert killed.stdout.readline() == "staged\n"
+    killed.terminate()  # SIGTERM: no `finally` runs
+    killed.wait(timeout=30)
+    assert [p.name.startswith(".staging-") for p in out.iterdir()] == [True]
+    with staged_folder(out) as stage:
+        (stage / "labels.txt").write_bytes(b"yes")
+    assert _tree(out) == {"labels.txt": b"yes"}

@@ -225,10 +225,11 @@ def test_a_folder_upload_skips_and_names_what_is_not_audio(studio):
 def test_a_folder_of_label_folders_goes_by_its_folders(studio):
     assert studio.post_json("/api/projects", {"name": "p", "words": ["yes"]})[0] == 201
     folder = [("words/yes/a.wav", _wav_bytes()), ("words/no/b.wav", _wav_bytes()), ("words/set 2/no/c.wav", _wav_bytes()),
-              ("words/.DS_Store", b"\0\0\0\1Bud1"), ("words/no/notes.txt", b"said by Ann")]  # fmt: skip
+              ("words/.DS_Store", b"\0\0\0\1Bud1"), ("words/no/notes.txt", b"said by Ann"),
+              ("words/.Trash/old.wav", _wav_bytes())]  # fmt: skip
     status, body = studio.upload("/api/projects/p/clips?from_folder=1", folder)
     assert status == 201 and body["added"] == {"yes": 1, "no": 2}, body
-    assert body["skipped"] == ["words/.DS_Store", "words/no/notes.txt"]
+    assert body["skipped"] == ["words/.DS_Store", "words/no/notes.txt", "words/.Trash/old.wav"]
     data = studio.workspace / "p" / "data"
     assert sorted(p.name for p in (data / "no").iterdir()) == ["b.wav", "c.wav"] and not (data / "set 2").exists()
     # a file directly in the chosen folder is in no label folder

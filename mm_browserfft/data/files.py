@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import unicodedata
 import warnings
-from typing import Dict, List, Sequence, Tuple
+from typing import Collection, Dict, List, Optional, Sequence, Tuple
 
 from .. import audio
 from ..errors import DatasetError
 from .waveforms import PathLike
 
-__all__ = ["is_audio_name", "sort_entries", "list_audio_files", "warn_case_clashes"]
+__all__ = ["is_audio_name", "sort_entries", "list_audio_files", "label_folder_files", "warn_case_clashes"]
 
 
 def is_audio_name(name: str) -> bool:
@@ -37,6 +37,36 @@ def sort_entries(folder: PathLike) -> Tuple[List[str], List[str]]:
         path = os.path.join(folder, name)
         (audio_files if is_audio_name(name) and os.path.isfile(path) else others).append(path)
     return audio_files, others
+
+
+def label_folder_files(root: PathLike, *, categories: Optional[Collection[str]] = None
+                       ) -> Tuple[List[Tuple[str, str]], List[str]]:  # fmt: skip
+    """``([(audio file, label)], skipped)`` of ``root/<label>/<file>``: what the loaders read, and what they skip.
+
+    Skipped (and counted by whoever reads): files directly in ``root``, hidden folders, label folders
+    holding no audio file (no class), and each label folder's other entries (:func:`sort_entries`).
+
+    Args:
+      root: the data folder.
+      categories: read only these label folders; the others are neither read nor counted.
+
+    Raises:
+      DatasetError: a category's folder holds no audio file.
+    """
+    root = os.fspath(root)
+    pairs: List[Tuple[str, str]] = []
+    skipped: List[str] = []
+    for entry in sorted(os.listdir(root)):
+        path = os.path.join(root, entry)
+        if not os.path.isdir(path) or entry.startswith("."):
+            skipped.append(path)
+        elif categories is None or entry in categories:
+            audio_files, others = sort_entries(path)
+            if not audio_files and categories is not None:
+                raise DatasetError("the category holds no audio file", path=path)
+            pairs += [(file, entry) for file in audio_files]
+            skipped += others if audio_files else [path]
+    return pairs, skipped
 
 
 def list_audio_files(folder: PathLike) -> List[str]:

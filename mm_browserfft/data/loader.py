@@ -16,7 +16,7 @@ from ..errors import AudioDecodeError, DatasetError
 from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 from ..metadata import is_single_line
 from ..speakers import speaker_id
-from .files import sort_entries, warn_case_clashes
+from .files import label_folder_files, warn_case_clashes
 from .report import LoadReport
 from .waveforms import Cache, Item, PathLike, WaveformCache
 
@@ -99,21 +99,9 @@ class DataLoader:
         if not os.path.isdir(root):
             raise DatasetError("data folder not found", path=root)
         wanted = set(categories) if categories is not None else None
-        entries = sorted(os.listdir(root))
-        folders = {e for e in entries if os.path.isdir(os.path.join(root, e))}
         if wanted is not None:
-            _check_categories(wanted, folders, root)
-        pairs, skipped = [], []
-        for entry in entries:
-            if entry not in folders or entry.startswith("."):  # files at the top, hidden folders
-                skipped.append(os.path.join(root, entry))
-            elif wanted is None or entry in wanted:
-                folder = os.path.join(root, entry)
-                audio_files, others = sort_entries(folder)
-                if not audio_files and wanted is not None:
-                    raise DatasetError("the category holds no audio file", path=folder)
-                pairs += [(path, entry) for path in audio_files]
-                skipped += others if audio_files else [folder]  # a folder of no audio file is no class
+            _check_categories(wanted, {e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e))}, root)
+        pairs, skipped = label_folder_files(root, categories=wanted)
         return cls._from_pairs(spec, pairs, shuffle, cache, seed, skip_bad_files, skipped, where=root)
 
     @classmethod

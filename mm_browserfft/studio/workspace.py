@@ -148,9 +148,9 @@ class Project:
             without one, here too.
           uploads: ``(file name, bytes)`` pairs.
           limits: the request's :class:`Limits`.
-          from_folder: the names are paths inside one chosen folder (``<folder>/<label>/<file>``, as
-            a browser's folder upload names them): under the chosen folder, a file goes by its
-            folder as a zip's members do. Otherwise a name with a folder in it is refused.
+          from_folder: the names are paths inside one chosen folder (``<folder>/.../<label>/<file>``,
+            as a browser's folder upload names them): under the chosen folder, a file goes by its
+            last folder as a zip's members do. Otherwise a name with a folder in it is refused.
 
         Returns:
           ``{"added": {label: count}, "skipped": [file names]}``.
@@ -229,8 +229,9 @@ class Project:
 def _member(path: str, label: Optional[str], *, where: str) -> Optional[Tuple[str, str]]:
     """``(label, file name)`` of a file at ``path`` inside a zip or a chosen folder; None to skip it.
 
-    The last folder of ``path`` names the label (any depth), else ``label``. Hidden files, files
-    without an audio extension and macOS resource forks (``__MACOSX``) are skipped.
+    The last folder of ``path`` names the label (any depth), else ``label``. Hidden files and files
+    in hidden folders (``.git/``), files without an audio extension and macOS resource forks
+    (``__MACOSX``) are skipped.
 
     Raises:
       StudioError: naming ``where``: a path that leaves its folder, or a file in no label folder.
@@ -238,7 +239,7 @@ def _member(path: str, label: Optional[str], *, where: str) -> Optional[Tuple[st
     parts = pathlib.PurePosixPath(path).parts
     if not path or path.startswith("/") or any(p in ("..", "") for p in parts):
         raise StudioError(f"refused {where}: it leaves its folder")
-    if not is_audio_name(parts[-1]) or "__MACOSX" in parts:
+    if not is_audio_name(parts[-1]) or "__MACOSX" in parts or any(p.startswith(".") for p in parts[:-1]):
         return None
     folder = parts[-2] if len(parts) >= 2 else label
     if folder is None:

@@ -272,7 +272,9 @@ async function record(label, seconds, button) {
 // Upload the files chosen in `input` to `label`, or by their folders: a zip's, or with `byFolder` the
 // chosen folder's label folders (each file named by its path in it).
 async function upload(input, label, { byFolder = false } = {}) {
-  const files = [...input.files];
+  // A folder's hidden files and folders (.git, .DS_Store) stay here: the server would only skip them.
+  const hidden = (f) => byFolder && f.webkitRelativePath.split("/").some((part) => part.startsWith("."));
+  const files = [...input.files].filter((f) => !hidden(f));
   input.value = ""; // choosing the same files again uploads them again
   if (!files.length) return;
   const name = selected;
