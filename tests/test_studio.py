@@ -201,6 +201,10 @@ def test_uploads_are_validated_limited_and_kept_as_ordinary_audio_folders(studio
     assert not (data / "yes" / "c.wav").exists()
     status, body = studio.post_json("/api/projects/p/train", {"epochs": 0})
     assert status == 400 and "epochs" in body["error"]
+    status, body = studio.post_json("/api/projects/p/train", {"epochs": 5})  # labels of 1 and 2 clips
+    assert status == 400 and body["error"] == ("every label needs at least 5 clips to train (20% of them test the "
+                                               "model); 'no' has 1, 'yes' has 2")  # fmt: skip
+    assert studio.request("GET", "/api/projects/p/train")[1] == {"state": "none"}  # no run was started
 
 
 def test_a_folder_upload_skips_and_names_what_is_not_audio(studio):

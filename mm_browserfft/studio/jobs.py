@@ -19,7 +19,13 @@ import sys
 import threading
 from typing import Dict, List, Optional
 
-__all__ = ["TrainingJob"]
+__all__ = ["TrainingJob", "TEST_SPLIT", "MIN_CLIPS_PER_LABEL"]
+
+TEST_SPLIT = 0.2
+"""Share of a project's files held out (by file, at random) to test the model and calibrate its listening."""
+MIN_CLIPS_PER_LABEL = 5
+"""Clips each label needs before training: with fewer, the test split could take all of a label's clips
+(with 5, one label in about 3,000 runs), and training refuses a label it has no clip of."""
 
 _EPOCH = re.compile(r"^epoch (\d+)/(\d+) - [\d.]+s - (.*)$")
 _METRIC = re.compile(r"([A-Za-z_]+) (-?[\d.]+(?:e-?\d+)?|nan|inf)")
@@ -69,7 +75,7 @@ class TrainingJob:
         self.error = ""
         command = [
             sys.executable, "-m", "mm_browserfft", "train", os.fspath(data_dir), "--export", os.fspath(export_dir),
-            "--epochs", str(epochs), "--batch-size", "16", "--validation-split", "0", "--test-split", "0.2",
+            "--epochs", str(epochs), "--batch-size", "16", "--validation-split", "0", "--test-split", str(TEST_SPLIT),
             "--categories", ",".join(labels), "--tfjs", "--seed", "0",
             "--partial-word-negatives", str(partial_word_negatives),
         ] + (["--train-whole-model"] if train_whole_model else []) + (

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import BrowserFftError, InvalidInputError
 from ..listen import NOISE_LABELS, ListeningOptions, read_listening_options
-from .jobs import TrainingJob, read_report
+from .jobs import MIN_CLIPS_PER_LABEL, TEST_SPLIT, TrainingJob, read_report
 from .workspace import Limits, StudioBusy, StudioError, Workspace, safe_name
 
 __all__ = ["create_app", "serve", "STATIC_DIR", "token_cookie"]
@@ -111,6 +111,10 @@ class _Studio:
                 raise StudioError("training needs clips of at least two labels")
             if not 1 <= epochs <= 500:
                 raise StudioError(f"epochs must be in 1..500, got {epochs}")
+            few = {label: n for label in labels if (n := len(project.clips(label))) < MIN_CLIPS_PER_LABEL}
+            if few:
+                raise StudioError(f"every label needs at least {MIN_CLIPS_PER_LABEL} clips to train ({TEST_SPLIT:.0%} of "
+                                  "them test the model); " + ", ".join(f"{label!r} has {n}" for label, n in few.items()))
             self._drop_listeners(name)
             noise = next((project.data_dir / label for label in labels if label in NOISE_LABELS), None)
             job = TrainingJob(project.data_dir, project.model_dir, epochs=epochs, train_whole_model=whole_model,
