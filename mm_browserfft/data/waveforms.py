@@ -23,9 +23,9 @@ Cache = Union[bool, PathLike]
 
 LONG_FILE_SECONDS = 300
 """Files longer than this (at 44.1 kHz) are streamed in blocks and bypass the memory cache."""
-_LENGTH_TOLERANCE = 16  # samples a streamed decode may fall short of the header's length (zero-filled)
 HEADER_LENGTH_TOLERANCE_S = 0.1
-"""Seconds a decoded file may differ from the length its header gives (cut or zero-filled to it); more is an error."""
+"""Seconds a decoded file may differ from the length its header gives (cut or zero-filled to it); more is an error.
+(The length in a lossy file's header may be an estimate.)"""
 _CHUNK_WINDOWS = 32  # windows per chunk read back from a disk cache of a long file (5.6 MB)
 _log = logging.getLogger("mm_browserfft")
 
@@ -55,8 +55,9 @@ def stream_windows(path: str, count: int) -> Iterator[np.ndarray]:
       whole file (soxr carries its filter state across blocks).
 
     Raises:
-      AudioDecodeError: the file fails to decode, or ends more than a few samples
-        short of the length its header promises.
+      AudioDecodeError: the file fails to decode, or ends more than
+        :data:`HEADER_LENGTH_TOLERANCE_S` short of the windows its header promises (a shortfall
+        within it is zero-filled).
     """
     rest, done = np.zeros(0, np.float32), 0
     for block in audio.iter_audio_blocks(path):
@@ -67,7 +68,7 @@ def stream_windows(path: str, count: int) -> Iterator[np.ndarray]:
             done += len(windows)
             yield windows
     missing = (count - done) * WAVEFORM_LENGTH - rest.size
-    if 0 < missing <= _LENGTH_TOLERANCE and done == count - 1:
+    if 0 < missing <= HEADER_LENGTH_TOLERANCE_S * SAMPLE_RATE and done == count - 1:
         yield np.pad(rest, (0, missing))[np.newaxis]
     elif done < count:
         raise AudioDecodeError(
