@@ -161,10 +161,12 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_positive_int, default=5, help="passes over the training data (default %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="windows per step (default %(default)s)")
     p.add_argument("--validation-split", type=_fraction, default=0.1,
-                   help="fraction of the files held out for validation, unless --validation-dir (default %(default)s)")
+                   help="fraction of each label's files held out for validation (of the speakers, with --by-speaker), "
+                   "unless --validation-dir (default %(default)s)")
     p.add_argument("--validation-dir", type=pathlib.Path, help="folder of validation clips (one sub-folder per label)")
     p.add_argument("--test-split", type=_fraction, default=0.1,
-                   help="fraction of the files held out for the test report, unless --test-dir (default %(default)s)")
+                   help="fraction of each label's files held out for the test report (of the speakers, with --by-speaker), "
+                   "unless --test-dir (default %(default)s)")
     p.add_argument("--test-dir", type=pathlib.Path, help="folder of test clips (one sub-folder per label)")
     p.add_argument("--by-speaker", action="store_true", help="keep each speaker's clips on one side of splits")
     p.add_argument("--categories", help="comma-separated labels to keep")

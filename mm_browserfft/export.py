@@ -34,7 +34,10 @@ from .errors import ExportError, InvalidInputError
 from .frontend import WAVEFORM_LENGTH
 from .metadata import INPUT_NAME, read_operators
 
-__all__ = ["convert_to_tflite", "write_files_atomically", "staged_folder", "write_tflite_atomically", "save_saved_model", "run_tflite"]
+__all__ = [
+    "convert_to_tflite", "write_files_atomically", "staged_folder", "replace_path", "write_tflite_atomically",
+    "check_saved_model_replaceable", "save_saved_model", "run_tflite",
+]
 
 ModelSource = Union[bytes, bytearray, str, "os.PathLike[str]"]
 
@@ -236,23 +239,66 @@ def staged_folder(target: "os.PathLike[str] | str") -> Iterator[pathlib.Path]:
                 raise ExportError(f"cannot write {'a folder' if entry.is_dir() else 'a file'} here: {found} is in its "
                                   "place", path=there)  # fmt: skip
         for entry in entries:
-            _move_over(entry, target / entry.name)
+            try:
+                replace_path(entry, target / entry.name)
+            except OSError as exc:
+                raise ExportError(f"cannot move the new export into place ({exc.strerror or exc})",
+                                  path=target / entry.name) from None  # fmt: skip
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _move_over(new: pathlib.Path, old: pathlib.Path) -> None:
-    """Rename ``new`` to ``old``, replacing what is there (file or folder)."""
+def replace_path(new: "os.PathLike[str] | str", old: "os.PathLike[str] | str") -> None:
+    """Rename ``new`` to ``old``, replacing the file or folder there; on failure ``old`` is as it was.
+
+    A folder at ``old`` (renaming over a folder that holds files fails) is first renamed
+    aside, removed once ``new`` is in place, and put back if ``new`` cannot be moved in.
+    Both paths must be on one file system (a rename).
+
+    Raises:
+      OSError: from the renames; ``old`` is then whole (``new`` is left where it was).
+    """
+    old = os.fspath(old)
+    if not os.path.isdir(old) or os.path.islink(old):
+        os.replace(new, old)
+        return
+    aside = os.path.join(os.path.dirname(old), f".{os.path.basename(old)}.old-{secrets.token_hex(4)}")
+    os.rename(old, aside)
     try:
-        if old.is_dir() and not old.is_symlink():
-            aside = old.with_name(f".{old.name}.old-{secrets.token_hex(4)}")
-            os.rename(old, aside)
-            os.rename(new, old)
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.replace(new, old)
-    except OSError as exc:
-        raise ExportError(f"cannot move the new export into place ({exc.strerror or exc})", path=old) from None
+        os.rename(new, old)
+    except OSError:
+        os.rename(aside, old)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+_SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+_SAVED_MODEL_ENTRIES = frozenset(_SAVED_MODEL_FILES + ("variables", "assets", "fingerprint.pb", "keras_metadata.pb",
+                                                       "labels.txt"))  # fmt: skip
+
+
+def check_saved_model_replaceable(folder: "os.PathLike[str] | str") -> None:
+    """Refuse to replace ``folder`` unless it is missing, empty, or a SavedModel and nothing else.
+
+    A SavedModel folder holds ``saved_model.pb`` (or ``.pbtxt``) and what TensorFlow writes
+    beside it (``variables/``, ``assets/``, ``fingerprint.pb``, ``keras_metadata.pb``), and
+    the ``labels.txt`` :func:`save_saved_model` adds. Anything else is not ours to delete.
+
+    Raises:
+      ExportError: naming ``folder``: not a folder, or it holds other entries (the first five named).
+    """
+    folder = os.fspath(folder)
+    if not os.path.lexists(folder):
+        return
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        raise ExportError("exists and is not a folder", path=folder)
+    entries = sorted(os.listdir(folder))
+    foreign = [e for e in entries if e not in _SAVED_MODEL_ENTRIES]
+    if entries and not any(name in entries for name in _SAVED_MODEL_FILES):
+        foreign = entries
+    if foreign:
+        raise ExportError(f"holds files that are not part of a SavedModel ({foreign[:5]}); refusing to replace it",
+                          path=folder)  # fmt: skip
 
 
 def save_saved_model(serving_model, path: str, *, labels: Optional[List[str]] = None) -> None:
@@ -265,13 +311,15 @@ def save_saved_model(serving_model, path: str, *, labels: Optional[List[str]] = 
     where :class:`~mm_browserfft.predict.SavedModelPredictor` reads them, whatever name the
     export's own labels file has. The folder is
     written beside ``path`` and swapped into place: a failure leaves a previous export whole.
+    A folder already at ``path`` is replaced only if it is a SavedModel
+    (:func:`check_saved_model_replaceable`).
 
     Raises:
-      ExportError: the folder cannot be written.
+      ExportError: the folder cannot be written, or ``path`` holds something else.
     """
-    import shutil
-
     import tensorflow as tf
+
+    check_saved_model_replaceable(path)
 
     signature = [tf.TensorSpec([None, WAVEFORM_LENGTH], tf.float32, name="audio_clip")]
     holder = tf.Module()
@@ -300,11 +348,7 @@ def save_saved_model(serving_model, path: str, *, labels: Optional[List[str]] = 
         if labels is not None:
             with open(os.path.join(temp, "labels.txt"), "w", encoding="utf-8") as handle:
                 handle.write("\n".join(labels))
-        old = target + f".{secrets.token_hex(4)}.old"
-        if os.path.exists(target):
-            os.replace(target, old)
-        os.replace(temp, target)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_path(temp, target)
     except OSError as exc:
         shutil.rmtree(temp, ignore_errors=True)
         raise ExportError(f"cannot write the SavedModel ({exc.strerror or exc})", path=target) from None

@@ -151,9 +151,12 @@ def _load_splits(data_dir, opts: TrainingOptions, spec):
         raise InvalidInputError(f"validation and test splits leave no training data ({rest_fraction:.2f})")
     train = data
     if rest_fraction > 0:
-        train, rest = data.split(1.0 - rest_fraction, by_speaker=opts.by_speaker)
+        # By file, each label is split in proportion; by speaker, speakers are (their files span labels).
+        stratify = not opts.by_speaker
+        train, rest = data.split(1.0 - rest_fraction, by_speaker=opts.by_speaker, stratify=stratify)
         if test_fraction and validation_fraction:
-            validation, test = rest.split(validation_fraction / rest_fraction, by_speaker=opts.by_speaker)
+            validation, test = rest.split(validation_fraction / rest_fraction, by_speaker=opts.by_speaker,
+                                          stratify=stratify)  # fmt: skip
         elif test_fraction:
             test = rest
         else:
@@ -176,7 +179,7 @@ def _require_clips_of_every_label(loader, data_dir, *, split: bool = False) -> N
             continue
         folder = os.path.join(os.fspath(data_dir), label)
         if split:
-            raise DatasetError("the training split holds no clip of this label: its files all went to the validation "
+            raise DatasetError("the training split holds no clip of this label: its clips all went to the validation "
                                "or test split (give it more files, or lower the splits)", path=folder)  # fmt: skip
         short = count_per_label(report.dropped_short, [label])[label]
         unreadable = count_per_label(report.unreadable, [label])[label]
@@ -221,13 +224,15 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
     """
     from . import audio_classifier
     from .config import ExportFormat
-    from .export import staged_folder
+    from .export import check_saved_model_replaceable, staged_folder
     from .report import write_report
     from .tfjs import check_replaceable
 
     export_dir = pathlib.Path(export_dir)
     if opts.tfjs:
         check_replaceable(export_dir / "tfjs")  # before training, not after
+    if opts.saved_model:
+        check_saved_model_replaceable(export_dir / "saved_model")
     spec = _make_spec(opts, model_dir=os.fspath(export_dir / "checkpoints"))
     data, train, validation, test = _load_splits(data_dir, opts, spec)
     _prepare_backup(spec, train, validation, opts)

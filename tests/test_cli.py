@@ -169,7 +169,7 @@ def test_report_counts_equal_the_data(trained, words):
             "files": train_files, "clips": train_files, "padded": 0, "dropped_short": 0, "unreadable": 0
         }
         split = [data[part]["per_class"][label]["files"] for part in ("train", "validation")]
-        assert sum(split) == train_files
+        assert split == [train_files - 2, 2]  # each label's files split 90 / 10, rounded
         assert data["test"]["per_class"][label]["files"] == TEST_PER_LABEL
     assert data["all"]["sample_rates_hz"] == [16000] and data["all"]["duration_s"]["max"] == pytest.approx(1.0)
     md = (trained[0] / "report.md").read_text()
@@ -421,7 +421,7 @@ def test_quantized_training_without_test_data(bad_data, tmp_path):
         (("train", "{with_empty}", "--export", "{tmp}/out", "--categories", "yes,no,maybe"), "{maybe}"),
         (("train", "{not_utf8}", "--export", "{tmp}/out"), "{not_utf8}"),
         (("train", "{good}", "--export", "{tmp}/out", "--test-split", "0.5", "--validation-split", "0", "--batch-size", "1",
-          "--seed", "5"), "{good}/yes"),  # this seed's shuffle holds both clips of `yes` out
+          "--by-speaker", "--seed", "5"), "{good}/yes"),  # this seed's speakers hold both clips of `yes` out
         (("train", "{good}", "--export", "{tmp}/out", "--background-noise", "{missing}"), "{missing}"),
         (("train", "{good}", "--export", "{tmp}/out", "--background-noise", "{empty}"), "{empty}"),
         (("evaluate", "{model}", "{missing}"), "{missing}"),
@@ -571,15 +571,17 @@ def test_a_run_that_fails_after_training_leaves_the_earlier_export_as_it_was(bad
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_a_tfjs_folder_holding_other_files_is_refused_before_training(bad_data, tmp_path):
+@pytest.mark.parametrize("option, folder, kind", [("--tfjs", "tfjs", "a TF.js model"),
+                                                  ("--saved-model", "saved_model", "a SavedModel")])  # fmt: skip
+def test_an_export_folder_holding_other_files_is_refused_before_training(option, folder, kind, bad_data, tmp_path):
     out = tmp_path / "out"
-    (out / "tfjs").mkdir(parents=True)
-    (out / "tfjs" / "notes.txt").write_text("mine")
-    code, stdout, stderr = run_cli("train", bad_data["good"], "--export", out, "--tfjs", "--epochs", "1", "--no-cache")
+    (out / folder).mkdir(parents=True)
+    (out / folder / "notes.txt").write_text("mine")
+    code, stdout, stderr = run_cli("train", bad_data["good"], "--export", out, option, "--epochs", "1", "--no-cache")
     assert code == 1 and "epoch" not in stdout
-    assert stderr.strip().splitlines()[-1] == (f"mm-browserfft: failed: {out / 'tfjs'}: holds files that are not part "
-                                               "of a TF.js model (['notes.txt']); refusing to replace it")  # fmt: skip
-    assert sorted(p.name for p in out.iterdir()) == ["tfjs"] and (out / "tfjs" / "notes.txt").read_text() == "mine"
+    assert stderr.strip().splitlines()[-1] == (f"mm-browserfft: failed: {out / folder}: holds files that are not part "
+                                               f"of {kind} (['notes.txt']); refusing to replace it")  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == [folder] and (out / folder / "notes.txt").read_text() == "mine"
 
 
 def test_train_resumes_only_when_asked_and_only_the_same_run(bad_data, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import shutil
@@ -173,6 +174,22 @@ def test_split_by_speaker_keeps_each_speaker_on_one_side(speech_folder, spec):
     right = {speaker_id(p) for p, _ in second.files}
     assert left and right and not left & right
     assert len(first) + len(second) == len(loader) and len(first) >= 6
+
+
+def test_stratified_split_splits_each_label_in_proportion(tmp_path, spec):
+    for label, count in (("a", 10), ("b", 5), ("c", 2), ("d", 1)):
+        for i in range(count):
+            write_noise(str(tmp_path / label / f"{i}.wav"), 1.0, rate=16000, seed=i)
+    loader = DataLoader.from_folder(spec, tmp_path, seed=1)
+    first, second = loader.split(0.8, stratify=True)
+    in_first = collections.Counter(label for _, label in first.files)
+    assert in_first == {"a": 8, "b": 4, "c": 2, "d": 1}  # round(n * 0.8), halves up: a label's one file trains
+    assert sorted(first.files + second.files) == sorted(loader.files)
+    assert first.files == [f for f in loader.files if f in first.files]  # the loader's order, kept
+    unstratified = collections.Counter(label for _, label in loader.split(0.8)[0].files)
+    assert unstratified == {"a": 6, "b": 5, "c": 2, "d": 1}  # the first 80 % of this seed's shuffle
+    with pytest.raises(DatasetError, match="by speaker or stratified"):
+        loader.split(0.8, by_speaker=True, stratify=True)
 
 
 # ---------------------------------------------------------------- caches

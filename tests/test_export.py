@@ -12,7 +12,9 @@ import pytest
 from mm_browserfft import audio
 from mm_browserfft.config import QuantizationConfig
 from mm_browserfft.errors import ExportError, InvalidInputError
-from mm_browserfft.export import convert_to_tflite, run_tflite, staged_folder, write_tflite_atomically
+from mm_browserfft.export import (
+    check_saved_model_replaceable, convert_to_tflite, replace_path, run_tflite, staged_folder, write_tflite_atomically,
+)
 from mm_browserfft.frontend import WAVEFORM_LENGTH
 
 NUM_CLASSES = 3
@@ -195,6 +197,43 @@ def test_write_into_a_missing_folder_is_an_export_error(tmp_path):
 def _tree(folder) -> dict:
     return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
             for d, _, files in os.walk(folder) for f in files}  # fmt: skip
+
+
+def test_replace_path_swaps_a_folder_for_a_folder_and_puts_it_back_on_failure(tmp_path):
+    old, new = tmp_path / "saved_model", tmp_path / ".new"
+    (old / "variables").mkdir(parents=True)
+    (old / "saved_model.pb").write_bytes(b"old")
+    new.mkdir()
+    (new / "saved_model.pb").write_bytes(b"new")
+    replace_path(new, old)
+    assert _tree(tmp_path) == {"saved_model/saved_model.pb": b"new"}  # the old folder is gone, nothing left aside
+    with pytest.raises(FileNotFoundError):
+        replace_path(tmp_path / "never_written", old)  # the second rename fails: the folder is put back
+    assert _tree(tmp_path) == {"saved_model/saved_model.pb": b"new"} and os.listdir(tmp_path) == ["saved_model"]
+    (tmp_path / "a.tflite").write_bytes(b"old file")
+    (tmp_path / "b.tflite").write_bytes(b"new file")
+    replace_path(tmp_path / "b.tflite", tmp_path / "a.tflite")
+    assert (tmp_path / "a.tflite").read_bytes() == b"new file" and not (tmp_path / "b.tflite").exists()
+
+
+def test_only_a_saved_model_folder_is_replaced_by_one(tmp_path):
+    folder = tmp_path / "saved_model"
+    check_saved_model_replaceable(folder)  # missing
+    folder.mkdir()
+    check_saved_model_replaceable(folder)  # empty
+    (folder / "variables").mkdir()
+    for name in ("saved_model.pb", "fingerprint.pb", "labels.txt"):
+        (folder / name).write_bytes(b"")
+    check_saved_model_replaceable(folder)  # what TensorFlow and save_saved_model write
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match=r"saved_model: holds files that are not part of a SavedModel \(\['notes.txt'\]\)"):
+        check_saved_model_replaceable(folder)
+    (folder / "notes.txt").unlink()
+    (folder / "saved_model.pb").unlink()  # labels.txt and variables/ without a graph: someone else's
+    with pytest.raises(ExportError, match=r"\['fingerprint.pb', 'labels.txt', 'variables'\]"):
+        check_saved_model_replaceable(folder)
+    with pytest.raises(ExportError, match="exists and is not a folder"):
+        check_saved_model_replaceable(folder / "labels.txt")
 
 
 def test_a_staged_export_replaces_its_entries_together_and_keeps_the_others(tmp_path):

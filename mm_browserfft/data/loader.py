@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import logging
+import math
 import os
 import random
 import warnings
@@ -239,7 +241,9 @@ class DataLoader:
 
     # ------------------------------------------------------------------ splitting
 
-    def split(self, fraction: float, *, by_speaker: bool = False) -> Tuple["DataLoader", "DataLoader"]:
+    def split(
+        self, fraction: float, *, by_speaker: bool = False, stratify: bool = False
+    ) -> Tuple["DataLoader", "DataLoader"]:
         """Two loaders: the first ``int(len * fraction)`` files and the rest (no re-shuffle).
 
         Args:
@@ -250,9 +254,21 @@ class DataLoader:
             files. (In order of first appearance, speakers with many clips would
             fill the first part and one-clip "speakers" such as ``_silence_`` cuts
             the second.)
+          stratify: split each label's files in the fraction instead (its first
+            ``round(n * fraction)`` files, halves rounded up), so that every label
+            is in both parts in proportion; with ``fraction >= 0.5`` a label's one
+            file stays in the first part. Both parts keep the loader's order.
+
+        Raises:
+          DatasetError: ``fraction`` is not in (0, 1), or both ``by_speaker`` and
+            ``stratify`` are asked for (a speaker's files span labels).
         """
         if not 0.0 < fraction < 1.0:
             raise DatasetError(f"fraction must be in (0, 1), got {fraction}")
+        if by_speaker and stratify:
+            raise DatasetError("a split is either by speaker or stratified by label, not both")
+        if stratify:
+            return self._stratified_split(fraction)
         target = int(len(self._items) * fraction)
         if not by_speaker:
             return self._subset(self._items[:target]), self._subset(self._items[target:])
@@ -264,6 +280,19 @@ class DataLoader:
         first, second = [], []
         for speaker in speakers:
             (first if len(first) < target else second).extend(by_owner[speaker])
+        return self._subset(first), self._subset(second)
+
+    def _stratified_split(self, fraction: float) -> Tuple["DataLoader", "DataLoader"]:
+        """:meth:`split` with ``stratify``: each label's first ``floor(n * fraction + 0.5)`` files first."""
+        wanted = collections.Counter(item.label for item in self._items)
+        wanted = {label: math.floor(n * fraction + 0.5) for label, n in wanted.items()}
+        first, second = [], []
+        for item in self._items:
+            if wanted[item.label]:
+                wanted[item.label] -= 1
+                first.append(item)
+            else:
+                second.append(item)
         return self._subset(first), self._subset(second)
 
     # ------------------------------------------------------------------ waveforms

@@ -22,10 +22,9 @@ from typing import Dict, List, Optional
 __all__ = ["TrainingJob", "TEST_SPLIT", "MIN_CLIPS_PER_LABEL"]
 
 TEST_SPLIT = 0.2
-"""Share of a project's files held out (by file, at random) to test the model and calibrate its listening."""
+"""Share of each label's files held out (at random, in proportion) to test the model and calibrate its listening."""
 MIN_CLIPS_PER_LABEL = 5
-"""Clips each label needs before training: with fewer, the test split could take all of a label's clips
-(with 5, one label in about 3,000 runs), and training refuses a label it has no clip of."""
+"""Clips each label needs before training: with 5, the split trains on 4 and tests 1 (with 2, none would be tested)."""
 
 _EPOCH = re.compile(r"^epoch (\d+)/(\d+) - [\d.]+s - (.*)$")
 _METRIC = re.compile(r"([A-Za-z_]+) (-?[\d.]+(?:e-?\d+)?|nan|inf)")

@@ -6,13 +6,13 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import __version__
 from ..errors import ExportError, ModelFormatError
+from ..export import replace_path
 from .builder import _dims, _keras
 from .reader import read_model_json, shard_paths
 from .schema import METADATA_JSON, MODEL_JSON, SEPARATE_MANIFESTS, SUPPORTED_LAYERS, _MODEL_CLASSES, _check, _is_int
@@ -172,19 +172,8 @@ def _model_document(model, *, quantization: Optional[str], shard_bytes: int) -> 
 
 def _replace_folder(tmp: str, folder: str) -> None:
     """Move ``tmp`` to ``folder``; an existing model folder there is replaced, or left intact on failure."""
-    if not os.path.lexists(folder):
-        os.rename(tmp, folder)
-        return
     check_replaceable(folder)
-    old = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.old-", dir=os.path.dirname(folder))
-    os.rmdir(old)
-    os.rename(folder, old)
-    try:
-        os.rename(tmp, folder)
-    except OSError:
-        os.rename(old, folder)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    replace_path(tmp, folder)
 
 
 def check_replaceable(folder: "os.PathLike[str] | str") -> None:
