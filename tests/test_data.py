@@ -408,6 +408,25 @@ def test_a_disk_cache_that_cannot_be_written_costs_speed_not_results(tmp_path, s
     assert sum("cannot be written" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_a_streamed_file_short_of_its_windows_by_the_tolerance_is_zero_filled_and_beyond_it_refused(tmp_path):
+    """A long file is streamed window by window against the count its header gave: up to
+    HEADER_LENGTH_TOLERANCE_S short, its last window is zero-filled; more, it is truncated."""
+    tolerance = int(waveforms_module.HEADER_LENGTH_TOLERANCE_S * SAMPLE_RATE)
+    rng = np.random.default_rng(0)
+    for short_by, whole in ((tolerance, True), (tolerance + 1, False)):
+        path = tmp_path / f"short_by_{short_by}.wav"
+        samples = (0.1 * rng.standard_normal(3 * WAVEFORM_LENGTH - short_by)).astype(np.float32)
+        sf.write(path, samples, SAMPLE_RATE, subtype="FLOAT")
+        if whole:
+            windows = np.concatenate(list(waveforms_module.stream_windows(str(path), 3)))
+            assert windows.shape == (3, WAVEFORM_LENGTH)
+            np.testing.assert_array_equal(windows.ravel()[: samples.size], samples)
+            assert not windows.ravel()[samples.size :].any()
+        else:
+            with pytest.raises(AudioDecodeError, match=f"{path.name}: truncated: decoding gave {samples.size} samples"):
+                list(waveforms_module.stream_windows(str(path), 3))
+
+
 def test_an_mp3_cut_after_its_header_gives_the_windows_it_promised_or_an_error(tmp_path, spec):
     """An MP3 whose header (a LAME/Xing frame count) promises 3 s, cut to a third: the header reads, the
     clip count comes from it, and decoding gives 1 s. It must not give fewer windows than were counted."""

@@ -11,7 +11,9 @@ from .. import audio
 from ..errors import DatasetError
 from .waveforms import PathLike
 
-__all__ = ["is_audio_name", "sort_entries", "list_audio_files", "label_folder_files", "warn_case_clashes"]
+__all__ = [
+    "is_audio_name", "sort_entries", "list_audio_files", "label_folder_files", "check_categories", "warn_case_clashes",
+]
 
 
 def is_audio_name(name: str) -> bool:
@@ -51,12 +53,15 @@ def label_folder_files(root: PathLike, *, categories: Optional[Collection[str]] 
       categories: read only these label folders; the others are neither read nor counted.
 
     Raises:
-      DatasetError: a category's folder holds no audio file.
+      DatasetError: a category has no folder, or its folder holds no audio file.
     """
     root = os.fspath(root)
+    entries = sorted(os.listdir(root))
+    if categories is not None:
+        check_categories(categories, {e for e in entries if os.path.isdir(os.path.join(root, e))}, root)
     pairs: List[Tuple[str, str]] = []
     skipped: List[str] = []
-    for entry in sorted(os.listdir(root)):
+    for entry in entries:
         path = os.path.join(root, entry)
         if not os.path.isdir(path) or entry.startswith("."):
             skipped.append(path)
@@ -67,6 +72,17 @@ def label_folder_files(root: PathLike, *, categories: Optional[Collection[str]] 
             pairs += [(file, entry) for file in audio_files]
             skipped += others if audio_files else [path]
     return pairs, skipped
+
+
+def check_categories(wanted: Collection[str], found: Collection[str], where: PathLike) -> None:
+    """Refuse categories that name nothing: a typo would otherwise train a model without that class.
+
+    Raises:
+      DatasetError: naming ``where``, the categories not in ``found`` and those that are.
+    """
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise DatasetError(f"no category {missing} here; there are {sorted(found)}", path=os.fspath(where))
 
 
 def list_audio_files(folder: PathLike) -> List[str]:
