@@ -222,20 +222,21 @@ def module_timeout_s(name: str) -> float:
     return float(MODULE_TIMEOUT_S)
 
 
-def new_entry(name: str, *, quick: bool) -> Dict:
-    """A module's entry before it runs: its name and file, and where, when and on what it is measured."""
+def new_entry(name: str, *, quick: bool, machine: str) -> Dict:
+    """A module's entry before it runs: its name and file, and where, when and on what (``machine``,
+    a :func:`machine_line`) it is measured."""
     return {"name": name, "module": f"benchmarks/bench_{name}.py", "quick": quick, "commit": _git_commit(),
             "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": machine_line(machine_info())}  # fmt: skip
+            "machine": machine}  # fmt: skip
 
 
-def run_module(name: str, *, quick: bool, log_dir: pathlib.Path) -> Dict:
-    """Run one module in a fresh process; its entry for the results, errors included."""
+def run_module(name: str, *, quick: bool, log_dir: pathlib.Path, machine: str) -> Dict:
+    """Run one module in a fresh process; its entry (measured on ``machine``, a :func:`machine_line`), errors included."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
     timeout_s = module_timeout_s(name)
     start = time.perf_counter()
-    entry = new_entry(name, quick=quick)
+    entry = new_entry(name, quick=quick, machine=machine)
     with tempfile.TemporaryDirectory(prefix="bench_run_") as tmp:
         out = os.path.join(tmp, "result.json")
         command = [sys.executable, "-m", "benchmarks.run", "--child", name, "--result", out] + (["--quick"] if quick else [])
@@ -497,7 +498,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     fresh = {}
     for name in selected:
         print(f"[benchmarks] {name} ...", flush=True)
-        fresh[name] = run_module(name, quick=args.quick, log_dir=RESULTS_DIR / "logs")
+        fresh[name] = run_module(name, quick=args.quick, log_dir=RESULTS_DIR / "logs", machine=machine_line(machine))
         e = fresh[name]
         print(f"[benchmarks] {name}: {e['status']} in {e['seconds']} s" + (f"\n{e['error']}" if e["status"] != "ok" else ""), flush=True)
     total = time.perf_counter() - start

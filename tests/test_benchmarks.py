@@ -247,8 +247,9 @@ def test_figures_are_stamped_with_the_commit_and_any_change_to_its_tree(tmp_path
 def test_each_entry_records_the_machine_it_was_measured_on(tmp_path):
     import json
 
-    entry = run.new_entry("data", quick=True)
-    assert entry["machine"] == run.machine_line(run.machine_info()) and "cores" in entry["machine"]
+    line = run.machine_line(run.machine_info())
+    entry = run.new_entry("data", quick=True, machine=line)
+    assert entry["machine"] == line and "cores" in line
     assert entry["machine"] in run._stamp(entry)
     # an earlier file's entries: those measured in the run that wrote it take its machine, older ones stay unknown
     machine = {**run.machine_info(), "cpu_model": "Some CPU", "cores_usable": 3, "date_utc": "2026-12-07 10:00 UTC"}
