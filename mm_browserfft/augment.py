@@ -23,7 +23,8 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from .audio import resample
+from .audio import load_audio, resample
+from .data import list_audio_files
 from .errors import InvalidInputError
 from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 
@@ -39,6 +40,7 @@ __all__ = [
     "room_impulse_response",
     "reverberate",
     "batch_time_shift",
+    "load_noise_bank",
     "batch_background_mix",
     "batch_masks",
 ]
@@ -250,6 +252,25 @@ def batch_time_shift(x, rng, *, max_samples: int):
     source = tf.range(WAVEFORM_LENGTH)[None, :] - shift
     inside = tf.cast((source >= 0) & (source < WAVEFORM_LENGTH), tf.float32)
     return tf.gather(x, tf.clip_by_value(source, 0, WAVEFORM_LENGTH - 1), batch_dims=1) * inside
+
+
+def load_noise_bank(folder: str) -> np.ndarray:
+    """The audio files of ``folder``, concatenated: float32 ``[n]`` at 44.1 kHz, ``n >= 44032``.
+
+    The bank :func:`batch_background_mix` cuts from. :class:`~mm_browserfft.spec.BrowserFftSpec`
+    loads it when it is made, so that a bad folder is named before any training.
+
+    Raises:
+      DatasetError: the folder is missing, or holds no audio file.
+      AudioDecodeError: a file cannot be decoded.
+      InvalidInputError: the files together are shorter than one window.
+    """
+    parts = [load_audio(path) for path in list_audio_files(folder)]
+    bank = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if bank.size < WAVEFORM_LENGTH:
+        raise InvalidInputError(f"background noise must hold at least {WAVEFORM_LENGTH} samples at 44.1 kHz "
+                                f"(one window), got {bank.size}", path=folder)  # fmt: skip
+    return bank
 
 
 def batch_background_mix(x, bank, rng, *, snr_db: Tuple[float, float], probability: float):

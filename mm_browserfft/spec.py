@@ -146,7 +146,7 @@ class BrowserFftSpec:
         self.partial_word_negatives = float(partial_word_negatives)
         self.seed = seed
         self._base = None
-        self._noise_bank = None if self.background_noise is None else _load_noise_bank(self.background_noise)
+        self._noise_bank = None if self.background_noise is None else augment.load_noise_bank(self.background_noise)
         self._noise_tensor = None
         self._rng = None
         self._frontend = None
@@ -371,7 +371,7 @@ class BrowserFftSpec:
 
         if self._noise_tensor is None:
             if self._noise_bank is None:  # background_noise was set after the spec was made
-                self._noise_bank = _load_noise_bank(self.background_noise)
+                self._noise_bank = augment.load_noise_bank(self.background_noise)
             with tf.init_scope():
                 self._noise_tensor = tf.constant(self._noise_bank)
         return self._noise_tensor
@@ -505,23 +505,3 @@ class BrowserFftSpec:
     def __repr__(self) -> str:
         source = self.base_source if isinstance(self.base_source, (str, os.PathLike)) else type(self.base_source).__name__
         return f"BrowserFftSpec(base_model={source!r}, pad_short_clips={self.pad_short_clips}, augments={self.augments})"
-
-
-def _load_noise_bank(folder: str) -> np.ndarray:
-    """The audio files of ``folder``, concatenated: float32 ``[n]`` at 44.1 kHz, ``n >= 44032``.
-
-    Loaded when the spec is made, so that a bad folder is named before any training.
-
-    Raises:
-      DatasetError: the folder is missing, or holds no audio file.
-      AudioDecodeError: a file cannot be decoded.
-      InvalidInputError: the files together are shorter than one window.
-    """
-    from .data import list_audio_files
-
-    parts = [audio.load_audio(path) for path in list_audio_files(folder)]
-    bank = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    if bank.size < WAVEFORM_LENGTH:
-        raise InvalidInputError(f"background noise must hold at least {WAVEFORM_LENGTH} samples at 44.1 kHz "
-                                f"(one window), got {bank.size}", path=folder)  # fmt: skip
-    return bank

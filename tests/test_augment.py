@@ -172,3 +172,18 @@ def test_an_empty_clip_is_filtered_to_nothing_and_refused_as_a_word():
     assert augment.random_equalizer(np.zeros(0, np.float32), rng).shape == (0,)
     with pytest.raises(InvalidInputError, match="0 samples"):
         augment.partial_word(np.zeros(0, np.float32), _tone(1.1), rng)
+
+
+def test_a_noise_bank_is_its_folders_recordings_end_to_end_and_at_least_one_window(tmp_path):
+    import soundfile as sf
+
+    from mm_browserfft.errors import InvalidInputError
+
+    rng = np.random.default_rng(0)
+    a, b = ((0.1 * rng.standard_normal(n)).astype(np.float32) for n in (30000, 20000))
+    sf.write(tmp_path / "a.wav", a, SAMPLE_RATE, subtype="FLOAT")
+    sf.write(tmp_path / "b.wav", b, SAMPLE_RATE, subtype="FLOAT")
+    np.testing.assert_array_equal(augment.load_noise_bank(str(tmp_path)), np.concatenate([a, b]))
+    (tmp_path / "b.wav").unlink()  # 30,000 samples: under one window
+    with pytest.raises(InvalidInputError, match=f"{tmp_path}: background noise must hold at least {WAVEFORM_LENGTH}"):
+        augment.load_noise_bank(str(tmp_path))
