@@ -249,40 +249,51 @@ def staged_folder(target: "os.PathLike[str] | str") -> Iterator[pathlib.Path]:
 
 
 def replace_path(new: "os.PathLike[str] | str", old: "os.PathLike[str] | str") -> None:
-    """Rename ``new`` to ``old``, replacing the file or folder there; on failure ``old`` is as it was.
+    """Rename ``new`` to ``old``, replacing the file or folder of the same kind there.
 
     A folder at ``old`` (renaming over a folder that holds files fails) is first renamed
     aside, removed once ``new`` is in place, and put back if ``new`` cannot be moved in.
     Both paths must be on one file system (a rename).
 
     Raises:
-      OSError: from the renames; ``old`` is then whole (``new`` is left where it was).
+      OSError: from the renames, ``old`` then as it was (unless putting it back fails too,
+        which leaves it beside its place as ``.<name>.old-<hex>``, and says so); or a file and a
+        folder, one at each path (``IsADirectoryError`` / ``NotADirectoryError``), nothing moved.
     """
-    old = os.fspath(old)
-    if not os.path.isdir(old) or os.path.islink(old):
+    new, old = os.path.normpath(os.fspath(new)), os.path.normpath(os.fspath(old))
+    old_is_folder = os.path.isdir(old) and not os.path.islink(old)
+    if os.path.lexists(new) and os.path.lexists(old) and os.path.isdir(new) != old_is_folder:
+        kind = IsADirectoryError if old_is_folder else NotADirectoryError
+        raise kind(f"cannot replace {'a folder' if old_is_folder else 'a file or link'} with "
+                   f"{'a folder' if os.path.isdir(new) else 'a file'}: {old}")  # fmt: skip
+    if not old_is_folder:
         os.replace(new, old)
         return
     aside = os.path.join(os.path.dirname(old), f".{os.path.basename(old)}.old-{secrets.token_hex(4)}")
     os.rename(old, aside)
     try:
         os.rename(new, old)
-    except OSError:
-        os.rename(aside, old)
+    except OSError as exc:
+        try:
+            os.rename(aside, old)
+        except OSError as again:
+            raise OSError(f"{exc}; the old folder could not be put back and is at {aside}: {again}") from exc
         raise
     shutil.rmtree(aside, ignore_errors=True)
 
 
-_SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
-_SAVED_MODEL_ENTRIES = frozenset(_SAVED_MODEL_FILES + ("variables", "assets", "fingerprint.pb", "keras_metadata.pb",
-                                                       "labels.txt"))  # fmt: skip
+_SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt", "saved_model.cpb")  # .cpb: TensorFlow's chunked proto
+_SAVED_MODEL_ENTRIES = frozenset(_SAVED_MODEL_FILES + ("variables", "assets", "assets.extra", "debug", "fingerprint.pb",
+                                                       "keras_metadata.pb", "labels.txt"))  # fmt: skip
 
 
 def check_saved_model_replaceable(folder: "os.PathLike[str] | str") -> None:
     """Refuse to replace ``folder`` unless it is missing, empty, or a SavedModel and nothing else.
 
-    A SavedModel folder holds ``saved_model.pb`` (or ``.pbtxt``) and what TensorFlow writes
-    beside it (``variables/``, ``assets/``, ``fingerprint.pb``, ``keras_metadata.pb``), and
-    the ``labels.txt`` :func:`save_saved_model` adds. Anything else is not ours to delete.
+    A SavedModel folder holds ``saved_model.pb`` (or ``.pbtxt``, or ``.cpb``) and what TensorFlow
+    writes beside it (``variables/``, ``assets/``, ``assets.extra/``, ``debug/``, ``fingerprint.pb``,
+    ``keras_metadata.pb``), and the ``labels.txt`` :func:`save_saved_model` adds; hidden entries
+    (``.DS_Store``) do not count. Anything else is not ours to delete.
 
     Raises:
       ExportError: naming ``folder``: not a folder, or it holds other entries (the first five named).
@@ -292,7 +303,7 @@ def check_saved_model_replaceable(folder: "os.PathLike[str] | str") -> None:
         return
     if not os.path.isdir(folder) or os.path.islink(folder):
         raise ExportError("exists and is not a folder", path=folder)
-    entries = sorted(os.listdir(folder))
+    entries = sorted(e for e in os.listdir(folder) if not e.startswith("."))
     foreign = [e for e in entries if e not in _SAVED_MODEL_ENTRIES]
     if entries and not any(name in entries for name in _SAVED_MODEL_FILES):
         foreign = entries

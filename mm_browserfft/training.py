@@ -192,8 +192,11 @@ def _clips_or_none(split, what: str):
     """A split that holds clips, else None with a warning (a split of few files may hold none)."""
     if split is None or split.report.num_clips:
         return split
-    log.warning(
-        "the %s split holds no clip (%d files, each shorter than a window): no %s data", what, len(split), what)
+    if len(split):
+        log.warning("the %s split holds no clip (%d files, each shorter than a window): no %s data",
+                    what, len(split), what)  # fmt: skip
+    else:
+        log.warning("the %s split holds no file (too few files per label): no %s data", what, what)
     return None
 
 

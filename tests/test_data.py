@@ -183,13 +183,20 @@ def test_stratified_split_splits_each_label_in_proportion(tmp_path, spec):
     loader = DataLoader.from_folder(spec, tmp_path, seed=1)
     first, second = loader.split(0.8, stratify=True)
     in_first = collections.Counter(label for _, label in first.files)
-    assert in_first == {"a": 8, "b": 4, "c": 2, "d": 1}  # round(n * 0.8), halves up: a label's one file trains
+    # int(18 * 0.8) = 14 files: 8 + 4 + 1.6 + 0.8 rounded down is 13, and `d` has the largest remainder
+    assert in_first == {"a": 8, "b": 4, "c": 1, "d": 1}
     assert sorted(first.files + second.files) == sorted(loader.files)
     assert first.files == [f for f in loader.files if f in first.files]  # the loader's order, kept
     unstratified = collections.Counter(label for _, label in loader.split(0.8)[0].files)
     assert unstratified == {"a": 6, "b": 5, "c": 2, "d": 1}  # the first 80 % of this seed's shuffle
     with pytest.raises(DatasetError, match="by speaker or stratified"):
         loader.split(0.8, by_speaker=True, stratify=True)
+    # seven labels of one file each, halved (a test split of a validation split's leftovers):
+    # int(3.5) = 3 files in the first part, 4 in the second, not all 7 on one side
+    for i in range(7):
+        write_noise(str(tmp_path / "single" / f"w{i}" / "0.wav"), 1.0, rate=16000)
+    first, second = DataLoader.from_folder(spec, tmp_path / "single", seed=1).split(0.5, stratify=True)
+    assert (len(first), len(second)) == (3, 4)
 
 
 # ---------------------------------------------------------------- caches

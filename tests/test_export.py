@@ -214,6 +214,11 @@ def test_replace_path_swaps_a_folder_for_a_folder_and_puts_it_back_on_failure(tm
     (tmp_path / "b.tflite").write_bytes(b"new file")
     replace_path(tmp_path / "b.tflite", tmp_path / "a.tflite")
     assert (tmp_path / "a.tflite").read_bytes() == b"new file" and not (tmp_path / "b.tflite").exists()
+    with pytest.raises(IsADirectoryError, match="cannot replace a folder with a file"):
+        replace_path(tmp_path / "a.tflite", f"{tmp_path / 'saved_model'}/")  # a trailing slash is the same folder
+    with pytest.raises(NotADirectoryError, match="cannot replace a file or link with a folder"):
+        replace_path(tmp_path / "saved_model", tmp_path / "a.tflite")
+    assert _tree(tmp_path) == {"saved_model/saved_model.pb": b"new", "a.tflite": b"new file"}
 
 
 def test_only_a_saved_model_folder_is_replaced_by_one(tmp_path):
@@ -229,8 +234,11 @@ def test_only_a_saved_model_folder_is_replaced_by_one(tmp_path):
     with pytest.raises(ExportError, match=r"saved_model: holds files that are not part of a SavedModel \(\['notes.txt'\]\)"):
         check_saved_model_replaceable(folder)
     (folder / "notes.txt").unlink()
+    (folder / ".DS_Store").write_bytes(b"")
+    (folder / "assets.extra").mkdir()
+    check_saved_model_replaceable(folder)  # TensorFlow's extra assets, and a hidden file, are fine
     (folder / "saved_model.pb").unlink()  # labels.txt and variables/ without a graph: someone else's
-    with pytest.raises(ExportError, match=r"\['fingerprint.pb', 'labels.txt', 'variables'\]"):
+    with pytest.raises(ExportError, match=r"\['assets.extra', 'fingerprint.pb', 'labels.txt', 'variables'\]"):
         check_saved_model_replaceable(folder)
     with pytest.raises(ExportError, match="exists and is not a folder"):
         check_saved_model_replaceable(folder / "labels.txt")

@@ -252,10 +252,13 @@ class DataLoader:
             files. (In order of first appearance, speakers with many clips would
             fill the first part and one-clip "speakers" such as ``_silence_`` cuts
             the second.)
-          stratify: split each label's files in the fraction instead (its first
-            ``round(n * fraction)`` files, halves rounded up), so that every label
-            is in both parts in proportion; with ``fraction >= 0.5`` a label's one
-            file stays in the first part. Both parts keep the loader's order.
+          stratify: split each label's files in the fraction instead: a label of ``n``
+            files puts its first ``floor(n * fraction)`` or ``ceil(n * fraction)`` in the
+            first part, the labels with the largest remainders (then the first to appear)
+            rounding up until the first part holds ``int(len * fraction)`` files (largest
+            remainders). Every label is in both parts in proportion, and the one file of
+            each of several small labels is dealt to both parts, not all to one. Both
+            parts keep the loader's order.
 
         Raises:
           DatasetError: ``fraction`` is not in (0, 1), or both ``by_speaker`` and
@@ -281,9 +284,15 @@ class DataLoader:
         return self._subset(first), self._subset(second)
 
     def _stratified_split(self, fraction: float) -> Tuple["DataLoader", "DataLoader"]:
-        """:meth:`split` with ``stratify``: each label's first ``floor(n * fraction + 0.5)`` files first."""
-        wanted = collections.Counter(item.label for item in self._items)
-        wanted = {label: math.floor(n * fraction + 0.5) for label, n in wanted.items()}
+        """:meth:`split` with ``stratify``: each label's share of the first part, by largest remainders."""
+        counts = collections.Counter(item.label for item in self._items)  # labels in order of first appearance
+        quotas = {label: n * fraction for label, n in counts.items()}
+        wanted = {label: min(counts[label], math.floor(q + 1e-9)) for label, q in quotas.items()}
+        extra = int(len(self._items) * fraction + 1e-9) - sum(wanted.values())
+        order = sorted((label for label in counts if wanted[label] < counts[label]),
+                       key=lambda label: -round(quotas[label] - wanted[label], 9))  # stable: ties by first appearance
+        for label in order[: max(0, extra)]:
+            wanted[label] += 1
         first, second = [], []
         for item in self._items:
             if wanted[item.label]:
