@@ -170,9 +170,9 @@ def test_report_counts_equal_the_data(trained, words):
         }
         split = [data[part]["per_class"][label]["files"] for part in ("train", "validation")]
         assert sum(split) == train_files and split[1] in (2, 3)  # each label's 10 %, 2.4 files, rounded
+        assert data["test"]["per_class"][label]["files"] == TEST_PER_LABEL
     validation = sum(data["validation"]["per_class"][label]["files"] for label in LABELS)
     assert validation == len(LABELS) * TRAIN_PER_LABEL - int(len(LABELS) * TRAIN_PER_LABEL * 0.9)
-        assert data["test"]["per_class"][label]["files"] == TEST_PER_LABEL
     assert data["all"]["sample_rates_hz"] == [16000] and data["all"]["duration_s"]["max"] == pytest.approx(1.0)
     md = (trained[0] / "report.md").read_text()
     assert f"| yes | {TEST_PER_LABEL} | {TEST_PER_LABEL} | 0 | 0 | 0 |" in md
