@@ -142,6 +142,104 @@ def test_the_token_cookie_is_the_ports_own_so_two_studios_keep_theirs(studio, tm
         other.stop()
 
 
+def _cookie_of(studio) -> str:
+    """The token cookie the studio's page gets (its audio players and downloads carry only that)."""
+    with urllib.request.urlopen(f"{studio.base}/?token={studio.token}", timeout=60) as response:
+        return response.headers["set-cookie"].split(";")[0]
+
+
+def test_the_cookie_alone_only_reads_and_no_page_may_frame_the_studio(studio):
+    """Another page on this host (another port, same site) gets the cookie sent along: it must change nothing."""
+    cookie = _cookie_of(studio)
+    assert studio.request("GET", "/api/projects", token=None, headers={"Cookie": cookie})[0] == 200
+    status, body = studio.request("POST", "/api/projects", token=None, body=b'{"name": "csrf", "words": ["x"]}',
+                                  headers={"Cookie": cookie, "Content-Type": "text/plain",
+                                           "Origin": "http://127.0.0.1:3000"})  # fmt: skip
+    assert status == 403 and "must carry the token itself" in body["error"]
+    assert studio.post_json("/api/projects", {"name": "p", "words": []})[0] == 201
+    assert studio.request("DELETE", "/api/projects/p", token=None, headers={"Cookie": cookie})[0] == 403
+    assert (studio.workspace / "p").is_dir() and not (studio.workspace / "csrf").exists()
+    # the page the token opens holds the token (which no page of another origin can read), and no page may frame it
+    req = urllib.request.Request(f"{studio.base}/", headers={"Cookie": cookie})
+    with urllib.request.urlopen(req, timeout=60) as response:
+        page, headers = response.read().decode(), response.headers
+    assert f'<meta name="studio-token" content="{studio.token}">' in page
+    assert headers["x-frame-options"] == "DENY" and headers["content-security-policy"] == "frame-ancestors 'none'"
+
+
+def _chunked_post(studio, path: str, chunks, content_type: str) -> tuple:
+    """A POST whose body is sent in chunks, without a Content-Length: ``(status, parsed JSON)``."""
+    import http.client
+
+    host, port = studio.base.split("//")[1].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        connection.request("POST", path, body=iter(chunks), encode_chunked=True,
+                           headers={"X-Studio-Token": studio.token, "Content-Type": content_type})  # fmt: skip
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    except (BrokenPipeError, ConnectionResetError):  # the server answered and closed while chunks were still sent
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_bodies_are_counted_as_they_arrive_and_zips_as_they_unpack(studio):
+    assert studio.post_json("/api/projects", {"name": "p", "words": ["yes"]})[0] == 201
+    megabyte = b"\0" * 1_000_000  # the fixture's limits: 2 MB a file, 5 MB in all
+    boundary = uuid.uuid4().hex
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.wav"\r\n'
+            "Content-Type: audio/wav\r\n\r\n").encode()  # fmt: skip
+    status, body = _chunked_post(studio, "/api/projects/p/clips?label=yes", [head] + [megabyte] * 8,
+                                 f"multipart/form-data; boundary={boundary}")  # fmt: skip
+    assert status == 413 and "body is over" in body["error"]
+    status, body = _chunked_post(studio, "/api/projects/p/listen?rate=16000", [megabyte] * 3, "application/octet-stream")
+    assert status == 413 and "body is over" in body["error"]
+    status, body = _chunked_post(studio, "/api/projects", [b'{"name": "' + b"x" * 2_000_000 + b'"}'], "application/json")
+    assert status == 413
+    # three zips of 1.8 MB members: each under the limit, 5.4 MB unpacked together
+    zips = []
+    for i in range(3):
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr(f"yes/{i}.wav", b"\0" * 1_800_000)
+        zips.append((f"part{i}.zip", archive.getvalue()))
+    assert sum(len(content) for _, content in zips) < 100_000
+    status, body = studio.upload("/api/projects/p/clips", zips)
+    assert status == 413 and "unpacks to more than 5000000 bytes" in body["error"]
+    assert not any((studio.workspace / "p" / "data" / "yes").iterdir())
+
+
+def test_names_a_disk_could_not_hold_or_merge_are_refused_and_missing_things_are_not_found(studio):
+    assert studio.post_json("/api/projects", {"name": "p", "words": ["yes"]})[0] == 201
+    for name in ("\U0001F600" * 64, "yes\u200b", "e\u202egnp", "CON", "nul.wav", "trailing."):
+        status, body = studio.post_json("/api/projects/p/labels", {"name": name})
+        assert status == 400 and "refused label name" in body["error"], (name, body)
+    status, body = studio.post_json("/api/projects/p/labels", {"name": "YES"})
+    assert status == 400 and "differs from label 'yes' only in case" in body["error"]
+    assert studio.post_json("/api/projects", {"name": "P", "words": []})[0] == 400  # project "p" exists
+    assert studio.post_json("/api/projects", {"name": ["x"], "words": []})[0] == 400  # not rewritten to "['x']"
+    assert studio.post_json("/api/projects/p/train", {"epochs": "abc"})[0] == 400
+    for path in ("/api/projects/nope", "/api/projects/nope/train", "/api/projects/p/clips/yes/none.wav",
+                 "/api/projects/p/clips/maybe/a.wav", "/api/projects/p/download/tflite"):  # fmt: skip
+        assert studio.request("GET", path)[0] == 404, path
+    (studio.workspace / "p" / "data" / ".ipynb_checkpoints").mkdir()  # a tool's hidden folder is no label
+    assert [label["name"] for label in studio.request("GET", "/api/projects/p")[1]["labels"]] == [
+        "_background_noise_", "_unknown_", "yes"]
+    status, body = studio.upload("/api/projects/p/clips?label=yes", [("bad.wav", b"RIFF not really")])
+    assert status == 400 and "'bad.wav' is not audio" in body["error"] and "/tmp" not in body["error"]
+
+
+def test_an_upload_that_cannot_be_written_whole_keeps_nothing(studio):
+    assert studio.post_json("/api/projects", {"name": "p", "words": ["yes"]})[0] == 201
+    folder = studio.workspace / "p" / "data" / "yes"
+    (folder / ".b.wav.part").mkdir()  # where b.wav's bytes are written first: the write fails
+    status, body = studio.upload("/api/projects/p/clips?label=yes", [("a.wav", _wav_bytes()), ("b.wav", _wav_bytes())])
+    assert status == 400 and "cannot keep 'b.wav'" in body["error"] and "nothing of this upload was kept" in body["error"]
+    assert [p.name for p in folder.iterdir()] == [".b.wav.part"]
+
+
 def test_the_live_listening_controls_start_at_the_recognisers_defaults(studio):
     from mm_browserfft.listen import ListeningOptions
 
@@ -181,7 +279,7 @@ def test_uploads_are_validated_limited_and_kept_as_ordinary_audio_folders(studio
     assert studio.post_json("/api/projects", {"name": "p", "words": ["yes", "no"]})[0] == 201
     status, body = studio.upload("/api/projects/p/clips?label=yes", [("note.wav", b"not audio at all")])
     assert status == 400 and "'note.wav' is not audio" in body["error"]
-    assert studio.upload("/api/projects/p/clips?label=yes", [("big.wav", b"\0" * 2_100_000)])[0] == 400
+    assert studio.upload("/api/projects/p/clips?label=yes", [("big.wav", b"\0" * 2_100_000)])[0] == 413
     assert studio.upload("/api/projects/p/clips?label=yes", [(f"{i}.wav", _wav_bytes(0.1)) for i in range(51)])[0] == 400
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as z:
@@ -218,7 +316,7 @@ def test_a_folder_upload_skips_and_names_what_is_not_audio(studio):
     assert status == 400 and body["error"] == "no audio file to add; skipped .DS_Store, notes.txt"
     # a plain file goes to a label the project has; only a zip's folders make new ones
     status, body = studio.upload("/api/projects/p/clips?label=no", folder[2:])
-    assert status == 400 and "has no label 'no'" in body["error"]
+    assert status == 404 and "has no label 'no'" in body["error"]
     assert not (studio.workspace / "p" / "data" / "no").exists()
     # a file put in the folder by hand is listed as the loaders read it: a hidden one is not a clip
     (studio.workspace / "p" / "data" / "yes" / "._a.wav").write_bytes(b"\0\5\26\7AppleDouble")

@@ -7,22 +7,32 @@ few dependencies, so the studio adds no compiled code and no framework of its ow
 Every request must carry the run's token: ``?token=`` (the URL printed at start, as
 Jupyter does), the ``X-Studio-Token`` header (the page's requests) or the cookie the
 page gets when it is opened with the token (its audio players and download links).
-The cookie is ``SameSite=Strict`` and ``HttpOnly``, so another web page can neither
-read it nor send it, and named after the port (:func:`token_cookie`): cookies are shared
-by every port of a host, and two studios side by side must not take each other's.
-Anything else gets 403.
+The cookie is ``SameSite=Strict`` and ``HttpOnly``, and named after the port
+(:func:`token_cookie`): cookies are shared by every port of a host, and two studios
+side by side must not take each other's. ``SameSite`` does not tell ports apart, so
+another page served from this host could send the cookie: the cookie alone opens
+only reads (GET); a request that changes anything must carry the token itself,
+which a page of another origin cannot read (the studio's page gets it in its HTML).
+Anything else gets 403. No page may frame the studio's (``frame-ancestors 'none'``).
+
+Bodies are counted as they arrive, whatever their ``Content-Length`` says (a chunked
+request has none): an upload may hold :class:`~mm_browserfft.studio.workspace.Limits`'
+``total_bytes``, a listening request 10 s of audio, any other request 1 MB; more is
+answered 413. Decoding, inference and zipping run in worker threads, so one upload does
+not stall the page's other requests.
 """
 
 from __future__ import annotations
 
 import hmac
+import html
 import io
 import os
 import pathlib
 import secrets
 import threading
 import zipfile
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 from urllib.parse import quote
 
 import numpy as np
@@ -30,13 +40,19 @@ import numpy as np
 from ..errors import BrowserFftError, InvalidInputError
 from ..listen import NOISE_LABELS, ListeningOptions, read_listening_options
 from .jobs import MIN_CLIPS_PER_LABEL, TEST_SPLIT, TrainingJob, read_report
-from .workspace import Limits, StudioBusy, StudioError, Workspace, safe_name
+from .workspace import Limits, StudioBusy, StudioError, StudioNotFound, StudioTooLarge, Workspace, safe_name
 
 __all__ = ["create_app", "serve", "STATIC_DIR", "token_cookie"]
 
 STATIC_DIR = pathlib.Path(__file__).with_name("static")
 _MAX_LISTENERS = 8
 _MAX_LISTEN_BODY = 4 * 48000 * 10  # 10 s of float32 at 48 kHz per request
+_MAX_OTHER_BODY = 1024 * 1024  # JSON bodies
+_MULTIPART_SLACK = 1024 * 1024  # an upload's part headers and boundaries, beyond its files' bytes
+_SAFE_METHODS = ("GET", "HEAD")
+_SECURITY_HEADERS = [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"),
+                     (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]  # fmt: skip
+_STATUS = ((StudioBusy, 409), (StudioNotFound, 404), (StudioTooLarge, 413))
 
 
 def token_cookie(port: Optional[int]) -> str:
@@ -50,8 +66,36 @@ def _port_of(request) -> Optional[int]:
 
 
 def _token_of(request) -> str:
-    return (request.headers.get("x-studio-token") or request.query_params.get("token")
-            or request.cookies.get(token_cookie(_port_of(request))) or "")  # fmt: skip
+    """The token a request carries: the header or the query, and for reads (GET) the cookie too."""
+    carried = request.headers.get("x-studio-token") or request.query_params.get("token")
+    if not carried and request.method in _SAFE_METHODS:
+        carried = request.cookies.get(token_cookie(_port_of(request)))
+    return carried or ""
+
+
+def _body_limit(scope, limits: Limits) -> int:
+    """The most body bytes a request to this path may send."""
+    path = scope.get("path", "")
+    if path.endswith("/clips"):
+        return limits.total_bytes + _MULTIPART_SLACK
+    if path.endswith("/listen"):
+        return _MAX_LISTEN_BODY
+    return _MAX_OTHER_BODY
+
+
+def _text(body: Dict, key: str, default: str = "") -> str:
+    """A JSON body's string field; :class:`StudioError` for any other type."""
+    value = body.get(key, default)
+    if not isinstance(value, str):
+        raise StudioError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def _epochs(body: Dict) -> int:
+    value = body.get("epochs", 30)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StudioError(f"epochs must be a whole number, got {value!r}")
+    return value
 
 
 def _listening_settings(tflite: pathlib.Path) -> Optional[Dict]:
@@ -82,7 +126,16 @@ class _Studio:
         self.workspace, self.limits = workspace, limits
         self.jobs: Dict[str, TrainingJob] = {}
         self.listeners: Dict[str, Tuple[Tuple[int, int, int], object]] = {}  # key -> (model file stamp, Recognizer)
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # jobs and listeners
+        self.files_lock = threading.Lock()  # a project's folders: uploads and deletions, one at a time
+        self.listen_lock = threading.Lock()  # one recogniser fed at a time
+
+    def add_clips(self, name: str, label: Optional[str], uploads, *, from_folder: bool) -> Dict:
+        """Keep an upload in project ``name`` (looked up again: it may have been deleted while the upload arrived)."""
+        with self.files_lock:
+            project = self.workspace.project(name)
+            result = project.add_clips(label, uploads, limits=self.limits, from_folder=from_folder)
+        return {**result, "project": self.summary(name)}
 
     def summary(self, name: str) -> Dict:
         project = self.workspace.project(name)
@@ -123,7 +176,7 @@ class _Studio:
             self.jobs[name] = job
         return job.status()
 
-    def listen(self, name: str, session: str, samples: np.ndarray, *, rate: int, options: Dict) -> Dict:
+    def listen(self, name: str, session: str, samples: np.ndarray, *, rate: int, options: Dict[str, Any]) -> Dict:
         """Feed ``samples`` to the project's recogniser for ``session``; returns what fired."""
         from ..listen import Recognizer
 
@@ -143,7 +196,8 @@ class _Studio:
                 self.listeners[key] = (model, recognizer)
             elif recognizer.options != wanted:  # a slider moved: the stream goes on
                 recognizer.set_options(wanted)
-        detections = recognizer.feed(samples)
+        with self.listen_lock:
+            detections = recognizer.feed(samples)
         return {"detections": [d.as_dict() for d in detections]}
 
     def require_idle(self, name: str, action: str) -> None:
@@ -161,7 +215,15 @@ class _Studio:
         if job is not None:
             job.cancel()
             job.wait(timeout=60)  # the child must not write the model back after the folder is gone
-        self.workspace.delete_project(project.name)
+        with self.files_lock:
+            self.workspace.delete_project(project.name)
+
+    def delete_clip(self, name: str, label: str, clip: str) -> Dict:
+        with self.files_lock:
+            project = self.workspace.project(name)
+            self.require_idle(project.name, "delete clips")
+            project.delete_clip(label, clip)
+        return self.summary(name)
 
     def _drop_listeners(self, name: str) -> None:
         self.listeners = {k: v for k, v in self.listeners.items() if not k.startswith(f"{name}\0")}
@@ -170,38 +232,74 @@ class _Studio:
 def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limits = Limits()):
     """The studio's ASGI app over ``workspace``, answering only requests that carry ``token``."""
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.middleware import Middleware
     from starlette.requests import Request
-    from starlette.responses import FileResponse, JSONResponse, Response
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
     studio = _Studio(Workspace(workspace), limits)
 
     class TokenGate:
+        """403 without the token (:func:`_token_of`); 413 past the body limit (:func:`_body_limit`); security headers."""
+
         def __init__(self, app):
             self.app = app
 
         async def __call__(self, scope, receive, send):
-            if scope["type"] == "http":
-                request = Request(scope)
-                if not hmac.compare_digest(_token_of(request).encode(), token.encode()):
-                    await JSONResponse({"error": "missing or wrong token: open the URL the studio printed"},
-                                       status_code=403)(scope, receive, send)  # fmt: skip
-                    return
-            await self.app(scope, receive, send)
+            if scope["type"] != "http":
+                return await self.app(scope, receive, send)
+
+            async def send_secured(message):
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", []), *_SECURITY_HEADERS]}
+                await send(message)
+
+            request = Request(scope)
+            if not hmac.compare_digest(_token_of(request).encode(), token.encode()):
+                what = "this request must carry the token itself" if request.cookies else "missing or wrong token"
+                return await JSONResponse({"error": f"{what}: open the URL the studio printed"},
+                                          status_code=403)(scope, receive, send_secured)  # fmt: skip
+            limit = _body_limit(scope, limits)
+            try:
+                declared = int(request.headers.get("content-length") or 0)
+            except ValueError:
+                declared = 0
+            if declared > limit:
+                return await _too_large(limit)(scope, receive, send_secured)
+            received = 0
+
+            async def counted():
+                nonlocal received
+                message = await receive()
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StudioTooLarge(f"refused: the request's body is over {limit} bytes")
+                return message
+
+            await self.app(scope, counted, send_secured)
+
+    def _too_large(limit: int):
+        return JSONResponse({"error": f"refused: the request's body is over {limit} bytes"}, status_code=413)
 
     async def body_json(request) -> Dict:
         try:
             value = await request.json()
+        except StudioTooLarge:
+            raise
         except ValueError as exc:
             raise StudioError(f"the request body is not JSON: {exc}") from exc
         if not isinstance(value, dict):
             raise StudioError("the request body must be a JSON object")
         return value
 
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+
     async def index(request):
-        response = FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+        html_text = page.replace('<meta name="studio-token" content="">',
+                                 f'<meta name="studio-token" content="{html.escape(token)}">')  # fmt: skip
+        response = HTMLResponse(html_text, headers={"Cache-Control": "no-store"})
         response.set_cookie(token_cookie(_port_of(request)), token, httponly=True, samesite="strict")
         return response
 
@@ -211,27 +309,26 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
             words = body.get("words") or []
             if not isinstance(words, list):
                 raise StudioError("words must be a list of labels")
-            studio.workspace.create_project(str(body.get("name", "")), [str(w) for w in words])
-            return JSONResponse(studio.summary(str(body["name"])), status_code=201)
+            name = _text(body, "name")
+            studio.workspace.create_project(name, words)
+            return JSONResponse(studio.summary(name), status_code=201)
         return JSONResponse({"projects": studio.workspace.projects()})
 
     async def project(request):
         name = request.path_params["project"]
         if request.method == "DELETE":
-            studio.delete(name)
+            await run_in_threadpool(studio.delete, name)
             return JSONResponse({"deleted": name})
         return JSONResponse(studio.summary(name))
 
     async def labels(request):
         body = await body_json(request)
-        studio.workspace.project(request.path_params["project"]).add_label(str(body.get("name", "")))
+        studio.workspace.project(request.path_params["project"]).add_label(_text(body, "name"))
         return JSONResponse(studio.summary(request.path_params["project"]), status_code=201)
 
     async def upload(request):
-        project = studio.workspace.project(request.path_params["project"])
-        length = int(request.headers.get("content-length") or 0)
-        if length > limits.total_bytes:
-            raise StudioError(f"refused: {length} bytes, over the {limits.total_bytes} one upload may hold")
+        name = request.path_params["project"]
+        studio.workspace.project(name)  # a missing project is named before the upload is read
         form = await request.form(max_files=limits.files, max_fields=16)
         label = request.query_params.get("label") or form.get("label") or None
         uploads = []
@@ -243,25 +340,23 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
         await form.close()
         if not uploads:
             raise StudioError("no files in the upload (multipart field 'files')")
-        result = project.add_clips(label, uploads, limits=limits, from_folder=request.query_params.get("from_folder") == "1")
-        return JSONResponse({**result, "project": studio.summary(project.name)}, status_code=201)
+        result = await run_in_threadpool(studio.add_clips, name, label, uploads,
+                                         from_folder=request.query_params.get("from_folder") == "1")  # fmt: skip
+        return JSONResponse(result, status_code=201)
 
     async def clip(request):
         p = request.path_params
-        project = studio.workspace.project(p["project"])
         if request.method == "DELETE":
-            studio.require_idle(project.name, "delete clips")
-            project.delete_clip(p["label"], p["name"])
-            return JSONResponse(studio.summary(project.name))
-        return FileResponse(project.clip_path(p["label"], p["name"]))
+            return JSONResponse(await run_in_threadpool(studio.delete_clip, p["project"], p["label"], p["name"]))
+        return FileResponse(studio.workspace.project(p["project"]).clip_path(p["label"], p["name"]))
 
     async def train(request):
         name = request.path_params["project"]
         if request.method == "POST":
             body = await body_json(request)
-            return JSONResponse(studio.train(name, epochs=int(body.get("epochs", 30)),
-                                             whole_model=bool(body.get("whole_model", False)),
+            return JSONResponse(studio.train(name, epochs=_epochs(body), whole_model=bool(body.get("whole_model", False)),
                                              for_listening=bool(body.get("for_listening", True))), status_code=202)  # fmt: skip
+        studio.workspace.project(name)
         job = studio.jobs.get(name)
         return JSONResponse(job.status() if job is not None else {"state": "none"})
 
@@ -279,8 +374,8 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
         except ValueError as exc:
             raise StudioError(f"bad listening option: {exc}") from exc
         samples = np.frombuffer(body, "<f4")
-        return JSONResponse(studio.listen(request.path_params["project"], q.get("session", "page"), samples,
-                                          rate=rate, options=options))  # fmt: skip
+        return JSONResponse(await run_in_threadpool(studio.listen, request.path_params["project"],
+                                                    q.get("session", "page"), samples, rate=rate, options=options))  # fmt: skip
 
     async def download(request):
         project = studio.workspace.project(request.path_params["project"])
@@ -288,23 +383,18 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
         files = {"tflite": model / "model.tflite", "labels": model / "labels.txt", "json": model / "model.json"}
         if what in files:
             if not files[what].is_file():
-                raise StudioError(f"no {what} yet: train the model first")
+                raise StudioNotFound(f"no {what} yet: train the model first")
             return FileResponse(files[what], filename=f"{project.name}-{files[what].name}")
         folders = {"tfjs": (model / "tfjs", None), "report": (model, ("report.md", "report.json", "report_images"))}
         if what not in folders or not model.is_dir():
-            raise StudioError(f"nothing to download as {what!r}")
-        root, keep = folders[what]
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(root.rglob("*")):
-                rel = path.relative_to(root)
-                if path.is_file() and (keep is None or rel.parts[0] in keep):
-                    archive.write(path, rel.as_posix())
-        return Response(buffer.getvalue(), media_type="application/zip",
+            raise StudioNotFound(f"nothing to download as {what!r}")
+        content = await run_in_threadpool(_zip_folder, *folders[what])
+        return Response(content, media_type="application/zip",
                         headers={"Content-Disposition": _attachment(f"{project.name}-{what}.zip")})  # fmt: skip
 
     async def refused(request, exc):
-        return JSONResponse({"error": str(exc)}, status_code=409 if isinstance(exc, StudioBusy) else 400)
+        status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+        return JSONResponse({"error": str(exc)}, status_code=status)
 
     async def failed(request, exc):
         return JSONResponse({"error": str(exc)}, status_code=500)
@@ -323,6 +413,17 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
     ]
     return Starlette(routes=routes, middleware=[Middleware(TokenGate)],
                      exception_handlers={InvalidInputError: refused, BrowserFftError: failed})  # fmt: skip
+
+
+def _zip_folder(root: pathlib.Path, keep: Optional[Tuple[str, ...]]) -> bytes:
+    """The files under ``root`` (those under its entries named in ``keep``, if given), zipped."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root)
+            if path.is_file() and (keep is None or rel.parts[0] in keep):
+                archive.write(path, rel.as_posix())
+    return buffer.getvalue()
 
 
 def serve(workspace: "os.PathLike[str] | str", *, host: str = "127.0.0.1", port: int = 8765,

@@ -6,11 +6,13 @@ A workspace folder holds one folder per project::
     <workspace>/<project>/model/                    the last training's export and report
 
 Every name that comes from a request (project, label, file) is checked by
-:func:`safe_name`: no path separators, no ``..``, no leading dot, printable and
-short; a bad name is refused (:class:`StudioError`), never rewritten, so nothing is
-written outside the workspace. Uploaded audio is decoded before it is kept, a zip is
-read member by member under the same rules, and limits bound the size and count
-of what one request may add.
+:func:`safe_name`: no path separators, no ``..``, no leading dot, printable, short
+(64 characters, 200 bytes of UTF-8) and valid on Windows too; a bad name is refused
+(:class:`StudioError`), never rewritten, so nothing is written outside the workspace.
+A new label that differs from another only in case is refused (a case-insensitive
+disk would merge them). Uploaded audio is decoded before it is kept, a zip is read
+member by member under the same rules, and limits bound the size and count of what
+one request may add, zips counted unpacked.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pathlib
 import re
 import shutil
 import tempfile
+import unicodedata
 import zipfile
 import zlib
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -30,7 +33,7 @@ from ..audio import AUDIO_EXTENSIONS, load_audio
 from ..data.files import is_audio_name
 from ..errors import InvalidInputError
 
-__all__ = ["StudioError", "StudioBusy", "Limits", "safe_name", "Workspace", "Project", "NOISE_LABEL", "UNKNOWN_LABEL"]
+__all__ = ["StudioError", "StudioBusy", "StudioNotFound", "StudioTooLarge", "Limits", "safe_name", "Workspace", "Project", "NOISE_LABEL", "UNKNOWN_LABEL"]
 
 NOISE_LABEL = "_background_noise_"
 """The background class of a new project (the name the browser recogniser and Teachable Machine use)."""
@@ -38,6 +41,9 @@ UNKNOWN_LABEL = "_unknown_"
 """The class of other speech."""
 
 _NAME = re.compile(r"^[^\x00-\x1f/\\:*?\"<>|]{1,64}$")
+_MAX_NAME_BYTES = 200  # UTF-8 bytes; file systems allow 255, and a duplicate gets " (2)" and a temporary prefix
+_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+_INVISIBLE = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")  # control, format (bidi, zero-width), unassigned, line breaks
 
 
 class StudioError(InvalidInputError):
@@ -46,6 +52,14 @@ class StudioError(InvalidInputError):
 
 class StudioBusy(StudioError):
     """A request the studio refuses for now: the project is training."""
+
+
+class StudioNotFound(StudioError):
+    """A request for a project, label, clip or download that does not exist."""
+
+
+class StudioTooLarge(StudioError):
+    """A request larger than the studio takes (its body, or what its zips unpack to)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,14 +84,24 @@ def safe_name(name: str, *, what: str) -> str:
       name: a project, label or file name from a request.
       what: what it names, for the message ("label", "file", ...).
     """
-    if not isinstance(name, str) or not _NAME.match(name) or name.strip() != name or name.startswith(".") or (
-        name in ("", ".", "..")
-    ):
-        raise StudioError(f"refused {what} name {name!r}: use 1-64 printable characters, no '/', '\\', ':' or "
-                          "leading dot")  # fmt: skip
+    if not isinstance(name, str):
+        raise StudioError(f"refused {what} name {name!r}: a name is a string")
+    if (not _NAME.match(name) or name.strip() != name or name.startswith(".") or name.endswith(".")
+            or any(unicodedata.category(c) in _INVISIBLE for c in name)):  # fmt: skip
+        raise StudioError(f"refused {what} name {name!r}: use 1-64 printable characters, no '/', '\\', ':', "
+                          "leading dot or trailing dot")  # fmt: skip
+    if len(name.encode("utf-8")) > _MAX_NAME_BYTES:
+        raise StudioError(f"refused {what} name {name!r}: over {_MAX_NAME_BYTES} bytes in UTF-8")
+    if _WINDOWS_RESERVED.match(name):
+        raise StudioError(f"refused {what} name {name!r}: a device name on Windows")
     if what == "label" and "," in name:
         raise StudioError(f"refused label name {name!r}: no ',' (labels are listed comma-separated to train)")
     return name
+
+
+def _folded(name: str) -> str:
+    """``name`` as a case-insensitive, normalising file system may store it."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def _audio_name(name: str) -> str:
@@ -106,17 +130,35 @@ class Project:
         self.model_dir = root / "model"
 
     def labels(self) -> List[str]:
-        """The labels (sub-folders of ``data/``), sorted."""
-        return sorted(p.name for p in self.data_dir.iterdir() if p.is_dir()) if self.data_dir.is_dir() else []
+        """The labels (sub-folders of ``data/`` not hidden, as the loaders read them), sorted."""
+        if not self.data_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.data_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def add_label(self, label: str) -> None:
-        """Make the folder of a new label."""
-        (self.data_dir / safe_name(label, what="label")).mkdir(parents=True, exist_ok=True)
+        """Make the folder of a new label (an existing one is kept).
+
+        Raises:
+          StudioError: a bad name, or one that differs from an existing label only in case.
+        """
+        self._check_new_labels([label])
+        (self.data_dir / label).mkdir(parents=True, exist_ok=True)
+
+    def _check_new_labels(self, labels: Sequence[str]) -> None:
+        """Refuse bad names, and new labels that a case-insensitive disk would merge with another."""
+        existing = self.labels()
+        seen = {_folded(label): label for label in existing}
+        for label in labels:
+            safe_name(label, what="label")
+            other = seen.setdefault(_folded(label), label)
+            if other != label:
+                raise StudioError(f"refused label name {label!r}: it differs from label {other!r} only in case "
+                                  "(or in Unicode normalisation)")  # fmt: skip
 
     def _label_dir(self, label: str) -> pathlib.Path:
         folder = self.data_dir / safe_name(label, what="label")
         if not folder.is_dir():
-            raise StudioError(f"project {self.name!r} has no label {label!r}")
+            raise StudioNotFound(f"project {self.name!r} has no label {label!r}")
         return folder
 
     def clips(self, label: str) -> List[str]:
@@ -128,7 +170,7 @@ class Project:
         """The path of an existing clip; :class:`StudioError` if there is none."""
         path = self._label_dir(label) / _audio_name(name)
         if not path.is_file():
-            raise StudioError(f"label {label!r} has no clip {name!r}")
+            raise StudioNotFound(f"label {label!r} has no clip {name!r}")
         return path
 
     def delete_clip(self, label: str, name: str) -> None:
@@ -161,12 +203,12 @@ class Project:
         """
         files: List[Tuple[str, str, bytes]] = []  # (label, name, bytes)
         skipped: List[str] = []
-        total = 0
+        total = 0  # bytes kept so far: files as sent, zip members unpacked
         if label is not None:
             self._label_dir(label)
         for name, content in uploads:
             if len(content) > limits.file_bytes:
-                raise StudioError(f"refused {name!r}: {len(content)} bytes, over the {limits.file_bytes} allowed")
+                raise StudioTooLarge(f"refused {name!r}: {len(content)} bytes, over the {limits.file_bytes} allowed")
             if from_folder:
                 if name.startswith("/") or "/" not in name:
                     raise StudioError(f"refused file {name!r}: a folder's files are named by their path in it")
@@ -175,34 +217,59 @@ class Project:
                     skipped.append(name)
                 else:
                     files.append((*kept, content))
+                    total += len(content)
             elif name.lower().endswith(".zip"):
-                files += self._zip_members(name, content, label, limits=limits, skipped=skipped)
+                members = self._zip_members(name, content, label, limits=limits, budget=limits.total_bytes - total,
+                                            skipped=skipped)  # fmt: skip
+                files += members
+                total += sum(len(member) for _, _, member in members)
             elif not is_audio_name(name) and _is_plain_name(name):
                 skipped.append(name)
             else:
                 if label is None:
                     raise StudioError(f"{name!r}: no label to put it in")
                 files.append((label, _audio_name(name), content))
-            total += len(content)
+                total += len(content)
             if len(files) > limits.files or total > limits.total_bytes:
-                raise StudioError(f"refused: over {limits.files} files or {limits.total_bytes} bytes in one request")
+                raise StudioTooLarge(f"refused: over {limits.files} files or {limits.total_bytes} bytes in one request")
         if not files:
             raise StudioError("no audio file to add" + (f"; skipped {', '.join(skipped)}" if skipped else ""))
-        for lab, name, content in files:
-            safe_name(lab, what="label")
+        self._check_new_labels(sorted({lab for lab, _, _ in files}))
+        for _, name, content in files:
             _check_audio(name, content)
+        return {"added": self._write_all(files), "skipped": skipped}
+
+    def _write_all(self, files: Sequence[Tuple[str, str, bytes]]) -> Dict[str, int]:
+        """Write ``(label, name, bytes)`` files into their label folders: all of them, or none.
+
+        Raises:
+          StudioNotFound: the project was deleted meanwhile.
+          StudioError: a file cannot be written (what was written of the request is removed).
+        """
+        if not self.data_dir.is_dir():
+            raise StudioNotFound(f"project {self.name!r} was deleted")
         added: Dict[str, int] = {}
-        for lab, name, content in files:
-            folder = self.data_dir / lab
-            folder.mkdir(parents=True, exist_ok=True)
-            _write_new(folder, name, content)
-            added[lab] = added.get(lab, 0) + 1
-        return {"added": added, "skipped": skipped}
+        written: List[pathlib.Path] = []
+        try:
+            for lab, name, content in files:
+                folder = self.data_dir / lab
+                folder.mkdir(exist_ok=True)  # not parents: a project deleted meanwhile is not made again
+                written.append(_write_new(folder, name, content))
+                added[lab] = added.get(lab, 0) + 1
+        except OSError as exc:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise StudioError(f"cannot keep {name!r}: {exc.strerror or exc}; nothing of this upload was kept") from None
+        return added
 
     @staticmethod
-    def _zip_members(name: str, content: bytes, label: Optional[str], *, limits: Limits,
+    def _zip_members(name: str, content: bytes, label: Optional[str], *, limits: Limits, budget: int,
                      skipped: List[str]) -> List[Tuple[str, str, bytes]]:  # fmt: skip
-        """The audio members of a zip as ``(label, file name, bytes)``; the others' names go to ``skipped``."""
+        """The audio members of a zip as ``(label, file name, bytes)``; the others' names go to ``skipped``.
+
+        Members are read only while they unpack to at most ``budget`` bytes in all (what the
+        request may still add), each at most ``limits.file_bytes``.
+        """
         try:
             archive = zipfile.ZipFile(io.BytesIO(content))
         except zipfile.BadZipFile as exc:
@@ -216,10 +283,11 @@ class Project:
                 skipped.append(f"{name}/{info.filename}")
                 continue
             total += info.file_size
-            if info.file_size > limits.file_bytes or total > limits.total_bytes:
-                raise StudioError(f"refused {name!r}: it unpacks to more than {limits.total_bytes} bytes")
+            if info.file_size > limits.file_bytes or total > budget:
+                raise StudioTooLarge(f"refused {name!r}: with the rest of the upload it unpacks to more than "
+                                     f"{limits.total_bytes} bytes, or a member to more than {limits.file_bytes}")
             try:
-                content = archive.read(info)
+                content = archive.read(info)  # zipfile refuses a member that unpacks to more than its header says
             except (RuntimeError, NotImplementedError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as exc:
                 raise StudioError(f"zip member {info.filename!r} of {name!r} cannot be read: {exc}") from exc
             out.append((*kept, content))
@@ -256,7 +324,9 @@ def _check_audio(name: str, content: bytes) -> None:
         try:
             waveform = load_audio(handle.name)
         except InvalidInputError as exc:
-            raise StudioError(f"{name!r} is not audio the package reads: {exc}") from exc
+            # the temporary copy's path means nothing to the page: it is named as it was sent
+            problem = str(exc).replace(f"{handle.name}: ", "", 1).replace(handle.name, name)
+            raise StudioError(f"{name!r} is not audio the package reads: {problem}") from exc
     if waveform.size == 0:
         raise StudioError(f"{name!r} holds no samples")
 
@@ -294,17 +364,19 @@ class Workspace:
         """An existing project; :class:`StudioError` if there is none."""
         root = self.root / safe_name(name, what="project")
         if not root.is_dir():
-            raise StudioError(f"no project {name!r}")
+            raise StudioNotFound(f"no project {name!r}")
         return Project(root)
 
     def create_project(self, name: str, words: Sequence[str] = ()) -> Project:
         """A new project with a folder per word, plus background noise and unknown speech."""
         root = self.root / safe_name(name, what="project")
-        if root.exists():
-            raise StudioError(f"project {name!r} exists")
-        labels = [safe_name(w, what="label") for w in words]
+        clash = next((p for p in self.projects() if _folded(p) == _folded(name)), None)
+        if root.exists() or clash is not None:
+            raise StudioError(f"project {name!r} exists" + (f" (as {clash!r})" if clash not in (None, name) else ""))
+        labels = [*words, NOISE_LABEL, UNKNOWN_LABEL]
+        Project(root)._check_new_labels(labels)
         project = Project(root)
-        for label in [*labels, NOISE_LABEL, UNKNOWN_LABEL]:
+        for label in labels:
             project.add_label(label)
         return project
 

@@ -1,8 +1,9 @@
 // mm-browserfft studio: the page. Plain JavaScript, no dependencies.
 "use strict";
 
-const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem("studio-token") || "";
-sessionStorage.setItem("studio-token", token);
+// The server writes its token into the page it serves (only to a request that carries it, in the URL
+// or its cookie): every request that changes something must send it in X-Studio-Token.
+const token = document.querySelector('meta[name="studio-token"]').content;
 const $ = (id) => document.getElementById(id);
 const RECORD_SECONDS = { word: 1.0, noise: 5.0 };
 const MIC_IDLE_MS = 20000; // the microphone is released after this long unused
