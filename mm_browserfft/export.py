@@ -24,7 +24,7 @@ import secrets
 import shutil
 import tempfile
 import warnings
-from typing import Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from .metadata import INPUT_NAME, read_operators
 
 __all__ = [
     "convert_to_tflite", "write_files_atomically", "staged_folder", "replace_path", "write_tflite_atomically",
-    "check_saved_model_replaceable", "save_saved_model", "run_tflite",
+    "check_replaceable_folder", "check_saved_model_replaceable", "save_saved_model", "run_tflite",
 ]
 
 ModelSource = Union[bytes, bytearray, str, "os.PathLike[str]"]
@@ -287,13 +287,14 @@ _SAVED_MODEL_ENTRIES = frozenset(_SAVED_MODEL_FILES + ("variables", "assets", "a
                                                        "keras_metadata.pb", "labels.txt"))  # fmt: skip
 
 
-def check_saved_model_replaceable(folder: "os.PathLike[str] | str") -> None:
-    """Refuse to replace ``folder`` unless it is missing, empty, or a SavedModel and nothing else.
+def check_replaceable_folder(folder: "os.PathLike[str] | str", *, foreign: Callable[[str], List[str]],
+                             kind: str) -> None:  # fmt: skip
+    """Refuse to replace ``folder`` unless it is missing, or a folder that holds only what ``kind`` holds.
 
-    A SavedModel folder holds ``saved_model.pb`` (or ``.pbtxt``, or ``.cpb``) and what TensorFlow
-    writes beside it (``variables/``, ``assets/``, ``assets.extra/``, ``debug/``, ``fingerprint.pb``,
-    ``keras_metadata.pb``), and the ``labels.txt`` :func:`save_saved_model` adds; hidden entries
-    (``.DS_Store``) do not count. Anything else is not ours to delete.
+    Args:
+      folder: the path an export will replace.
+      foreign: the entries of an existing folder that are not part of ``kind`` (sorted; ``[]``: safe).
+      kind: what the folder holds, for the message ("a SavedModel").
 
     Raises:
       ExportError: naming ``folder``: not a folder, or it holds other entries (the first five named).
@@ -303,13 +304,31 @@ def check_saved_model_replaceable(folder: "os.PathLike[str] | str") -> None:
         return
     if not os.path.isdir(folder) or os.path.islink(folder):
         raise ExportError("exists and is not a folder", path=folder)
+    found = foreign(folder)
+    if found:
+        raise ExportError(f"holds files that are not part of {kind} ({found[:5]}); refusing to replace it", path=folder)
+
+
+def check_saved_model_replaceable(folder: "os.PathLike[str] | str") -> None:
+    """Refuse to replace ``folder`` unless it is missing, empty, or a SavedModel and nothing else.
+
+    A SavedModel folder holds ``saved_model.pb`` (or ``.pbtxt``, or ``.cpb``) and what TensorFlow
+    writes beside it (``variables/``, ``assets/``, ``assets.extra/``, ``debug/``, ``fingerprint.pb``,
+    ``keras_metadata.pb``), and the ``labels.txt`` :func:`save_saved_model` adds; hidden entries
+    (``.DS_Store``) do not count. Anything else is not ours to delete.
+
+    Raises:
+      ExportError: naming ``folder`` (:func:`check_replaceable_folder`).
+    """
+    check_replaceable_folder(folder, foreign=_not_saved_model_files, kind="a SavedModel")
+
+
+def _not_saved_model_files(folder: str) -> List[str]:
+    """The entries of ``folder`` that are not part of a SavedModel (all of them, if it has no graph)."""
     entries = sorted(e for e in os.listdir(folder) if not e.startswith("."))
-    foreign = [e for e in entries if e not in _SAVED_MODEL_ENTRIES]
     if entries and not any(name in entries for name in _SAVED_MODEL_FILES):
-        foreign = entries
-    if foreign:
-        raise ExportError(f"holds files that are not part of a SavedModel ({foreign[:5]}); refusing to replace it",
-                          path=folder)  # fmt: skip
+        return entries
+    return [e for e in entries if e not in _SAVED_MODEL_ENTRIES]
 
 
 def save_saved_model(serving_model, path: str, *, labels: Optional[List[str]] = None) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ExportError, ModelFormatError
-from ..export import replace_path
+from ..export import check_replaceable_folder, replace_path
 from .builder import _dims, _keras
 from .reader import read_model_json, shard_paths
 from .schema import METADATA_JSON, MODEL_JSON, SEPARATE_MANIFESTS, SUPPORTED_LAYERS, _MODEL_CLASSES, _check, _is_int
@@ -180,17 +180,9 @@ def check_replaceable(folder: "os.PathLike[str] | str") -> None:
     """Refuse to replace ``folder`` unless it is missing or a TF.js model folder and nothing else.
 
     Raises:
-      ExportError: naming ``folder``: not a folder, or it holds other files (the first five named).
+      ExportError: naming ``folder`` (:func:`~mm_browserfft.export.check_replaceable_folder`).
     """
-    folder = os.fspath(folder)
-    if not os.path.lexists(folder):
-        return
-    if not os.path.isdir(folder) or os.path.islink(folder):
-        raise ExportError("exists and is not a folder", path=folder)
-    foreign = _not_tfjs_files(folder)
-    if foreign:
-        raise ExportError(f"holds files that are not part of a TF.js model ({foreign[:5]}); refusing to replace it",
-                          path=folder)  # fmt: skip
+    check_replaceable_folder(folder, foreign=_not_tfjs_files, kind="a TF.js model")
 
 
 def _not_tfjs_files(folder: str) -> List[str]:
