@@ -32,7 +32,7 @@ from conftest import SPEECH_DIR, real_clips
 pytest.importorskip("starlette")
 from mm_browserfft.studio import Limits, Workspace, serve  # noqa: E402
 from mm_browserfft.studio.jobs import parse_epoch_line  # noqa: E402
-from mm_browserfft.studio.workspace import StudioError, safe_name  # noqa: E402
+from mm_browserfft.studio.workspace import StudioError, StudioNotFound, safe_name  # noqa: E402
 
 WORDS = ("yes", "no", "up")
 
@@ -463,6 +463,23 @@ def test_names_are_checked_not_rewritten(tmp_path):
         ws = Workspace(tmp_path / "ws")
         ws.create_project("a", ["yes"])
         ws.create_project("a", ["yes"])
+
+
+def test_an_upload_to_a_project_deleted_while_it_arrived_is_refused_not_kept(tmp_path):
+    workspace = Workspace(tmp_path / "ws")
+    project = workspace.create_project("p", ["yes"])  # the upload looked it up, then read its body ...
+    workspace.delete_project("p")  # ... while the project was deleted
+    with pytest.raises(StudioNotFound, match="'p' was deleted"):
+        project.add_clips(None, [("words.zip", _zip_of({"yes/a.wav": _wav_bytes()}))], limits=Limits())
+    assert not (tmp_path / "ws" / "p").exists()
+
+
+def _zip_of(members) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
 
 
 def test_a_workspace_that_is_a_file_is_named_not_blamed_on_the_port(tmp_path):
