@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
 from .errors import AudioDecodeError, InvalidInputError
-from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
+from .frontend import HOP_LENGTH, SAMPLE_RATE, WAVEFORM_LENGTH
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -25,6 +25,7 @@ __all__ = [
     "to_mono",
     "num_windows",
     "window_offsets",
+    "tail_window_start",
     "split_windows",
     "pad_to_window",
     "NOISE_FLOOR_STDDEV",
@@ -240,6 +241,28 @@ def num_windows(num_samples: int, *, pad_short: bool = False) -> int:
 def window_offsets(num_samples: int, *, pad_short: bool = False) -> np.ndarray:
     """Start sample of each window of :func:`num_windows`: ``[0, 44032, 88064, ...]``."""
     return np.arange(num_windows(num_samples, pad_short=pad_short), dtype=np.int64) * WAVEFORM_LENGTH
+
+
+def tail_window_start(length: int, scored_end: int) -> Optional[int]:
+    """Where a listener's last window starts, so that the end of a stream is heard too.
+
+    A listener scores windows every hop; past the last of them may lie samples no window
+    has ended on (up to a hop less one), and a word said there would go unheard. One more
+    window, ending at the stream's last sample, covers them when they make at least one
+    spectrogram frame (1024 samples): less is nothing the model could hear (a 1 s clip at
+    44.1 kHz is 68 samples longer than a window, and stays one window).
+
+    Args:
+      length: samples in the stream (44.1 kHz).
+      scored_end: where the last window scored ended (its start + 44032); 0 if none was.
+
+    Returns:
+      ``length - 44032``, or None when no window was scored (the stream is shorter than one:
+      it is heard padded) or the last one ended less than a frame before ``length``.
+    """
+    if scored_end == 0 or length - scored_end < HOP_LENGTH:
+        return None
+    return length - WAVEFORM_LENGTH
 
 
 def split_windows(waveform: np.ndarray, *, pad_short: bool = False) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from .audio import iter_audio_blocks, pad_to_window
+from .audio import iter_audio_blocks, pad_to_window, tail_window_start
 from .errors import InvalidInputError, ModelFormatError
 from .frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 
@@ -234,7 +234,9 @@ def stream_predictions(
     The file is decoded in blocks (:func:`~mm_browserfft.audio.iter_audio_blocks`),
     so memory stays bounded for hour-long recordings. Windows start every
     ``hop_s`` seconds (default: half a window, the recognizer's overlap factor
-    0.5); a recording shorter than one window is zero-padded to one.
+    0.5), and where they leave the end of the recording unheard, one more ends at
+    its last sample (:func:`~mm_browserfft.audio.tail_window_start`); a recording
+    shorter than one window is zero-padded to one.
 
     Yields:
       one :class:`WindowPrediction` per window, in time order.
@@ -272,10 +274,14 @@ def stream_predictions(
             next_start += hop
             if len(windows) == batch:
                 yield from flush()
-        drop = min(next_start - consumed, pending.size)
+        drop = max(0, min(next_start, total - WAVEFORM_LENGTH) - consumed)  # the tail window's samples stay
         pending, consumed = pending[drop:], consumed + drop
-    if total and next_start == 0 and not windows:  # shorter than one window
+    tail = tail_window_start(total, next_start - hop + WAVEFORM_LENGTH if next_start else 0)
+    if total and next_start == 0:  # shorter than one window
         windows.append(pad_to_window(pending))  # centred, as training pads short clips
         starts.append(0)
+    elif tail is not None:
+        windows.append(pending[-WAVEFORM_LENGTH:].copy())
+        starts.append(tail)
     if windows:
         yield from flush()

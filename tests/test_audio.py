@@ -246,3 +246,13 @@ def test_the_noise_floor_is_one_fixed_draw_at_model_makers_level():
     period = audio.NOISE_FLOOR_PERIOD  # one draw repeated; no 2048-sample frame holds a repeat
     assert period > 2 * fe.HOP_LENGTH
     np.testing.assert_array_equal(floor[period:], floor[: fe.WAVEFORM_LENGTH - period])
+
+
+def test_the_tail_window_ends_at_the_last_sample_when_the_hop_grid_leaves_samples_unheard():
+    from mm_browserfft.audio import tail_window_start
+
+    assert tail_window_start(100_000, 0) is None  # nothing scored: the stream is heard padded instead
+    assert tail_window_start(88_064, 88_064) is None  # the last window ended at the last sample
+    assert tail_window_start(44_100, 44_032) is None  # a 1 s clip: 68 samples, less than a frame, unheard
+    assert tail_window_start(44_032 + HOP, 44_032) == HOP  # a frame unheard: one more window
+    assert tail_window_start(100_000, 88_064) == 100_000 - N

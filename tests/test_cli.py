@@ -319,7 +319,11 @@ def test_predict_slides_over_a_long_recording(trained, predictions, tmp_path):
     code, stdout, _ = run_cli("predict", model, recording, "--json", "--hop", "0.5")
     assert code == 0
     windows = json.loads(stdout)[0]["windows"]
-    assert [w["start_s"] for w in windows] == [0.5 * k for k in range(9)]  # last window ends at 4.998 s
+    # every half second: the last ends at 4.998 s, under a frame before the end, so no window is added there
+    assert [w["start_s"] for w in windows] == [0.5 * k for k in range(9)]
+    code, stdout, _ = run_cli("predict", model, recording, "--json", "--hop", "0.7")
+    ends = [w["end_s"] for w in json.loads(stdout)[0]["windows"]]
+    assert ends[-2] == pytest.approx(3.5 + 0.9985, abs=1e-3) and ends[-1] == pytest.approx(5.0, abs=1e-3)  # the tail
     assert all(w["end_s"] == pytest.approx(w["start_s"] + 0.9985, abs=1e-3) for w in windows)
     assert [windows[k]["top_k"][0]["label"] for k in (0, 4, 8)] == order
 

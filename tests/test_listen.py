@@ -120,6 +120,20 @@ def test_the_threshold_is_honoured(model, spoken_file, threshold):
     assert len(looser) >= len(found) and {(d.label, d.end_s) for d in found} <= {(d.label, d.end_s) for d in looser}
 
 
+def test_a_word_said_at_the_very_end_of_a_file_is_heard(model, spoken, tmp_path):
+    """The hop grid's last window may end before the file does; one more ends at its last sample."""
+    recording, last = spoken[0], spoken[0].events[-1]
+    for options in ({}, {"overlap_factor": 0.5, "average_ms": 0}):  # a hop of 93 ms, and the browser's 0.51 s
+        hop = ListeningOptions(**options).hop_samples
+        end = int(round(last.end_s * SAMPLE_RATE))
+        end += (-(end - WAVEFORM_LENGTH) % hop or hop) // 2  # ends half a hop after a window of the grid ends
+        path = tmp_path / "cut.wav"
+        sf.write(path, recording.waveform[:end], SAMPLE_RATE, subtype="FLOAT")
+        found = listen_file(model, path, **options)
+        assert found and found[-1].label == last.label and found[-1].end_s >= last.start_s, (options, found)
+        assert [d.label for d in found] == [e.label for e in spoken[0].events], options
+
+
 def test_chunked_feeding_at_16_khz_equals_the_whole_file(model, spoken_file):
     whole = listen_file(model, spoken_file, probability_threshold=0.6)
     recognizer = Recognizer(model, sample_rate=16000, probability_threshold=0.6)
@@ -216,8 +230,9 @@ def test_the_recogniser_takes_keras_models_and_agrees_with_their_tflite(random_b
     keras_found = Recognizer(spec.create_serving_model(model), labels=["_background_noise_", "a", "b"], options=options)
     tflite_found = Recognizer(tmp_path / "m.tflite", options=options)
     a, b = keras_found.feed(audio) + keras_found.finish(), tflite_found.feed(audio) + tflite_found.finish()
-    assert len(a) == len(b) == (audio.size - WAVEFORM_LENGTH) // options.hop_samples + 1
-    assert [d.end_s for d in a] == [d.end_s for d in b]
+    # every window of the hop grid fires (threshold 0), then the one ending at the last sample
+    assert len(a) == len(b) == (audio.size - WAVEFORM_LENGTH) // options.hop_samples + 2
+    assert [d.end_s for d in a] == [d.end_s for d in b] and a[-1].end_s == pytest.approx(audio.size / SAMPLE_RATE)
     assert np.allclose([d.score for d in a], [d.score for d in b], atol=1e-3)
     with pytest.raises(InvalidInputError, match="labels"):
         Recognizer(spec.create_serving_model(model))

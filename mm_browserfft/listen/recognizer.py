@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..audio import iter_audio_blocks, pad_to_window
+from ..audio import iter_audio_blocks, pad_to_window, tail_window_start
 from ..errors import InvalidInputError
 from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 from ..predict import Predictor, as_predictor, predict_windows
@@ -84,6 +84,7 @@ class Recognizer:
         self._buffer = np.zeros(0, np.float32)
         self._buffer_start = 0  # stream sample (44.1 kHz) of self._buffer[0]
         self._next_start = 0
+        self._scored_end = 0  # where the last window scored ended (stream sample, 44.1 kHz)
         self._seen = 0
         self.rule.reset()
 
@@ -117,16 +118,23 @@ class Recognizer:
         return out + self.finish()
 
     def finish(self) -> List[Detection]:
-        """End of stream: flush the resampler; a stream shorter than one window is heard once, padded.
+        """End of stream: flush the resampler and hear what no window has ended on yet.
 
-        The recogniser is then ready for a new stream (:meth:`reset`: times count from 0 again).
+        A stream shorter than one window is heard once, padded; a longer one whose last window
+        ended before its last sample is heard once more, by a window ending there
+        (:func:`~mm_browserfft.audio.tail_window_start`), so that a word said at the very end
+        is not lost. The recogniser is then ready for a new stream (:meth:`reset`: times count
+        from 0 again).
         """
         x = np.zeros(0, np.float32) if self._resampler is None else self._resampler.resample_chunk(
             np.zeros(0, np.float32), last=True
         )
         out = self._consume(x)
+        tail = tail_window_start(self._buffer_start + self._buffer.size, self._scored_end)
         if self._next_start == 0 and self._seen:
             out += self.rule.run([0], self.predictor.predict(pad_to_window(self._buffer)[np.newaxis]))
+        elif tail is not None:
+            out += self.rule.run([tail], self.predictor.predict(self._buffer[-WAVEFORM_LENGTH:][np.newaxis]))
         self.reset()
         return out
 
@@ -142,7 +150,9 @@ class Recognizer:
         if starts:
             offsets = np.asarray(starts) - self._buffer_start
             out = self.rule.run(starts, predict_windows(self.predictor, self._buffer, offsets))
-        drop = min(self._next_start - self._buffer_start, self._buffer.size)
+            self._scored_end = starts[-1] + WAVEFORM_LENGTH
+        # keep what the next window needs, and the last window's worth for the stream's tail (finish)
+        drop = min(self._next_start, end - WAVEFORM_LENGTH) - self._buffer_start
         if drop > 0:
             self._buffer = self._buffer[drop:].copy()
             self._buffer_start += drop

@@ -7,6 +7,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..audio import tail_window_start
 from ..errors import InvalidInputError
 from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 from ..listen import DecisionRule, Detection, ListeningOptions, is_word
@@ -28,7 +29,8 @@ FALSE_ACCEPT_CAUSES = ("another_keyword", "same_word_again", "unknown_speech", "
 
 
 def window_scores(predictor, waveform: np.ndarray, *, hop_samples: int, batch: int = 64) -> Tuple[np.ndarray, np.ndarray]:
-    """Probabilities of every window of ``waveform`` (the recogniser's windows: one per ``hop_samples``).
+    """Probabilities of every window of ``waveform`` (the recogniser's windows: one per ``hop_samples``,
+    and one ending at the last sample, :func:`~mm_browserfft.audio.tail_window_start`).
 
     Args:
       predictor: a :class:`~mm_browserfft.predict.Predictor`.
@@ -38,6 +40,9 @@ def window_scores(predictor, waveform: np.ndarray, *, hop_samples: int, batch: i
       ``(starts [m] int samples, probabilities [m, C] float32)``.
     """
     starts = np.arange(0, waveform.size - WAVEFORM_LENGTH + 1, hop_samples, dtype=np.int64)
+    tail = tail_window_start(waveform.size, int(starts[-1]) + WAVEFORM_LENGTH if starts.size else 0)
+    if tail is not None:
+        starts = np.append(starts, tail)
     return starts, predict_windows(predictor, waveform, starts, batch=batch)
 
 
