@@ -200,11 +200,15 @@ def test_the_det_curve_trades_false_rejects_for_false_accepts(report):
     assert at["all"] == report["at_threshold"]["all"]
 
 
-def test_the_chosen_threshold_is_the_lowest_that_meets_the_budget(report):
+def test_the_chosen_threshold_misses_the_fewest_words_within_the_budget(report):
     budget = report["budget"]
     assert budget["threshold"] is not None
-    within = [d["threshold"] for d in report["det"] if d["all"]["false_accepts_per_hour"] <= 10.0]
-    assert budget["threshold"] == min(within)
+    within = [(d["all"]["false_reject_rate"], -d["threshold"]) for d in report["det"]
+              if d["all"]["false_accepts_per_hour"] <= 10.0]  # fmt: skip
+    assert (budget["false_reject_rate"], -budget["threshold"]) == min(within)
+    # not the lowest threshold within the budget where that misses more (another word fires first)
+    lowest = min(d["threshold"] for d in report["det"] if d["all"]["false_accepts_per_hour"] <= 10.0)
+    assert budget["threshold"] >= lowest
     fa_at = report["false_accepts_per_hour_at_false_reject_rate"]
     assert fa_at["0.10"] is None or fa_at["0.05"] is None or fa_at["0.10"] <= fa_at["0.05"]
 

@@ -256,7 +256,8 @@ def streaming_report(
       ``false_accepts_by_cause`` and ``heard_as`` (at the operating point: :func:`explain_false_accepts`),
       ``per_recording`` (the same ``all`` figures of each recording on its own, with its ``minutes``),
       ``det`` (one entry per threshold: ``threshold`` and the same ``all`` figures plus per keyword), ``auc`` (per keyword and ``all``), ``budget`` (``false_accepts_per_hour``, the
-      chosen ``threshold`` or None, and its ``false_reject_rate``) and
+      chosen ``threshold`` or None: of the thresholds within the budget, the one with the fewest
+      false rejects, the highest of those, and its ``false_reject_rate``) and
       ``false_accepts_per_hour_at_false_reject_rate`` (the lowest on the curve at 5 % and 10 %).
     """
     options = options or ListeningOptions()
@@ -315,7 +316,9 @@ def report_on_scores(
 
     det = [{"threshold": float(t), **total(counted(t))} for t in sorted(thresholds)]
     within = [d for d in det if d["all"]["false_accepts_per_hour"] <= false_accepts_per_hour_budget]
-    chosen = within[0] if within else None
+    # the fewest false rejects within the budget, and of those the highest threshold: under the
+    # recogniser's rule a lower threshold can miss more (another word fires first and suppresses it)
+    chosen = min(within, key=lambda d: (_or_one(d["all"]["false_reject_rate"]), -d["threshold"]), default=None)
 
     def best_fa_at(frr: float) -> Optional[float]:
         ok = [d["all"]["false_accepts_per_hour"] for d in det
@@ -340,6 +343,11 @@ def report_on_scores(
         },
         "false_accepts_per_hour_at_false_reject_rate": {"0.05": best_fa_at(0.05), "0.10": best_fa_at(0.10)},
     }
+
+
+def _or_one(rate: Optional[float]) -> float:
+    """A false-reject rate, 1.0 where there was no word to reject."""
+    return 1.0 if rate is None else rate
 
 
 def plot_det(report: Dict, path) -> None:
