@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ import os
 import pathlib
 import sys
 import tempfile
+import warnings
 from typing import Any, Callable, Optional, Sequence
 
 from . import __version__
@@ -214,9 +216,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log = logging.getLogger("mm_browserfft")
     shown = logging.StreamHandler(sys.stderr)
     shown.setFormatter(logging.Formatter("mm-browserfft: %(message)s"))
-    level = log.level
+    level, propagate, show_warning = log.level, log.propagate, warnings.showwarning
     log.addHandler(shown)
     log.setLevel(logging.INFO)
+    log.propagate = False  # a root handler that TensorFlow or absl set up would print every line again
+    warnings.showwarning = functools.partial(_show_warning, others=show_warning)
     try:
         if _needs_tensorflow(args):
             _import_tensorflow_quietly()
@@ -233,6 +237,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         log.removeHandler(shown)
         log.setLevel(level)
+        log.propagate, warnings.showwarning = propagate, show_warning
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None, *, others) -> None:
+    """The package's own warnings (a skipped file, ...) as one ``mm-browserfft: warning:`` line; others by ``others``."""
+    if os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep):
+        print(f"mm-browserfft: warning: {message}", file=file or sys.stderr)
+    else:
+        others(message, category, filename, lineno, file, line)
 
 
 def _needs_tensorflow(args) -> bool:

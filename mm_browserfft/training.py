@@ -163,6 +163,11 @@ def _load_splits(data_dir, opts: TrainingOptions, spec):
             validation = rest
         validation, test = (_clips_or_none(split, what) for split, what in ((validation, "validation"), (test, "test")))
         _require_clips_of_every_label(train, data_dir, split=True)
+    for split, what in ((validation, "validation"), (test, "test")):
+        missing = [] if split is None else [l for l in split.index_to_label if not split.report.clips_per_class[l]]
+        if missing:
+            log.warning("the %s split holds no clip of %s: its figures say nothing of %s",
+                        what, ", ".join(map(repr, missing)), "it" if len(missing) == 1 else "them")  # fmt: skip
     return data, train, validation, test
 
 
@@ -238,6 +243,9 @@ def train_and_export(data_dir, export_dir, opts: TrainingOptions) -> Dict:
         check_saved_model_replaceable(export_dir / "saved_model")
     spec = _make_spec(opts, model_dir=os.fspath(export_dir / "checkpoints"))
     data, train, validation, test = _load_splits(data_dir, opts, spec)
+    if len(train) < opts.batch_size:
+        raise DatasetError(f"the training split holds {len(train)} files, fewer than --batch-size {opts.batch_size}: "
+                           "give a smaller --batch-size, or more files", path=data_dir)  # fmt: skip
     _prepare_backup(spec, train, validation, opts)
     root = cache_root(opts)
     model = audio_classifier.create(

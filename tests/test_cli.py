@@ -7,7 +7,9 @@ also run as real subprocesses.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import pathlib
 import re
@@ -493,6 +495,27 @@ def test_a_file_found_unreadable_while_training_with_augmentation_is_skipped_and
     assert train["unreadable"] == 1 and train["per_class"]["yes"] == {"files": 2, "clips": 2, "padded": 0,
                                                                       "dropped_short": 0, "unreadable": 1}  # fmt: skip
     assert "1 unreadable files skipped" in (out / "report.md").read_text()
+    # the package's warning is one line of the command's, not Python's warning with its source line
+    assert f"mm-browserfft: warning: skipping {data / 'yes' / 'nan.wav'}" in stderr and "UserWarning" not in stderr
+
+
+def test_each_log_line_is_printed_once(bad_data, tmp_path):
+    out = tmp_path / "out"
+    args = ("train", bad_data["good"], "--export", out, "--epochs", "1", "--validation-split", "0", "--test-split", "0.5")
+    code, _, stderr = run_cli(*args)  # 2 files to train on, and a batch of 32 by default
+    assert code == 2 and "the training split holds 2 files, fewer than --batch-size 32" in stderr
+    args += ("--batch-size", "2")
+    assert run_cli(*args, "--saved-model")[0] == 0
+    # TensorFlow's converter logs through the root logger, which then gets a handler of its own (basicConfig)
+    root_lines = io.StringIO()
+    root_handler = logging.StreamHandler(root_lines)
+    logging.getLogger().addHandler(root_handler)
+    try:
+        code, _, stderr = run_cli(*args)
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    assert code == 0 and stderr.count(f"removing {out / 'saved_model'}") == 1, stderr
+    assert "removing" not in root_lines.getvalue()  # not a second time, through the root logger's handler
 
 
 def test_an_export_that_cannot_be_written_exits_1(bad_data, tmp_path):
@@ -528,6 +551,8 @@ def test_train_on_every_label_of_the_test_data(tmp_path):
     assert report["metrics"]["num_examples"] >= 20  # whole speakers of the 240 training clips
     assert report["metrics"]["accuracy"] >= 0.5  # 10 classes (chance 0.1); measured 0.60 on 20 clips
     assert re.search(r"^test accuracy [\d.]+ on \d+ clips of speakers not used for training$", stdout, re.M)
+    untested = [label for label in labels if not report["data"]["test"]["per_class"][label]["clips"]]
+    assert ("the test split holds no clip of " + ", ".join(map(repr, untested)) in stderr) == bool(untested)
 
     code, stdout, _ = run_cli("evaluate", out / "model.tflite", heldout, "--json")
     assert code == 0

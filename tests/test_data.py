@@ -132,8 +132,12 @@ def test_missing_and_empty_folders_raise_dataset_errors(tmp_path, spec):
         DataLoader.from_folder(spec, tmp_path / "nope")
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "readme.txt").write_text("x")
-    with pytest.raises(DatasetError, match="No audio files found."):
+    with pytest.raises(DatasetError, match=r"No audio files found\.$"):
         DataLoader.from_folder(spec, tmp_path)
+    write_noise(str(tmp_path / "a" / "1.wav"), 1.0)  # a label folder given instead of the folder above it
+    write_noise(str(tmp_path / "a" / "2.wav"), 1.0)
+    with pytest.raises(DatasetError, match=r"a: No audio files found; its 2 audio files lie in it, not in label folders"):
+        DataLoader.from_folder(spec, tmp_path / "a")
 
 
 def test_unreadable_files_raise_naming_the_file_or_are_counted(tmp_path, spec):

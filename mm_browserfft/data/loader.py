@@ -18,7 +18,7 @@ from ..errors import AudioDecodeError, DatasetError
 from ..frontend import SAMPLE_RATE, WAVEFORM_LENGTH
 from ..metadata import is_single_line
 from ..speakers import speaker_id
-from .files import check_categories, label_folder_files, warn_case_clashes
+from .files import check_categories, is_audio_name, label_folder_files, warn_case_clashes
 from .report import LoadReport
 from .waveforms import Cache, Item, PathLike, WaveformCache
 
@@ -145,7 +145,10 @@ class DataLoader:
     @classmethod
     def _from_pairs(cls, spec, pairs, shuffle, cache, seed, skip_bad_files, skipped, *, where) -> "DataLoader":
         if not pairs:
-            raise DatasetError("No audio files found.", path=where)
+            loose = [p for p in skipped if os.path.dirname(p) == os.fspath(where) and is_audio_name(os.path.basename(p))]
+            hint = (f"; its {len(loose)} audio files lie in it, not in label folders (<folder>/<label>/<file>): "
+                    "pass the folder that holds the label folders") if loose else ""  # fmt: skip
+            raise DatasetError(("No audio files found" + hint) if hint else "No audio files found.", path=where)
         index_to_label = sorted({label for _, label in pairs})
         broken = [label for label in index_to_label if not is_single_line(label)]
         if broken:
@@ -184,7 +187,7 @@ class DataLoader:
         if short:
             _log.warning(
                 "%d of %d files in %s are shorter than %d samples at 44.1 kHz and give no clip "
-                "(BrowserFftSpec(pad_short_clips=True) pads them instead)",
+                "(pad_short_clips=True, or --pad-short-clips, pads them instead)",
                 short, len(items), where, WAVEFORM_LENGTH,
             )  # fmt: skip
         return loader
