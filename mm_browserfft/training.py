@@ -359,7 +359,21 @@ def _calibrate_listening(test, data_dir, tflite_path, opts: TrainingOptions) -> 
         log.warning("listening not calibrated (the default settings stay): %s", exc)
         return None, str(exc)
     write_listening_section(tflite_path, section)
+    _say_calibration(section["options"], section["calibration"])
     return section, None
+
+
+def _say_calibration(options: Dict, c: Dict) -> None:
+    """One log line of what the calibration chose and measured; a warning when its audio cannot show the budget met."""
+    rate = "no keyword" if c["false_reject_rate"] is None else f"{c['false_reject_rate']:.0%} of them missed"
+    log.info("listening calibrated on %.1f minutes of test audio (%d words, %s): threshold %g (%s from %g), "
+             "%.0f false accepts per hour counted", c["minutes"], c["words"], rate, options["probability_threshold"],
+             c["moved"], c["start_threshold"], c["false_accepts_per_hour"])  # fmt: skip
+    if c["false_accepts_per_hour_bound"] > c["false_accepts_per_hour_budget"]:
+        log.warning("%.1f minutes of test audio cannot show the budget of %g false accepts per hour met (with %.0f %% "
+                    "confidence, the rate could be up to %.0f): give train more test clips (--test-dir), or judge "
+                    "thresholds on your own audio with evaluate --streaming", c["minutes"],
+                    c["false_accepts_per_hour_budget"], 100 * c["confidence"], c["false_accepts_per_hour_bound"])  # fmt: skip
 
 
 def run_demo(export_dir, *, epochs: int = 30, seed: int = 0) -> Dict:

@@ -151,3 +151,9 @@ def test_train_calibrated_the_listening_threshold_into_the_sidecar(cli_trained):
     assert read_listening_options(cli_trained[0] / "model.tflite").as_dict() == listening["options"]
     report = (cli_trained[0] / "report.md").read_text()
     assert f"listening threshold | {listening['options']['probability_threshold']}" in report
+    # and the console says what it chose, and when its few minutes cannot show the budget met
+    stderr = cli_trained[2]
+    assert (f"listening calibrated on {cal['minutes']:.1f} minutes of test audio ({cal['words']} words" in stderr
+            and f"threshold {listening['options']['probability_threshold']:g} ({cal['moved']} from" in stderr)  # fmt: skip
+    shown = f"cannot show the budget of {CALIBRATION_BUDGET:g} false accepts per hour met" in stderr
+    assert shown == (cal["false_accepts_per_hour_bound"] > CALIBRATION_BUDGET)
