@@ -432,16 +432,18 @@ def test_a_backup_is_restored_only_into_the_very_same_run(tmp_path, random_base_
 def test_a_seed_gives_identical_splits_weights_and_metrics(tmp_path, random_base_dir):
     data_dir = link_real_clips(tmp_path / "data", ("yes", "no", "up"), 6)
 
-    def run(i):
+    def run(i, *, base_loaded_before=False):
         spec = BrowserFftSpec(base_model=str(random_base_dir), seed=7)
+        if base_loaded_before:  # as `train --resume` does, and as a second training with one spec does
+            spec.base
         train, test = DataLoader.from_folder(spec, data_dir, seed=7).split(0.7, by_speaker=True)
         model = audio_classifier.create(train, spec, batch_size=4, epochs=4, model_dir=str(tmp_path / f"m{i}"))
         return train.files, test.files, model.model.get_layer("classification_head").get_weights(), model.evaluate(test)
 
-    first, second = run(0), run(1)
-    assert first[0] == second[0] and first[1] == second[1]
-    assert all(np.array_equal(a, b) for a, b in zip(first[2], second[2]))
-    assert first[3] == second[3]
+    first, second, third = run(0), run(1), run(2, base_loaded_before=True)
+    assert first[0] == second[0] == third[0] and first[1] == second[1] == third[1]
+    assert all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in zip(first[2], second[2], third[2]))
+    assert first[3] == second[3] == third[3]
 
 
 def test_a_seed_gives_identical_weights_with_augmentation_on(tmp_path, random_base_dir):

@@ -172,6 +172,9 @@ class AudioClassifier:
             )
         seed = getattr(self.model_spec, "seed", None)
         if seed is not None:
+            # the base is loaded (once per spec) before seeding: its first loading draws from the global
+            # generators, and the new head's weights must not depend on whether it was loaded already
+            getattr(self.model_spec, "base", None)
             _keras().utils.set_random_seed(seed)
         with self.model_spec.strategy.scope():
             self.create_model()
