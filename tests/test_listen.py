@@ -123,7 +123,7 @@ def test_the_threshold_is_honoured(model, spoken_file, threshold):
 def test_a_word_said_at_the_very_end_of_a_file_is_heard(model, spoken, tmp_path):
     """The hop grid's last window may end before the file does; one more ends at its last sample."""
     recording, last = spoken[0], spoken[0].events[-1]
-    for options in ({}, {"overlap_factor": 0.5, "average_ms": 0}):  # a hop of 93 ms, and the browser's 0.51 s
+    for options in ({}, {"overlap_factor": 0.75, "average_ms": 0}):  # hops of 93 ms and 0.26 s
         hop = ListeningOptions(**options).hop_samples
         end = int(round(last.end_s * SAMPLE_RATE))
         end += (-(end - WAVEFORM_LENGTH) % hop or hop) // 2  # ends half a hop after a window of the grid ends
