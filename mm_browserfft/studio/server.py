@@ -266,8 +266,9 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
                 declared = int(request.headers.get("content-length") or 0)
             except ValueError:
                 declared = 0
+            too_large = StudioTooLarge(f"refused: the request's body is over {limit} bytes")
             if declared > limit:
-                return await _too_large(limit)(scope, receive, send_secured)
+                return await JSONResponse({"error": str(too_large)}, status_code=413)(scope, receive, send_secured)
             received = 0
 
             async def counted():
@@ -275,13 +276,10 @@ def create_app(workspace: "os.PathLike[str] | str", *, token: str, limits: Limit
                 message = await receive()
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise StudioTooLarge(f"refused: the request's body is over {limit} bytes")
+                    raise too_large
                 return message
 
             await self.app(scope, counted, send_secured)
-
-    def _too_large(limit: int):
-        return JSONResponse({"error": f"refused: the request's body is over {limit} bytes"}, status_code=413)
 
     async def body_json(request) -> Dict:
         try:

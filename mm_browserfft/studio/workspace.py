@@ -33,7 +33,10 @@ from ..audio import AUDIO_EXTENSIONS, load_audio
 from ..data.files import is_audio_name
 from ..errors import InvalidInputError
 
-__all__ = ["StudioError", "StudioBusy", "StudioNotFound", "StudioTooLarge", "Limits", "safe_name", "Workspace", "Project", "NOISE_LABEL", "UNKNOWN_LABEL"]
+__all__ = [
+    "StudioError", "StudioBusy", "StudioNotFound", "StudioTooLarge", "Limits", "safe_name", "Workspace", "Project",
+    "NOISE_LABEL", "UNKNOWN_LABEL",
+]
 
 NOISE_LABEL = "_background_noise_"
 """The background class of a new project (the name the browser recogniser and Teachable Machine use)."""
@@ -374,10 +377,10 @@ class Workspace:
         if root.exists() or clash is not None:
             raise StudioError(f"project {name!r} exists" + (f" (as {clash!r})" if clash not in (None, name) else ""))
         labels = [*words, NOISE_LABEL, UNKNOWN_LABEL]
-        Project(root)._check_new_labels(labels)
         project = Project(root)
+        project._check_new_labels(labels)  # all of them before any folder is made
         for label in labels:
-            project.add_label(label)
+            (project.data_dir / label).mkdir(parents=True, exist_ok=True)
         return project
 
     def delete_project(self, name: str) -> None:
